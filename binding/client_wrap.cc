@@ -1,0 +1,437 @@
+#include "client_wrap.h"
+
+#include <hiredis/hiredis.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "addon.h"
+
+namespace hirecache::binding {
+
+namespace {
+
+const char* KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kConnection:
+      return "connection";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kOutcomeUnknown:
+      return "outcome-unknown";
+    case ErrorKind::kQueueFull:
+      return "queue-full";
+    case ErrorKind::kClosed:
+      return "closed";
+    case ErrorKind::kProtocol:
+      return "protocol";
+  }
+  return "connection";
+}
+
+uint32_t GetUint(const Napi::Object& o, const char* name, uint32_t fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+std::string GetString(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+// Takes over a client whose JS object was collected while its handles were still open,
+// and deletes it once libuv has closed them.
+class OrphanedClient : public ReplyListener {
+ public:
+  OrphanedClient(std::unique_ptr<RedisClient> core, HirecacheAddon* addon)
+      : core_(std::move(core)), addon_(addon) {
+    core_->SetListener(this);
+    core_->Disconnect();
+  }
+  void BeginSettle() override {}
+  void EndSettle() override {}
+  void OnReply(void*, uint32_t, const redisReply*) override {}
+  void OnFailure(void*, uint32_t, const ClientError&) override {}
+  void OnBusyChanged(bool) override {}
+  void OnClosed() override {
+    HirecacheAddon* addon = addon_;
+    delete this;
+    addon->CoreClosed();
+  }
+
+ private:
+  std::unique_ptr<RedisClient> core_;
+  HirecacheAddon* addon_;
+};
+
+}  // namespace
+
+Napi::Function ClientWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Client",
+                     {
+                         InstanceMethod<&ClientWrap::Command>("command"),
+                         InstanceMethod<&ClientWrap::Quit>("quit"),
+                         InstanceMethod<&ClientWrap::Disconnect>("disconnect"),
+                         InstanceMethod<&ClientWrap::Status>("status"),
+                     });
+}
+
+// new Client(options, errorFactory): options were validated in lib/config.js.
+ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<ClientWrap>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "Client(options, errorFactory): bad arguments");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  ClientOptions options;
+  options.host = GetString(o, "host");
+  options.port = static_cast<uint16_t>(GetUint(o, "port", 6379));
+  options.username = GetString(o, "username");
+  options.password = GetString(o, "password");
+  options.db = GetUint(o, "db", 0);
+  options.client_name = GetString(o, "name");
+  options.connect_timeout_ms = GetUint(o, "connectTimeout", options.connect_timeout_ms);
+  options.command_timeout_ms = GetUint(o, "commandTimeout", options.command_timeout_ms);
+  options.keepalive_delay_s = GetUint(o, "keepAliveSeconds", options.keepalive_delay_s);
+  options.no_delay = o.Get("noDelay").ToBoolean().Value();
+  options.max_queue = GetUint(o, "maxQueue", options.max_queue);
+  options.reconnect_base_delay_ms =
+      GetUint(o, "reconnectBaseDelay", options.reconnect_base_delay_ms);
+  options.reconnect_max_delay_ms = GetUint(o, "reconnectMaxDelay", options.reconnect_max_delay_ms);
+
+  error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_resource_ = Napi::Persistent(Napi::Object::New(env));
+  napi_async_init(env, async_resource_.Value(), Napi::String::New(env, "hirecache:reply"),
+                  &async_context_);
+
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  core_ = std::make_unique<RedisClient>(loop, std::move(options), this);
+  auto* addon = env.GetInstanceData<HirecacheAddon>();
+  addon->AddClient(this);
+  addon->CoreOpened();
+}
+
+ClientWrap::~ClientWrap() {
+  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
+  addon->ForgetClient(this);
+  if (core_ != nullptr && !closed_) {
+    new OrphanedClient(std::move(core_), addon);  // Deletes itself when closed.
+  }
+  if (async_context_ != nullptr) napi_async_destroy(env_, async_context_);
+}
+
+void ClientWrap::Teardown() {
+  tearing_down_ = true;
+  if (core_ != nullptr && !closed_) core_->Disconnect();
+}
+
+// command(flags, ...args) => Promise
+Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
+  napi_env env = env_;
+  auto* addon = Napi::Env(env).GetInstanceData<HirecacheAddon>();
+  JsCallScope js(addon);
+  size_t argc = info.Length();
+  if (argc < 2) throw Napi::TypeError::New(env, "command(flags, name, ...args)");
+  uint32_t flags = info[0].As<Napi::Number>().Uint32Value();
+
+  scratch_.clear();
+  arg_offsets_.clear();
+  for (size_t i = 1; i < argc; ++i) {
+    napi_value v = info[i];
+    napi_valuetype type;
+    napi_typeof(env, v, &type);
+    arg_offsets_.push_back(scratch_.size());
+    if (type == napi_string) {
+      size_t at = scratch_.size();
+      size_t len = 0;
+      // Try to copy into the space already there; ask for the length only when it is short.
+      size_t room = scratch_.capacity() - at;
+      if (room < 64) {
+        scratch_.reserve(std::max<size_t>(scratch_.capacity() * 2, at + 256));
+        room = scratch_.capacity() - at;
+      }
+      scratch_.resize(at + room);
+      napi_get_value_string_utf8(env, v, &scratch_[at], room, &len);
+      if (len + 1 >= room) {
+        napi_get_value_string_utf8(env, v, nullptr, 0, &len);
+        scratch_.resize(at + len + 1);
+        napi_get_value_string_utf8(env, v, &scratch_[at], len + 1, &len);
+      }
+      scratch_.resize(at + len);
+    } else if (type == napi_number) {
+      double d = 0;
+      napi_get_value_double(env, v, &d);
+      char buf[32];
+      std::to_chars_result r;
+      if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0) {
+        r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(d));
+      } else {
+        r = std::to_chars(buf, buf + sizeof(buf), d);
+      }
+      scratch_.append(buf, static_cast<size_t>(r.ptr - buf));
+    } else {
+      bool is_buffer = false;
+      napi_is_buffer(env, v, &is_buffer);
+      if (!is_buffer) {
+        throw Napi::TypeError::New(env, "command arguments must be strings, Buffers or numbers");
+      }
+      void* data = nullptr;
+      size_t len = 0;
+      napi_get_buffer_info(env, v, &data, &len);
+      if (len > 0) scratch_.append(static_cast<const char*>(data), len);
+    }
+  }
+  arg_offsets_.push_back(scratch_.size());
+  argv_.clear();
+  for (size_t i = 0; i + 1 < arg_offsets_.size(); ++i) {
+    argv_.emplace_back(scratch_.data() + arg_offsets_[i], arg_offsets_[i + 1] - arg_offsets_[i]);
+  }
+
+  napi_deferred deferred;
+  napi_value promise;
+  napi_create_promise(env, &deferred, &promise);
+  SubmitResult result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
+  if (result != SubmitResult::kQueued) {
+    ClientError error;
+    switch (result) {
+      case SubmitResult::kQueueFull:
+        error = {ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
+                 "too many commands are waiting to be sent to Redis"};
+        break;
+      case SubmitResult::kDown:
+        error = core_->LastError();
+        error.message = "Redis is unreachable (" + error.message + "); retrying in the background";
+        break;
+      default:
+        error = {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"};
+        break;
+    }
+    if (flags & kSoftFail) {
+      napi_value v;
+      if (flags & kReplyIsOk) {
+        napi_get_boolean(env, false, &v);
+      } else {
+        napi_get_null(env, &v);
+      }
+      napi_resolve_deferred(env, deferred, v);
+    } else {
+      napi_reject_deferred(env, deferred, MakeClientError(error));
+    }
+  }
+  return Napi::Value(env, promise);
+}
+
+Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {
+  auto* addon = info.Env().GetInstanceData<HirecacheAddon>();
+  JsCallScope js(addon);
+  napi_deferred deferred;
+  napi_value promise;
+  napi_create_promise(env_, &deferred, &promise);
+  if (closed_) {
+    napi_value undefined;
+    napi_get_undefined(env_, &undefined);
+    napi_resolve_deferred(env_, deferred, undefined);
+  } else {
+    if (!close_requested_) Ref();  // Stay reachable until the close completes.
+    close_requested_ = true;
+    quit_waiters_.push_back(deferred);
+    core_->Quit();
+  }
+  return Napi::Value(env_, promise);
+}
+
+Napi::Value ClientWrap::Disconnect(const Napi::CallbackInfo& info) {
+  auto* addon = info.Env().GetInstanceData<HirecacheAddon>();
+  JsCallScope js(addon);
+  if (!closed_) {
+    if (!close_requested_) Ref();
+    close_requested_ = true;
+    core_->Disconnect();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object s = Napi::Object::New(env);
+  ClientStats st = closed_ || core_ == nullptr ? ClientStats{} : core_->Stats();
+  if (closed_ || core_ == nullptr) st.state = ClientState::kClosed;
+  s.Set("state", ClientStateName(st.state));
+  s.Set("reconnectAttempts", static_cast<double>(st.reconnect_attempts));
+  s.Set("connectionsOpened", static_cast<double>(st.connections_opened));
+  s.Set("inFlight", static_cast<double>(st.in_flight));
+  s.Set("queued", static_cast<double>(st.queued));
+  if (st.has_last_error) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("code", st.last_error.code);
+    e.Set("message", st.last_error.message);
+    e.Set("at", static_cast<double>(st.last_error_at_ms));
+    s.Set("lastError", e);
+  } else {
+    s.Set("lastError", env.Null());
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// ReplyListener
+
+void ClientWrap::BeginSettle() {
+  if (settle_depth_++ > 0 || tearing_down_) return;
+  napi_open_handle_scope(env_, &settle_scope_);
+  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
+  if (addon->js_depth == 0) {
+    napi_open_callback_scope(env_, async_resource_.Value(), async_context_, &callback_scope_);
+  }
+}
+
+void ClientWrap::EndSettle() {
+  if (settle_depth_ == 1 && !tearing_down_) {
+    // Closing the callback scope runs the promise continuations, as after a JS socket's
+    // 'data' event. They may call into this object again (depth is still 1 meanwhile).
+    if (callback_scope_ != nullptr) {
+      napi_callback_scope scope = callback_scope_;
+      callback_scope_ = nullptr;
+      napi_close_callback_scope(env_, scope);
+    }
+    if (settle_scope_ != nullptr) {
+      napi_handle_scope scope = settle_scope_;
+      settle_scope_ = nullptr;
+      napi_close_handle_scope(env_, scope);
+    }
+  }
+  --settle_depth_;
+}
+
+void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
+  if (tearing_down_) return;
+  auto deferred = static_cast<napi_deferred>(token);
+  napi_value value;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    if (flags & kSoftFail) {
+      if (flags & kReplyIsOk) {
+        napi_get_boolean(env_, false, &value);
+      } else {
+        napi_get_null(env_, &value);
+      }
+      napi_resolve_deferred(env_, deferred, value);
+      return;
+    }
+    std::string_view text(reply->str, reply->len);
+    size_t space = text.find(' ');
+    std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
+    napi_reject_deferred(env_, deferred, MakeError("reply", code, std::string(text)));
+    return;
+  }
+  if (flags & kReplyIsOk) {
+    bool ok = reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
+              std::memcmp(reply->str, "OK", 2) == 0;
+    napi_get_boolean(env_, ok, &value);
+  } else {
+    value = ConvertReply(reply, (flags & kReplyBuffers) != 0);
+  }
+  napi_resolve_deferred(env_, deferred, value);
+}
+
+void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error) {
+  if (tearing_down_) return;
+  auto deferred = static_cast<napi_deferred>(token);
+  if (flags & kSoftFail) {
+    napi_value value;
+    if (flags & kReplyIsOk) {
+      napi_get_boolean(env_, false, &value);
+    } else {
+      napi_get_null(env_, &value);
+    }
+    napi_resolve_deferred(env_, deferred, value);
+    return;
+  }
+  napi_reject_deferred(env_, deferred, MakeClientError(error));
+}
+
+void ClientWrap::OnBusyChanged(bool busy) {
+  if (tearing_down_) return;
+  // While a caller awaits a reply, the JS object must not be collected.
+  if (busy) {
+    Ref();
+  } else {
+    Unref();
+  }
+}
+
+void ClientWrap::OnClosed() {
+  closed_ = true;
+  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
+  if (!tearing_down_) {
+    BeginSettle();
+    napi_value undefined;
+    napi_get_undefined(env_, &undefined);
+    std::vector<napi_deferred> waiters;
+    waiters.swap(quit_waiters_);
+    for (napi_deferred d : waiters) napi_resolve_deferred(env_, d, undefined);
+    if (close_requested_) Unref();  // Taken by quit() or disconnect().
+    EndSettle();
+  }
+  core_.reset();  // Safe: the core promises nothing runs after OnClosed.
+  addon->ForgetClient(this);
+  addon->CoreClosed();
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+
+napi_value ClientWrap::ConvertReply(const redisReply* reply, bool buffers) {
+  napi_value v;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING:
+      if (buffers) {
+        void* data;
+        napi_create_buffer_copy(env_, reply->len, reply->str, &data, &v);
+      } else {
+        napi_create_string_utf8(env_, reply->str, reply->len, &v);
+      }
+      return v;
+    case REDIS_REPLY_STATUS:
+      napi_create_string_utf8(env_, reply->str, reply->len, &v);
+      return v;
+    case REDIS_REPLY_INTEGER:
+      napi_create_int64(env_, reply->integer, &v);
+      return v;
+    case REDIS_REPLY_NIL:
+      napi_get_null(env_, &v);
+      return v;
+    case REDIS_REPLY_ARRAY:
+      napi_create_array_with_length(env_, reply->elements, &v);
+      for (size_t i = 0; i < reply->elements; ++i) {
+        napi_set_element(env_, v, static_cast<uint32_t>(i),
+                         ConvertReply(reply->element[i], buffers));
+      }
+      return v;
+    case REDIS_REPLY_ERROR: {
+      // An error inside an array (EXEC, scripts) becomes an Error value, not a rejection.
+      std::string_view text(reply->str, reply->len);
+      size_t space = text.find(' ');
+      std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
+      return MakeError("reply", code, std::string(text));
+    }
+    default:
+      napi_get_undefined(env_, &v);
+      return v;
+  }
+}
+
+napi_value ClientWrap::MakeError(const char* kind, const std::string& code,
+                                 const std::string& message) {
+  Napi::Env env(env_);
+  return error_factory_.Call({Napi::String::New(env, kind), Napi::String::New(env, code),
+                              Napi::String::New(env, message)});
+}
+
+napi_value ClientWrap::MakeClientError(const ClientError& error) {
+  return MakeError(KindName(error.kind), error.code, error.message);
+}
+
+}  // namespace hirecache::binding

@@ -1,0 +1,70 @@
+// The JS face of RedisClient: turns JS arguments into a queued command and a promise, and
+// settles that promise when the core reports the reply. Converts values; owns promises;
+// nothing else.
+#ifndef HIRECACHE_BINDING_CLIENT_WRAP_H_
+#define HIRECACHE_BINDING_CLIENT_WRAP_H_
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "redis_client.h"
+
+namespace hirecache::binding {
+
+// Bits of the `flags` argument of command(): how to shape this command's answer.
+enum CommandFlags : uint32_t {
+  kReplyBuffers = 1u << 0,  // bulk strings as Buffers instead of strings
+  kSoftFail = 1u << 1,      // resolve with null on any failure instead of rejecting
+  kReplyIsOk = 1u << 2,     // resolve with true for +OK, false otherwise (with kSoftFail)
+};
+
+class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit ClientWrap(const Napi::CallbackInfo& info);
+  ~ClientWrap() override;
+
+  // Called by the environment's cleanup hook: closes the connection without touching JS.
+  void Teardown();
+
+  // ReplyListener
+  void BeginSettle() override;
+  void EndSettle() override;
+  void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
+  void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
+  void OnBusyChanged(bool busy) override;
+  void OnClosed() override;
+
+ private:
+  Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value Quit(const Napi::CallbackInfo& info);
+  Napi::Value Disconnect(const Napi::CallbackInfo& info);
+  Napi::Value Status(const Napi::CallbackInfo& info);
+
+  napi_value ConvertReply(const redisReply* reply, bool buffers);
+  napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
+  napi_value MakeClientError(const ClientError& error);
+
+  napi_env env_;
+  std::unique_ptr<RedisClient> core_;
+  Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
+  napi_async_context async_context_ = nullptr;
+  Napi::ObjectReference async_resource_;
+  std::vector<napi_deferred> quit_waiters_;
+  std::string scratch_;  // argument bytes of the command being encoded
+  std::vector<size_t> arg_offsets_;
+  std::vector<std::string_view> argv_;
+  int settle_depth_ = 0;
+  napi_handle_scope settle_scope_ = nullptr;
+  napi_callback_scope callback_scope_ = nullptr;
+  bool closed_ = false;
+  bool close_requested_ = false;  // quit() or disconnect(): holds one Ref until OnClosed
+  bool tearing_down_ = false;
+};
+
+}  // namespace hirecache::binding
+
+#endif  // HIRECACHE_BINDING_CLIENT_WRAP_H_

@@ -1,0 +1,72 @@
+'use strict';
+// Error classes of hirecache. Every error has a stable `code`; server replies (ReplyError)
+// are told apart from client states (connection, timeout, outcome unknown, queue full,
+// closed). Messages never carry a password.
+
+class HirecacheError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The server answered with an error reply; `code` is its first word (WRONGTYPE, NOSCRIPT, ERR…). */
+class ReplyError extends HirecacheError {}
+
+/** Redis could not be reached or the connection failed (ECONNREFUSED, ENOTFOUND, ETIMEDOUT…). */
+class ConnectionError extends HirecacheError {}
+
+/** The command's deadline (commandTimeout) passed before its reply arrived. Code ETIMEDOUT. */
+class CommandTimeoutError extends HirecacheError {}
+
+/**
+ * The command was written, then the connection died before its reply arrived: it may or may
+ * not have run. hirecache never resends it. Code ERR_OUTCOME_UNKNOWN.
+ */
+class OutcomeUnknownError extends HirecacheError {}
+
+/** Too many commands were waiting to be sent. Code ERR_QUEUE_FULL. */
+class QueueFullError extends HirecacheError {}
+
+/** The client was closed with quit() or disconnect(). Code ERR_CLIENT_CLOSED. */
+class ClientClosedError extends HirecacheError {}
+
+/** Redis sent bytes that are not valid RESP. Code ERR_PROTOCOL. */
+class ProtocolError extends HirecacheError {}
+
+/** A configuration value (environment variable or option) is invalid. Code ERR_INVALID_CONFIG. */
+class ConfigError extends HirecacheError {}
+
+/** A feature that this version does not support was asked for (e.g. TLS). Code ERR_UNSUPPORTED. */
+class UnsupportedError extends HirecacheError {}
+
+const byKind = {
+  reply: ReplyError,
+  connection: ConnectionError,
+  timeout: CommandTimeoutError,
+  'outcome-unknown': OutcomeUnknownError,
+  'queue-full': QueueFullError,
+  closed: ClientClosedError,
+  protocol: ProtocolError,
+};
+
+/** Called by the native client to build the error for a failed command. */
+function nativeError(kind, code, message) {
+  const Class = byKind[kind] || HirecacheError;
+  return new Class(message, code);
+}
+
+module.exports = {
+  HirecacheError,
+  ReplyError,
+  ConnectionError,
+  CommandTimeoutError,
+  OutcomeUnknownError,
+  QueueFullError,
+  ClientClosedError,
+  ProtocolError,
+  ConfigError,
+  UnsupportedError,
+  nativeError,
+};

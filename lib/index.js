@@ -1,0 +1,6 @@
+'use strict';
+// hirecache: re-exports only. See README.md.
+module.exports = {
+  ...require('./redis'),
+  ...require('./cache'),
+};
