@@ -6,7 +6,7 @@
 // On Redis, configured by REDIS_URL; with REDIS_URL=disabled, on the embedded in-process
 // store (C++, bounded by entries and bytes, LRU).
 const { getRedisClient } = require('./redis');
-const { RedisClient, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK } = require('./client');
+const { RedisClient, checkValueSize, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK } = require('./client');
 const { HirecacheError } = require('./errors');
 
 const MAX_TTL_SEC = 2 ** 31 - 1;
@@ -41,20 +41,10 @@ function checkTtl(ttlSec) {
 }
 
 function checkValue(value, maxValueBytes) {
-  let size;
-  if (typeof value === 'string') {
-    // A UTF-8 encoding takes at most 3 bytes per UTF-16 unit: most values need no count.
-    size = value.length * 3 <= maxValueBytes ? 0 : Buffer.byteLength(value);
-  } else if (Buffer.isBuffer(value)) {
-    size = value.length;
-  } else {
+  if (typeof value !== 'string' && !Buffer.isBuffer(value)) {
     throw new TypeError(`value must be a string or Buffer, got ${describe(value)}`);
   }
-  if (size > maxValueBytes) {
-    const err = new RangeError(`value is ${size} bytes, more than maxValueBytes (${maxValueBytes})`);
-    err.code = 'ERR_VALUE_TOO_LARGE';
-    throw err;
-  }
+  checkValueSize(value, maxValueBytes);
 }
 
 /** Escapes the glob characters of `prefix` so that SCAN MATCH treats them literally. */
@@ -70,7 +60,7 @@ function checkPositiveInteger(name, value) {
 
 /** A cache on a Redis client. */
 class RedisCache {
-  constructor(client, { maxValueBytes = DEFAULT_MAX_VALUE_BYTES, scanCount = 1000, deleteBatch = 500 } = {}) {
+  constructor(client, { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = {}) {
     checkPositiveInteger('maxValueBytes', maxValueBytes);
     checkPositiveInteger('scanCount', scanCount);
     checkPositiveInteger('deleteBatch', deleteBatch);

@@ -11,6 +11,22 @@ const REPLY_BUFFERS = 1;
 const SOFT_FAIL = 2;
 const REPLY_IS_OK = 4;
 
+/** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
+function checkValueSize(value, max) {
+  let size = 0;
+  if (typeof value === 'string') {
+    // A UTF-8 encoding takes at most 3 bytes per UTF-16 unit: most values need no count.
+    if (value.length * 3 > max) size = Buffer.byteLength(value);
+  } else if (Buffer.isBuffer(value)) {
+    size = value.length;
+  }
+  if (size > max) {
+    const err = new RangeError(`value is ${size} bytes, more than maxValueBytes (${max})`);
+    err.code = 'ERR_VALUE_TOO_LARGE';
+    throw err;
+  }
+}
+
 class RedisClient {
   #native;
   #config;
@@ -48,8 +64,12 @@ class RedisClient {
     return this.#native.command(REPLY_BUFFERS, 'GET', key);
   }
 
-  /** SET key value, with `EX ttlSec` when a TTL is given. Resolves 'OK'. */
+  /**
+   * SET key value, with `EX ttlSec` when a TTL is given. Resolves 'OK'. A value over
+   * maxValueBytes throws a RangeError (ERR_VALUE_TOO_LARGE) before anything is sent.
+   */
   set(key, value, ttlSec) {
+    checkValueSize(value, this.#config.maxValueBytes);
     if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
     return this.#native.command(0, 'SET', key, value, 'EX', ttlSec);
   }
@@ -126,4 +146,4 @@ class RedisClient {
   }
 }
 
-module.exports = { RedisClient, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK };
+module.exports = { RedisClient, checkValueSize, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK };

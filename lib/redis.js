@@ -4,7 +4,7 @@
 // REDIS_DB). Requiring this module opens no socket.
 const { RedisClient } = require('./client');
 const { resolveConfig } = require('./config');
-const errors = require('./errors');
+const { nativeError, ...errors } = require('./errors');
 
 let singleton;
 let singletonError;
@@ -41,6 +41,8 @@ async function quitRedisClient() {
   singleton = undefined;
   if (client) await client.quit();
 }
+
+void nativeError; // Internal: the native client's error factory, not part of the API.
 
 module.exports = {
   getRedisClient,

@@ -1,0 +1,2 @@
+// The API's cache module, now hirecache's: cacheGet / cacheSet / cacheDelPrefix keep their meaning.
+module.exports = require('../../../../lib/cache'); // in an app: require('hirecache/cache')
