@@ -193,33 +193,8 @@ Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
   napi_deferred deferred;
   napi_value promise;
   napi_create_promise(env, &deferred, &promise);
-  SubmitResult result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
-  if (result != SubmitResult::kQueued) {
-    ClientError error;
-    switch (result) {
-      case SubmitResult::kQueueFull:
-        error = {ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
-                 "too many commands are waiting to be sent to Redis"};
-        break;
-      case SubmitResult::kDown:
-        error = core_->LastError();
-        error.message = "Redis is unreachable (" + error.message + "); retrying in the background";
-        break;
-      default:
-        error = {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"};
-        break;
-    }
-    if (flags & kSoftFail) {
-      napi_value v;
-      if (flags & kReplyIsOk) {
-        napi_get_boolean(env, false, &v);
-      } else {
-        napi_get_null(env, &v);
-      }
-      napi_resolve_deferred(env, deferred, v);
-    } else {
-      napi_reject_deferred(env, deferred, MakeClientError(error));
-    }
+  if (core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
+    OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
   }
   return Napi::Value(env, promise);
 }
@@ -376,6 +351,10 @@ void ClientWrap::OnClosed() {
     EndSettle();
   }
   core_.reset();  // Safe: the core promises nothing runs after OnClosed.
+  if (async_context_ != nullptr) {
+    napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+  }
   addon->ForgetClient(this);
   addon->CoreClosed();
 }

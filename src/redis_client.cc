@@ -152,8 +152,25 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   if (quit_requested_ || state_ == ClientState::kClosing || state_ == ClientState::kClosed) {
     return SubmitResult::kClosed;
   }
-  if (state_ == ClientState::kDown) return SubmitResult::kDown;
-  if (fifo_.size() - written_ >= options_.max_queue) return SubmitResult::kQueueFull;
+  if (state_ == ClientState::kDown || fifo_.size() - written_ >= options_.max_queue) {
+    EarlyFailure failure{token, flags, {}};
+    if (state_ == ClientState::kDown) {
+      failure.error = last_error_;
+      failure.error.message =
+          "Redis is unreachable (" + last_error_.message + "); retrying in the background";
+    } else {
+      failure.error = {ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
+                       "more than " + std::to_string(options_.max_queue) +
+                           " commands are waiting to be sent to Redis"};
+    }
+    early_failures_.push_back(std::move(failure));
+    if (++awaiting_ == 1) {
+      listener_->OnBusyChanged(true);
+      EnsureRef();
+    }
+    RequestFlush();
+    return SubmitResult::kAccepted;
+  }
 
   size_t len = AppendCommand(outbuf_, argv, argc);
   uint64_t deadline =
@@ -176,7 +193,7 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   } else if (state_ == ClientState::kReady) {
     RequestFlush();
   }
-  return SubmitResult::kQueued;
+  return SubmitResult::kAccepted;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -454,7 +471,16 @@ void RedisClient::OnPrepareOrCheck(uv_handle_t* handle) {
   client->flush_scheduled_ = false;
   uv_prepare_stop(&client->prepare_);
   uv_check_stop(&client->check_);
+  if (!client->early_failures_.empty()) client->SettleEarlyFailures();
   client->Flush();
+}
+
+void RedisClient::SettleEarlyFailures() {
+  SettleScope scope(listener_);
+  std::vector<EarlyFailure> failures;
+  failures.swap(early_failures_);
+  for (const EarlyFailure& f : failures) listener_->OnFailure(f.token, f.flags, f.error);
+  TrackSettled(failures.size());
 }
 
 void RedisClient::Flush() {
@@ -761,11 +787,13 @@ void RedisClient::Disconnect() {
   ClientError closed{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
                      "the client was disconnected before the command was sent"};
   FailUnsent(closed);
+  if (!early_failures_.empty()) SettleEarlyFailures();
   CloseHandles();
 }
 
 void RedisClient::CloseHandles() {
   if (closing_handles_) return;
+  if (!early_failures_.empty()) SettleEarlyFailures();
   closing_handles_ = true;
   state_ = ClientState::kClosed;
   if (conn_ != nullptr) CloseConnection();

@@ -87,10 +87,8 @@ struct ClientStats {
 };
 
 enum class SubmitResult {
-  kQueued,
-  kQueueFull,  // the bound on unsent commands was reached
-  kDown,       // Redis is known to be unreachable; LastError() says why
-  kClosed,     // quit() or disconnect() was called
+  kAccepted,  // the command will be settled through the listener (perhaps with an error)
+  kClosed,    // quit() or disconnect() was called: nothing was queued, nothing will be settled
 };
 
 class RedisClient {
@@ -101,7 +99,9 @@ class RedisClient {
   RedisClient& operator=(const RedisClient&) = delete;
 
   // Queues one command. `token` and `flags` come back in OnReply / OnFailure. The first
-  // command connects. Nothing is written before the current loop turn ends.
+  // command connects. Nothing is written before the current loop turn ends. A command that
+  // fails at once (Redis known to be down, queue full) is settled at the end of the loop
+  // turn too, never synchronously: a caller looping on `await` still lets the loop turn.
   SubmitResult Submit(const std::string_view* argv, size_t argc, void* token, uint32_t flags);
 
   // Graceful close: commands already accepted are answered, then QUIT, then close.
@@ -156,6 +156,7 @@ class RedisClient {
   void FailWritten(const ClientError& error);
   void FailUnsent(const ClientError& error);
   void TrackSettled(size_t count);
+  void SettleEarlyFailures();
   void EnsureRef();
   void MaybeFinishClose();
 
@@ -182,6 +183,12 @@ class RedisClient {
   size_t expired_prefix_ = 0;  // entries at the front whose deadline no longer matters
   size_t awaiting_ = 0;        // user commands not yet settled
   std::string outbuf_;
+  struct EarlyFailure {
+    void* token;
+    uint32_t flags;
+    ClientError error;
+  };
+  std::vector<EarlyFailure> early_failures_;  // settled at the next prepare or check
   bool write_in_flight_ = false;
   bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
   bool quit_requested_ = false;

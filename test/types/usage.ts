@@ -1,0 +1,94 @@
+// Uses the public API of hirecache/redis and hirecache/cache as an application would. It is
+// only type-checked (tsc --noEmit, by test/types.check.test.js), never run. The lines under
+// `@ts-expect-error` are misuses the declarations must reject: if the types were too loose
+// (e.g. `any`), the unused directive would fail the check.
+import { createClient, getRedisClient, isRedisEnabled } from 'hirecache/redis';
+import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix } from 'hirecache/cache';
+
+type State = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'down' | 'closing' | 'closed';
+
+export async function route(ownerId: string, id: string): Promise<unknown> {
+  const key = `cache:stats:campaign:v1:${ownerId}:${id}`;
+  const hit = await cacheGet(key);
+  if (hit) return JSON.parse(hit);
+  const data = { ownerId, id };
+  const stored: boolean = await cacheSet(key, JSON.stringify(data), 30);
+  await cacheSet(key, JSON.stringify(data));
+  await cacheSet(Buffer.from(key), Buffer.from([0, 1, 2]), 60);
+  const n: number = await cacheDelPrefix(`cache:stats:campaign:v1:${ownerId}:`);
+  const deleted: number = await cacheDel('a', 'b', Buffer.from('c'));
+  const many: (string | null)[] = await cacheMGet(['a', 'b']);
+  const bytes: Buffer | null = await cacheGetBuffer(key);
+  return { stored, n, deleted, many, bytes };
+}
+
+export async function client(): Promise<void> {
+  const enabled: boolean = isRedisEnabled();
+  const shared = getRedisClient();
+  if (shared !== null) await shared.call('PING');
+
+  const c = createClient({
+    url: 'redis://user:pass@127.0.0.1:6379/0',
+    name: 'api',
+    connectTimeout: 10000,
+    commandTimeout: 5000,
+    keepAlive: 30000,
+    maxQueue: 10000,
+    maxValueBytes: 1 << 20,
+    reconnectBaseDelay: 50,
+    reconnectMaxDelay: 2000,
+  });
+  createClient({ host: '127.0.0.1', port: 6379, username: 'u', password: 'p', db: 2 });
+  createClient();
+
+  const reply: unknown = await c.call('HSET', 'k', 'f', 1);
+  await c.call('SET', Buffer.from('k'), Buffer.from('v'));
+  const raw: unknown = await c.callBuffer('GET', 'k');
+  const s: string | null = await c.get('k');
+  const b: Buffer | null = await c.getBuffer('k');
+  await c.set('k', 'v', 30);
+  await c.set('k', Buffer.from('v'), 30);
+  const values: (string | null)[] = await c.mget(['a', 'b']);
+  const d: number = await c.del('a', 'b');
+  const u: number = await c.unlink('a');
+
+  const status = c.status();
+  const state: State = status.state;
+  const ready: boolean = status.ready;
+  const code: string | undefined = status.lastError?.code;
+  const message: string | undefined = status.lastError?.message;
+  const counts: number = status.reconnectAttempts + status.inFlight + status.queued;
+  const fallbacks: string[] = status.fallbacks;
+  c.noteFallback('ratelimit', true);
+
+  await c.quit();
+  c.disconnect();
+  void [enabled, reply, raw, s, b, values, d, u, state, ready, code, message, counts, fallbacks];
+}
+
+export async function misuses(): Promise<void> {
+  // @ts-expect-error a key is a string or a Buffer
+  await cacheGet(42);
+  // @ts-expect-error the TTL is a number of seconds, not a string
+  await cacheSet('k', 'v', '30');
+  // @ts-expect-error a value is a string or a Buffer
+  await cacheSet('k', { a: 1 });
+  // @ts-expect-error cacheGet resolves a string or null
+  const n: number | null = await cacheGet('k');
+  // @ts-expect-error cacheSet resolves a boolean
+  const s: string = await cacheSet('k', 'v');
+  // @ts-expect-error cacheMGet takes an array of keys
+  await cacheMGet('a', 'b');
+  // @ts-expect-error cacheDelPrefix takes one prefix
+  await cacheDelPrefix();
+  // @ts-expect-error an unknown option
+  createClient({ hots: 'typo' });
+  // @ts-expect-error the port is a number
+  createClient({ port: '6379' });
+  const c = createClient();
+  // @ts-expect-error status() has no such field
+  c.status().nope;
+  // @ts-expect-error the state is one of the documented names
+  const state: 'open' = c.status().state;
+  void [n, s, state];
+}
