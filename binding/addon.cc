@@ -3,11 +3,13 @@
 #include "addon.h"
 
 #include "client_wrap.h"
+#include "memory_store_wrap.h"
 
 namespace hirecache::binding {
 
 HirecacheAddon::HirecacheAddon(Napi::Env env, Napi::Object exports) {
   // Classes:
+  exports.Set("MemoryStore", DefineMemoryStore(env));
   exports.Set("Client", ClientWrap::Define(env));
 
   napi_add_async_cleanup_hook(env, OnEnvCleanup, this, &cleanup_handle_);

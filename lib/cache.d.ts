@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import type { RedisClient } from './redis';
+import type { MemoryStore, MemoryStoreOptions } from './memory-store';
 
 export type CacheKey = string | Buffer;
 
@@ -16,16 +17,13 @@ export function cacheDelPrefix(prefix: string): Promise<number>;
 export function cacheBackend(): 'redis' | 'memory';
 export function escapeGlob(prefix: string): string;
 
-export interface MemoryStoreOptions {
-  maxEntries?: number;
-  maxBytes?: number;
-  sweepIntervalMs?: number;
-}
-
 export interface CacheOptions {
   /** A client from hirecache/redis; without it the embedded in-process store is used. */
   client?: RedisClient | null;
+  /** Options of the private embedded store created when there is no client. */
   memory?: MemoryStoreOptions;
+  /** An embedded store to share between caches. */
+  store?: MemoryStore;
   maxValueBytes?: number;
   scanCount?: number;
   deleteBatch?: number;

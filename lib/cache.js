@@ -141,8 +141,8 @@ class MemoryCache {
   }
 
   set(key, value, ttlSec) {
-    this.store.set(key, value, ttlSec * 1000);
-    return Promise.resolve(true);
+    // false when the entry alone is larger than the store's byte bound.
+    return Promise.resolve(this.store.set(key, value, ttlSec * 1000));
   }
 
   del(keys) {
@@ -156,7 +156,8 @@ class MemoryCache {
   }
 
   delPrefix(prefix) {
-    return Promise.resolve(this.store.deletePrefix(prefix));
+    // In steps of a few milliseconds, so a large store never holds the event loop.
+    return this.store.deletePrefixAsync(prefix);
   }
 }
 
