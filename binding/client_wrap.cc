@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -67,6 +68,32 @@ class OrphanedClient : public ReplyListener {
 
 }  // namespace
 
+char* ArgumentBuffer::Reserve(size_t extra) {
+  if (capacity_ - size_ < extra) {
+    size_t capacity = std::max({capacity_ * 2, size_ + extra, static_cast<size_t>(256)});
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+  return data_.get() + size_;
+}
+
+void ArgumentBuffer::Append(const char* bytes, size_t n) {
+  if (n == 0) return;
+  std::memcpy(Reserve(n), bytes, n);
+  size_ += n;
+}
+
+void ArgumentBuffer::Clear() {
+  size_ = 0;
+  constexpr size_t kKeep = 64 * 1024;
+  if (capacity_ > kKeep) {
+    data_.reset();
+    capacity_ = 0;
+  }
+}
+
 Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
@@ -109,16 +136,15 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   core_ = std::make_unique<RedisClient>(loop, std::move(options), this);
-  auto* addon = env.GetInstanceData<HirecacheAddon>();
-  addon->AddClient(this);
-  addon->CoreOpened();
+  addon_ = env.GetInstanceData<HirecacheAddon>();
+  addon_->AddClient(this);
+  addon_->CoreOpened();
 }
 
 ClientWrap::~ClientWrap() {
-  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
-  addon->ForgetClient(this);
+  addon_->ForgetClient(this);
   if (core_ != nullptr && !closed_) {
-    new OrphanedClient(std::move(core_), addon);  // Deletes itself when closed.
+    new OrphanedClient(std::move(core_), addon_);  // Deletes itself when closed.
   }
   if (async_context_ != nullptr) napi_async_destroy(env_, async_context_);
 }
@@ -131,36 +157,26 @@ void ClientWrap::Teardown() {
 // command(flags, ...args) => Promise
 Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
   napi_env env = env_;
-  auto* addon = Napi::Env(env).GetInstanceData<HirecacheAddon>();
-  JsCallScope js(addon);
+  JsCallScope js(addon_);
   size_t argc = info.Length();
   if (argc < 2) throw Napi::TypeError::New(env, "command(flags, name, ...args)");
   uint32_t flags = info[0].As<Napi::Number>().Uint32Value();
 
-  scratch_.clear();
+  args_.Clear();
   arg_offsets_.clear();
   for (size_t i = 1; i < argc; ++i) {
     napi_value v = info[i];
     napi_valuetype type;
     napi_typeof(env, v, &type);
-    arg_offsets_.push_back(scratch_.size());
+    arg_offsets_.push_back(args_.size());
     if (type == napi_string) {
-      size_t at = scratch_.size();
+      // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy.
+      size_t units = 0;
+      napi_get_value_string_utf16(env, v, nullptr, 0, &units);
+      size_t room = 3 * units + 1;
       size_t len = 0;
-      // Try to copy into the space already there; ask for the length only when it is short.
-      size_t room = scratch_.capacity() - at;
-      if (room < 64) {
-        scratch_.reserve(std::max<size_t>(scratch_.capacity() * 2, at + 256));
-        room = scratch_.capacity() - at;
-      }
-      scratch_.resize(at + room);
-      napi_get_value_string_utf8(env, v, &scratch_[at], room, &len);
-      if (len + 1 >= room) {
-        napi_get_value_string_utf8(env, v, nullptr, 0, &len);
-        scratch_.resize(at + len + 1);
-        napi_get_value_string_utf8(env, v, &scratch_[at], len + 1, &len);
-      }
-      scratch_.resize(at + len);
+      napi_get_value_string_utf8(env, v, args_.Reserve(room), room, &len);
+      args_.Commit(len);
     } else if (type == napi_number) {
       double d = 0;
       napi_get_value_double(env, v, &d);
@@ -171,7 +187,7 @@ Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
       } else {
         r = std::to_chars(buf, buf + sizeof(buf), d);
       }
-      scratch_.append(buf, static_cast<size_t>(r.ptr - buf));
+      args_.Append(buf, static_cast<size_t>(r.ptr - buf));
     } else {
       bool is_buffer = false;
       napi_is_buffer(env, v, &is_buffer);
@@ -181,30 +197,32 @@ Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
       void* data = nullptr;
       size_t len = 0;
       napi_get_buffer_info(env, v, &data, &len);
-      if (len > 0) scratch_.append(static_cast<const char*>(data), len);
+      args_.Append(static_cast<const char*>(data), len);
     }
   }
-  arg_offsets_.push_back(scratch_.size());
+  arg_offsets_.push_back(args_.size());
   argv_.clear();
   for (size_t i = 0; i + 1 < arg_offsets_.size(); ++i) {
-    argv_.emplace_back(scratch_.data() + arg_offsets_[i], arg_offsets_[i + 1] - arg_offsets_[i]);
+    argv_.emplace_back(args_.data() + arg_offsets_[i], arg_offsets_[i + 1] - arg_offsets_[i]);
   }
 
-  napi_deferred deferred;
-  napi_value promise;
-  napi_create_promise(env, &deferred, &promise);
-  if (core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+    return Napi::Value();  // JS cannot run any more (a worker is being terminated).
+  }
+  if (closed_ ||
+      core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
     OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
   }
   return Napi::Value(env, promise);
 }
 
 Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {
-  auto* addon = info.Env().GetInstanceData<HirecacheAddon>();
-  JsCallScope js(addon);
-  napi_deferred deferred;
-  napi_value promise;
-  napi_create_promise(env_, &deferred, &promise);
+  JsCallScope js(addon_);
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) return Napi::Value();
   if (closed_) {
     napi_value undefined;
     napi_get_undefined(env_, &undefined);
@@ -219,8 +237,7 @@ Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ClientWrap::Disconnect(const Napi::CallbackInfo& info) {
-  auto* addon = info.Env().GetInstanceData<HirecacheAddon>();
-  JsCallScope js(addon);
+  JsCallScope js(addon_);
   if (!closed_) {
     if (!close_requested_) Ref();
     close_requested_ = true;
@@ -257,9 +274,13 @@ Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
 void ClientWrap::BeginSettle() {
   if (settle_depth_++ > 0 || tearing_down_) return;
   napi_open_handle_scope(env_, &settle_scope_);
-  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
-  if (addon->js_depth == 0) {
-    napi_open_callback_scope(env_, async_resource_.Value(), async_context_, &callback_scope_);
+  if (addon_->js_depth == 0 && async_context_ != nullptr) {
+    napi_value resource = nullptr;
+    napi_get_reference_value(env_, static_cast<napi_ref>(async_resource_), &resource);
+    if (resource == nullptr ||
+        napi_open_callback_scope(env_, resource, async_context_, &callback_scope_) != napi_ok) {
+      callback_scope_ = nullptr;
+    }
   }
 }
 
@@ -329,17 +350,19 @@ void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error
 
 void ClientWrap::OnBusyChanged(bool busy) {
   if (tearing_down_) return;
-  // While a caller awaits a reply, the JS object must not be collected.
+  // While a caller awaits a reply, the JS object must not be collected. Raw calls: this runs
+  // from libuv callbacks, where nothing may throw.
+  uint32_t count = 0;
   if (busy) {
-    Ref();
+    napi_reference_ref(env_, static_cast<napi_ref>(*this), &count);
   } else {
-    Unref();
+    napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
   }
 }
 
 void ClientWrap::OnClosed() {
   closed_ = true;
-  auto* addon = Napi::Env(env_).GetInstanceData<HirecacheAddon>();
+  HirecacheAddon* addon = addon_;
   if (!tearing_down_) {
     BeginSettle();
     napi_value undefined;
@@ -347,7 +370,8 @@ void ClientWrap::OnClosed() {
     std::vector<napi_deferred> waiters;
     waiters.swap(quit_waiters_);
     for (napi_deferred d : waiters) napi_resolve_deferred(env_, d, undefined);
-    if (close_requested_) Unref();  // Taken by quit() or disconnect().
+    uint32_t count = 0;
+    if (close_requested_) napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
     EndSettle();
   }
   core_.reset();  // Safe: the core promises nothing runs after OnClosed.
@@ -402,11 +426,32 @@ napi_value ClientWrap::ConvertReply(const redisReply* reply, bool buffers) {
   }
 }
 
+// Builds the error through lib/errors.js. Runs from libuv callbacks, so it never throws: when
+// JS cannot run (the environment is stopping) it falls back to a plain Error with a code.
 napi_value ClientWrap::MakeError(const char* kind, const std::string& code,
                                  const std::string& message) {
-  Napi::Env env(env_);
-  return error_factory_.Call({Napi::String::New(env, kind), Napi::String::New(env, code),
-                              Napi::String::New(env, message)});
+  napi_value args[3];
+  napi_create_string_utf8(env_, kind, NAPI_AUTO_LENGTH, &args[0]);
+  napi_create_string_utf8(env_, code.data(), code.size(), &args[1]);
+  napi_create_string_utf8(env_, message.data(), message.size(), &args[2]);
+  napi_value undefined;
+  napi_get_undefined(env_, &undefined);
+  napi_value error = nullptr;
+  napi_value factory = nullptr;
+  napi_get_reference_value(env_, static_cast<napi_ref>(error_factory_), &factory);
+  if (factory != nullptr &&
+      napi_call_function(env_, undefined, factory, 3, args, &error) == napi_ok) {
+    return error;
+  }
+  bool pending = false;
+  napi_is_exception_pending(env_, &pending);
+  if (pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env_, &ignored);
+  }
+  if (napi_create_error(env_, args[1], args[2], &error) != napi_ok)
+    napi_get_undefined(env_, &error);
+  return error;
 }
 
 napi_value ClientWrap::MakeClientError(const ClientError& error) {

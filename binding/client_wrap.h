@@ -14,11 +14,31 @@
 
 namespace hirecache::binding {
 
+class HirecacheAddon;
+
 // Bits of the `flags` argument of command(): how to shape this command's answer.
 enum CommandFlags : uint32_t {
   kReplyBuffers = 1u << 0,  // bulk strings as Buffers instead of strings
   kSoftFail = 1u << 1,      // resolve with null on any failure instead of rejecting
   kReplyIsOk = 1u << 2,     // resolve with true for +OK, false otherwise (with kSoftFail)
+};
+
+// The argument bytes of the command being converted. Grows without zero-filling, and lets go
+// of its memory after an unusually large command so one big value does not stay pinned.
+class ArgumentBuffer {
+ public:
+  // Room for `extra` more bytes at the end; returns where they go.
+  char* Reserve(size_t extra);
+  void Commit(size_t n) { size_ += n; }
+  void Append(const char* bytes, size_t n);
+  void Clear();
+  const char* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
 };
 
 class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
@@ -49,12 +69,13 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   napi_value MakeClientError(const ClientError& error);
 
   napi_env env_;
+  HirecacheAddon* addon_ = nullptr;
   std::unique_ptr<RedisClient> core_;
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
   Napi::ObjectReference async_resource_;
   std::vector<napi_deferred> quit_waiters_;
-  std::string scratch_;  // argument bytes of the command being encoded
+  ArgumentBuffer args_;
   std::vector<size_t> arg_offsets_;
   std::vector<std::string_view> argv_;
   int settle_depth_ = 0;

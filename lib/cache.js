@@ -6,10 +6,9 @@
 // On Redis, configured by REDIS_URL; with REDIS_URL=disabled, on the embedded in-process
 // store (C++, bounded by entries and bytes, LRU).
 const { getRedisClient } = require('./redis');
-const { RedisClient, checkValueSize, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK } = require('./client');
+const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK } = require('./client');
 const { HirecacheError } = require('./errors');
 
-const MAX_TTL_SEC = 2 ** 31 - 1;
 const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
 
 function describe(value) {
@@ -29,15 +28,6 @@ function checkKey(key, name = 'key') {
     throw new TypeError(`${name} must be a non-empty string or Buffer, got ${describe(key)}`);
   }
   throw new RangeError(`${name} must not be empty`);
-}
-
-function checkTtl(ttlSec) {
-  if (typeof ttlSec !== 'number') {
-    throw new TypeError(`ttlSec must be a number of seconds, got ${describe(ttlSec)}`);
-  }
-  if (!Number.isInteger(ttlSec) || ttlSec <= 0 || ttlSec > MAX_TTL_SEC) {
-    throw new RangeError(`ttlSec must be a whole number of seconds from 1 to ${MAX_TTL_SEC}, got ${ttlSec}`);
-  }
 }
 
 function checkValue(value, maxValueBytes) {
@@ -98,28 +88,39 @@ class RedisCache {
   async delPrefix(prefix) {
     const wanted = Buffer.from(prefix);
     const pattern = Buffer.concat([Buffer.from(escapeGlob(wanted.toString('latin1')), 'latin1'), Buffer.from('*')]);
+    let deleted = 0;
+    let failure = null;
     const deletes = [];
-    let cursor = '0';
     let batch = [];
     const flush = () => {
       if (batch.length === 0) return;
-      deletes.push(this.client.call('UNLINK', ...batch));
+      // Handled at once: a failed UNLINK must not become an unhandled rejection while the
+      // scan goes on; the first failure is rethrown at the end.
+      deletes.push(this.client.call('UNLINK', ...batch).then(
+        (n) => { deleted += n; },
+        (err) => { failure = failure || err; },
+      ));
       batch = [];
     };
-    do {
-      const [next, keys] = await this.client.callBuffer('SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
-      cursor = next.toString();
-      for (const key of keys) {
-        // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
-        if (key.length >= wanted.length && wanted.equals(key.subarray(0, wanted.length))) {
-          batch.push(key);
-          if (batch.length >= this.deleteBatch) flush();
+    let cursor = '0';
+    try {
+      do {
+        const [next, keys] = await this.client.callBuffer('SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
+        cursor = next.toString();
+        for (const key of keys) {
+          // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
+          if (key.length >= wanted.length && wanted.equals(key.subarray(0, wanted.length))) {
+            batch.push(key);
+            if (batch.length >= this.deleteBatch) flush();
+          }
         }
-      }
-      flush();
-    } while (cursor !== '0');
-    const counts = await Promise.all(deletes);
-    return counts.reduce((a, b) => a + b, 0);
+        flush();
+      } while (cursor !== '0' && failure === null);
+    } finally {
+      await Promise.all(deletes);
+    }
+    if (failure) throw failure;
+    return deleted;
   }
 }
 

@@ -27,6 +27,18 @@ function checkValueSize(value, max) {
   }
 }
 
+const MAX_TTL_SEC = 2 ** 31 - 1;
+
+/** Throws a TypeError / RangeError unless `ttlSec` is a whole number of seconds > 0. */
+function checkTtl(ttlSec) {
+  if (typeof ttlSec !== 'number') {
+    throw new TypeError(`ttlSec must be a number of seconds, got ${ttlSec === null ? 'null' : typeof ttlSec}`);
+  }
+  if (!Number.isInteger(ttlSec) || ttlSec <= 0 || ttlSec > MAX_TTL_SEC) {
+    throw new RangeError(`ttlSec must be a whole number of seconds from 1 to ${MAX_TTL_SEC}, got ${ttlSec}`);
+  }
+}
+
 class RedisClient {
   #native;
   #config;
@@ -71,6 +83,7 @@ class RedisClient {
   set(key, value, ttlSec) {
     checkValueSize(value, this.#config.maxValueBytes);
     if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
+    checkTtl(ttlSec);
     return this.#native.command(0, 'SET', key, value, 'EX', ttlSec);
   }
 
@@ -146,4 +159,4 @@ class RedisClient {
   }
 }
 
-module.exports = { RedisClient, checkValueSize, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK };
+module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK };

@@ -28,12 +28,28 @@ function configError(message, Kind = ConfigError) {
   return err;
 }
 
-/** Hides the password of a redis:// URL so it can appear in an error message. */
+/**
+ * Hides the credentials of a redis:// URL so it can appear in an error message. A password
+ * may itself hold '@', '/' or ':', so everything between '//' and the last '@' goes (when
+ * the path holds an '@', more is hidden than needed, never less).
+ */
 function redactUrl(text) {
-  return String(text).replace(/\/\/([^@/]*)@/, (m, auth) => {
-    const user = auth.includes(':') ? auth.slice(0, auth.indexOf(':')) : '';
-    return `//${user ? `${user}:` : ':'}***@`;
-  });
+  const s = String(text);
+  const start = s.indexOf('//');
+  const at = s.lastIndexOf('@');
+  if (start < 0 || at < start) return s;
+  const userinfo = s.slice(start + 2, at);
+  const colon = userinfo.indexOf(':');
+  const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+  return `${s.slice(0, start + 2)}${user && colon >= 0 ? `${user}:***` : '***'}@${s.slice(at + 1)}`;
+}
+
+function decodeCredential(name, part, raw) {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw configError(`the ${part} in ${name} has a malformed %-escape`);
+  }
 }
 
 function describe(value) {
@@ -77,6 +93,13 @@ function checkStringOption(name, value) {
   return value;
 }
 
+/** The entries of `source` named in `keys` that `over` does not set itself. */
+function pickDefined(source, keys, over) {
+  const out = {};
+  for (const key of keys) if (source[key] !== undefined && over[key] === undefined) out[key] = source[key];
+  return out;
+}
+
 function parseTlsFlag(name, raw) {
   const v = String(raw).trim().toLowerCase();
   if (v === '' || v === 'false' || v === '0' || v === 'no') return false;
@@ -116,8 +139,8 @@ function parseRedisUrl(name, raw) {
   // new URL() accepts "host:" with an empty port and drops it; that is a typo, not a default.
   const authority = text.replace(/^[a-z]+:\/\//i, '').split(/[/?#]/)[0];
   if (authority.endsWith(':')) throw configError(`${name} has an empty port: ${describe(redactUrl(text))}`);
-  if (url.username) out.username = decodeURIComponent(url.username);
-  if (url.password) out.password = decodeURIComponent(url.password);
+  if (url.username) out.username = decodeCredential(name, 'user name', url.username);
+  if (url.password) out.password = decodeCredential(name, 'password', url.password);
   const path = url.pathname;
   if (path && path !== '/') {
     out.db = parseInteger(`the database number in ${name}`, path.slice(1), { min: 0, max: 2 ** 31 - 1 });
@@ -138,22 +161,26 @@ function resolveConfig(env = process.env, options = {}) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`options must be an object, got ${describe(options)}`);
   }
+  // The separate variables first; REDIS_URL, when set, wins for whatever it names (a URL
+  // without credentials still takes REDIS_PASSWORD, a common way to keep secrets apart).
   let fromEnv = { enabled: true };
+  if (env.REDIS_HOST !== undefined && String(env.REDIS_HOST).trim() !== '') {
+    fromEnv.host = String(env.REDIS_HOST).trim();
+  }
+  if (env.REDIS_PORT !== undefined && String(env.REDIS_PORT).trim() !== '') {
+    fromEnv.port = parseInteger('REDIS_PORT', env.REDIS_PORT, { min: 1, max: 65535 });
+  }
+  if (env.REDIS_USERNAME) fromEnv.username = String(env.REDIS_USERNAME);
+  if (env.REDIS_PASSWORD) fromEnv.password = String(env.REDIS_PASSWORD);
+  if (env.REDIS_DB !== undefined && String(env.REDIS_DB).trim() !== '') {
+    fromEnv.db = parseInteger('REDIS_DB', env.REDIS_DB, { min: 0, max: 2 ** 31 - 1 });
+  }
   const rawUrl = env.REDIS_URL;
   if (rawUrl !== undefined && String(rawUrl).trim() !== '') {
-    fromEnv = parseRedisUrl('REDIS_URL', rawUrl);
-  } else {
-    if (env.REDIS_HOST !== undefined && String(env.REDIS_HOST).trim() !== '') {
-      fromEnv.host = String(env.REDIS_HOST).trim();
-    }
-    if (env.REDIS_PORT !== undefined && String(env.REDIS_PORT).trim() !== '') {
-      fromEnv.port = parseInteger('REDIS_PORT', env.REDIS_PORT, { min: 1, max: 65535 });
-    }
-    if (env.REDIS_USERNAME) fromEnv.username = String(env.REDIS_USERNAME);
-    if (env.REDIS_PASSWORD) fromEnv.password = String(env.REDIS_PASSWORD);
-    if (env.REDIS_DB !== undefined && String(env.REDIS_DB).trim() !== '') {
-      fromEnv.db = parseInteger('REDIS_DB', env.REDIS_DB, { min: 0, max: 2 ** 31 - 1 });
-    }
+    const fromUrl = parseRedisUrl('REDIS_URL', rawUrl);
+    fromEnv = fromUrl.enabled === false
+      ? fromUrl
+      : { ...fromUrl, ...pickDefined(fromEnv, ['username', 'password', 'db'], fromUrl) };
   }
   if (env.REDIS_TLS !== undefined && parseTlsFlag('REDIS_TLS', env.REDIS_TLS)) throw tlsUnsupported('REDIS_TLS');
 
@@ -188,8 +215,8 @@ function resolveConfig(env = process.env, options = {}) {
   if (config.enabled === undefined) config.enabled = true;
   if (config.enabled) {
     if (!config.host) throw configError('the Redis host is empty');
-    if (/[\s]/.test(config.name)) {
-      throw configError(`option name must not contain spaces or newlines (CLIENT SETNAME refuses them), got ${describe(config.name)}`);
+    if (config.name !== '' && !/^[!-~]+$/.test(config.name)) {
+      throw configError(`option name must be printable ASCII without spaces (CLIENT SETNAME refuses others), got ${describe(config.name)}`);
     }
     if (config.username && !config.password) {
       throw configError('a Redis username was given without a password');

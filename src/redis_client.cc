@@ -20,6 +20,10 @@ constexpr size_t kReaderFeedSlice = 4096;
 constexpr size_t kReadBufferSize = 64 * 1024;
 // Keep the reader's buffer between replies instead of freeing it after each drain.
 constexpr size_t kReaderKeepBuffer = 1024 * 1024;
+// The output buffer's capacity is kept between writes up to this size.
+constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
+// A connection that lasted at least this long resets the reconnect backoff when it is lost.
+constexpr uint64_t kStableConnectionMs = 2000;
 
 uint64_t WallClockMs() {
   using namespace std::chrono;
@@ -38,6 +42,16 @@ ClientError ErrorFromUv(int status, const std::string& what) {
   e.code = CodeForUvStatus(status);
   e.message = what + ": " + uv_strerror(status);
   return e;
+}
+
+// The server's error text without any echo of the command's arguments ("unknown command
+// 'AUTH', with args beginning with: …" would carry a password).
+std::string WithoutArguments(const redisReply* reply) {
+  std::string text(reply->str, reply->len);
+  size_t args = text.find(" with args");
+  if (args != std::string::npos) text.erase(args);
+  while (!text.empty() && (text.back() == ',' || text.back() == ' ')) text.pop_back();
+  return text;
 }
 
 // The first word of a server error ("WRONGPASS invalid username-password pair") is its code.
@@ -119,7 +133,8 @@ struct RedisClient::DnsRequest {
 struct RedisClient::WriteRequest {
   uv_write_t req;
   Connection* conn;
-  std::string bytes;
+  std::string bytes;  // bytes.substr(offset) is what libuv is writing
+  size_t offset;
 };
 
 RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* listener)
@@ -128,14 +143,15 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
       listener_(listener),
       reconnect_policy_(options_.reconnect_base_delay_ms, options_.reconnect_max_delay_ms),
       jitter_state_(uv_hrtime() | 1) {
+  uv_idle_init(loop_, &idle_);
   uv_prepare_init(loop_, &prepare_);
   uv_check_init(loop_, &check_);
   uv_timer_init(loop_, &deadline_timer_);
   uv_timer_init(loop_, &state_timer_);
-  open_handles_ = 4;
+  open_handles_ = 5;
   for (uv_handle_t* h :
-       {reinterpret_cast<uv_handle_t*>(&prepare_), reinterpret_cast<uv_handle_t*>(&check_),
-        reinterpret_cast<uv_handle_t*>(&deadline_timer_),
+       {reinterpret_cast<uv_handle_t*>(&idle_), reinterpret_cast<uv_handle_t*>(&prepare_),
+        reinterpret_cast<uv_handle_t*>(&check_), reinterpret_cast<uv_handle_t*>(&deadline_timer_),
         reinterpret_cast<uv_handle_t*>(&state_timer_)}) {
     h->data = this;
     uv_unref(h);
@@ -168,7 +184,11 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
       listener_->OnBusyChanged(true);
       EnsureRef();
     }
-    RequestFlush();
+    uv_idle_start(&idle_, [](uv_idle_t* h) {
+      auto* client = static_cast<RedisClient*>(h->data);
+      uv_idle_stop(h);
+      client->SettleEarlyFailures();
+    });
     return SubmitResult::kAccepted;
   }
 
@@ -349,13 +369,15 @@ void RedisClient::StartHandshake() {
   written_ = steps.size();
   expired_prefix_ = std::min(expired_prefix_ + steps.size(), fifo_.size());
   handshake_pending_ = steps.size();
-  WriteBytes(bytes.data(), bytes.size());
+  WriteBytes(bytes, 0);
 }
 
 void RedisClient::OnHandshakeDone() {
   uv_timer_stop(&state_timer_);
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
+  connected_at_ = uv_now(loop_);
+  if (quit_requested_) StartQuitDeadline();
   EnsureRef();
   Flush();
 }
@@ -376,6 +398,7 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   while (written_ > 0) PopFront();
   handshake_pending_ = 0;
   ++reconnect_attempts_;
+  ++backoff_level_;
   state_ = ClientState::kDown;
   // Callers waiting for this connection learn at once that Redis is unreachable, and so
   // does every call until a retry succeeds: nothing piles up behind a dead server.
@@ -409,8 +432,21 @@ void RedisClient::FailConnection(const ClientError& error) {
     CloseHandles();
     return;
   }
-  // Commands never written wait for the new connection, within their own deadlines.
-  StartConnect();
+  LoseConnection(error);
+}
+
+// After an established connection ended: reconnect at once if it had lasted (commands never
+// written wait for the new connection, within their deadlines); otherwise back off, so that
+// a server which accepts and then drops connections is not hammered.
+void RedisClient::LoseConnection(const ClientError& error) {
+  if (uv_now(loop_) - connected_at_ >= kStableConnectionMs) backoff_level_ = 0;
+  if (backoff_level_++ == 0) {
+    StartConnect();
+    return;
+  }
+  state_ = ClientState::kDown;
+  FailUnsent(error);
+  ScheduleReconnect();
 }
 
 void RedisClient::ScheduleReconnect() {
@@ -421,7 +457,7 @@ void RedisClient::ScheduleReconnect() {
   double r = static_cast<double>(jitter_state_ >> 11) / static_cast<double>(1ULL << 53);
   uv_timer_start(
       &state_timer_, [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
-      reconnect_policy_.DelayMs(reconnect_attempts_, r), 0);
+      reconnect_policy_.DelayMs(backoff_level_, r), 0);
 }
 
 void RedisClient::OnStateTimer() {
@@ -431,7 +467,19 @@ void RedisClient::OnStateTimer() {
                                        std::to_string(options_.connect_timeout_ms) + " ms"});
   } else if (state_ == ClientState::kDown) {
     StartConnect();
+  } else if (state_ == ClientState::kClosing) {
+    Disconnect();  // The server did not answer the commands ahead of QUIT in time.
   }
+}
+
+// quit() waits for replies, but not forever: after the command timeout (or the connect
+// timeout when commands have none) it disconnects.
+void RedisClient::StartQuitDeadline() {
+  uint32_t ms =
+      options_.command_timeout_ms != 0 ? options_.command_timeout_ms : options_.connect_timeout_ms;
+  uv_timer_start(
+      &state_timer_, [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); }, ms,
+      0);
 }
 
 void RedisClient::CloseConnection() {
@@ -471,7 +519,6 @@ void RedisClient::OnPrepareOrCheck(uv_handle_t* handle) {
   client->flush_scheduled_ = false;
   uv_prepare_stop(&client->prepare_);
   uv_check_stop(&client->check_);
-  if (!client->early_failures_.empty()) client->SettleEarlyFailures();
   client->Flush();
 }
 
@@ -485,16 +532,29 @@ void RedisClient::SettleEarlyFailures() {
 
 void RedisClient::Flush() {
   if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
-  if (write_in_flight_ || drain_then_reconnect_ || outbuf_.empty() || conn_ == nullptr) return;
+  if (write_in_flight_ || drain_then_reconnect_ || conn_ == nullptr) return;
+  if (outbuf_.size() == outbuf_skip_) return;
   written_ = fifo_.size();
-  if (WriteBytes(outbuf_.data(), outbuf_.size())) outbuf_.clear();
+  // The bytes leave outbuf_ before the write: a failed write settles callers, whose JS
+  // continuations may queue new commands into outbuf_; these bytes must never go out again.
+  std::string bytes;
+  bytes.swap(outbuf_);
+  size_t from = outbuf_skip_;
+  outbuf_skip_ = 0;
+  WriteBytes(bytes, from);
+  // Reuse the buffer's capacity next turn (WriteBytes took it if the socket was full).
+  if (outbuf_.empty() && bytes.capacity() <= kKeepOutbufCapacity) {
+    bytes.clear();
+    outbuf_.swap(bytes);
+  }
 }
 
-// Writes what the socket takes now and queues the rest. Returns false when the connection
-// failed (and was handled) instead.
-bool RedisClient::WriteBytes(const char* data, size_t len) {
+// Writes what the socket takes now and hands the rest (with `bytes` itself) to libuv.
+// Returns false when the connection failed (and was handled) instead.
+bool RedisClient::WriteBytes(std::string& bytes, size_t from) {
   auto* stream = reinterpret_cast<uv_stream_t*>(&conn_->tcp);
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(data), static_cast<unsigned int>(len));
+  size_t len = bytes.size() - from;
+  uv_buf_t buf = uv_buf_init(bytes.data() + from, static_cast<unsigned int>(len));
   int n = uv_try_write(stream, &buf, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
@@ -505,8 +565,10 @@ bool RedisClient::WriteBytes(const char* data, size_t len) {
   auto* req = new WriteRequest{};
   req->req.data = req;
   req->conn = conn_;
-  req->bytes.assign(data + n, len - static_cast<size_t>(n));
-  uv_buf_t rest = uv_buf_init(req->bytes.data(), static_cast<unsigned int>(req->bytes.size()));
+  req->offset = from + static_cast<size_t>(n);
+  req->bytes = std::move(bytes);
+  uv_buf_t rest = uv_buf_init(req->bytes.data() + req->offset,
+                              static_cast<unsigned int>(req->bytes.size() - req->offset));
   int rc = uv_write(&req->req, stream, &rest, 1, OnWritten);
   if (rc != 0) {
     delete req;
@@ -587,9 +649,8 @@ void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
       PopFront();
       if (cmd.kind == CommandKind::kHandshake) {
         if (reply->type == REDIS_REPLY_ERROR) {
-          failure = {
-              ErrorKind::kConnection, ServerErrorCode(reply),
-              "Redis refused the connection handshake: " + std::string(reply->str, reply->len)};
+          failure = {ErrorKind::kConnection, ServerErrorCode(reply),
+                     "Redis refused the connection handshake: " + WithoutArguments(reply)};
           failed = true;
         } else if (--handshake_pending_ == 0) {
           OnHandshakeDone();
@@ -622,7 +683,7 @@ void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
     RecordError(readonly);
     CloseConnection();
     drain_then_reconnect_ = false;
-    StartConnect();
+    LoseConnection(readonly);
   }
   listener_->EndSettle();  // JS continuations run here and may call back into the client.
 }
@@ -645,50 +706,72 @@ void RedisClient::PopFront() {
 void RedisClient::OnDeadlineTimer() {
   deadline_armed_ = false;
   uint64_t now = uv_now(loop_);
-  bool began = false;
+  SettleScope scope(listener_);
+  ClientError timeout{
+      ErrorKind::kTimeout, "ETIMEDOUT",
+      "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
   size_t i = expired_prefix_;
-  uint64_t next_deadline = 0;
   while (i < fifo_.size()) {
     PendingCommand& cmd = fifo_[i];
     if (cmd.settled || cmd.deadline_ms == 0) {
       ++i;
       continue;
     }
-    if (cmd.deadline_ms > now) {
-      next_deadline = cmd.deadline_ms;
-      break;
-    }
-    if (!began) {
-      listener_->BeginSettle();
-      began = true;
-    }
-    ClientError timeout{
-        ErrorKind::kTimeout, "ETIMEDOUT",
-        "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
+    if (cmd.deadline_ms > now) break;
     void* token = cmd.token;
     uint32_t flags = cmd.flags;
     if (i < written_) {
       cmd.settled = true;  // The slot stays to swallow the late reply.
       ++i;
     } else {
-      // Never written: drop it and its bytes so it never runs.
-      size_t offset = 0;
-      for (size_t j = written_; j < i; ++j) offset += fifo_[j].encoded_len;
-      outbuf_.erase(offset, cmd.encoded_len);
+      // Never written: drop it and its bytes so it never runs. Deadlines grow along the
+      // FIFO, so an expiring unsent command is the first unsent one: its bytes lead outbuf_.
+      assert(i == written_);
+      outbuf_skip_ += cmd.encoded_len;
       fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i));
     }
     listener_->OnFailure(token, flags, timeout);
     TrackSettled(1);
   }
   expired_prefix_ = i;
-  if (next_deadline != 0 && !closing_handles_) {
-    deadline_armed_ = true;
-    uv_timer_start(
-        &deadline_timer_,
-        [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
-        next_deadline - now, 0);
+  if (outbuf_skip_ == outbuf_.size()) {
+    outbuf_.clear();
+    outbuf_skip_ = 0;
   }
-  if (began) listener_->EndSettle();
+  // A connection whose oldest written command got no reply for twice the command timeout is
+  // dead in all but name (a partition without a reset): fail it, so callers fail fast.
+  if (written_ > 0 && conn_ != nullptr && fifo_.front().deadline_ms != 0 &&
+      fifo_.front().deadline_ms + options_.command_timeout_ms <= now) {
+    FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
+                    "Redis at " + Endpoint(options_) + " sent nothing for " +
+                        std::to_string(2 * static_cast<uint64_t>(options_.command_timeout_ms)) +
+                        " ms; the connection is considered dead"});
+  }
+  ArmDeadlineTimer();
+}
+
+// Arms the deadline timer for the next command deadline, or for the moment the oldest
+// written command would make the connection count as dead, whichever comes first.
+void RedisClient::ArmDeadlineTimer() {
+  if (closing_handles_ || options_.command_timeout_ms == 0) return;
+  uint64_t wake = 0;
+  for (size_t i = expired_prefix_; i < fifo_.size(); ++i) {
+    if (!fifo_[i].settled && fifo_[i].deadline_ms != 0) {
+      wake = fifo_[i].deadline_ms;
+      break;
+    }
+  }
+  if (written_ > 0 && conn_ != nullptr && fifo_.front().deadline_ms != 0) {
+    uint64_t dead_at = fifo_.front().deadline_ms + options_.command_timeout_ms;
+    if (wake == 0 || dead_at < wake) wake = dead_at;
+  }
+  if (wake == 0) return;
+  uint64_t now = uv_now(loop_);
+  deadline_armed_ = true;
+  uv_timer_start(
+      &deadline_timer_,
+      [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
+      wake > now ? wake - now : 0, 0);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -708,6 +791,7 @@ void RedisClient::FailWritten(const ClientError& error) {
 
 void RedisClient::FailUnsent(const ClientError& error) {
   outbuf_.clear();
+  outbuf_skip_ = 0;
   size_t failed = 0;
   for (size_t i = written_; i < fifo_.size(); ++i) {
     const PendingCommand& cmd = fifo_[i];
@@ -732,7 +816,7 @@ void RedisClient::TrackSettled(size_t count) {
 // Handles keep the loop (the process) alive only while a caller awaits an answer or a quit
 // is draining: an idle client never holds a process open.
 void RedisClient::EnsureRef() {
-  bool want = awaiting_ > 0 || state_ == ClientState::kClosing;
+  bool want = awaiting_ > 0 || (quit_requested_ && !closing_handles_);
   if (want == refd_) return;
   refd_ = want;
   auto apply = [want](void* h) {
@@ -764,9 +848,10 @@ void RedisClient::Quit() {
           PendingCommand{nullptr, 0, static_cast<uint32_t>(len), 0, CommandKind::kQuit, false});
       if (state_ == ClientState::kReady) {
         state_ = ClientState::kClosing;
-        EnsureRef();
+        StartQuitDeadline();
         RequestFlush();
       }
+      EnsureRef();
       break;
     }
     case ClientState::kClosing:
@@ -803,6 +888,7 @@ void RedisClient::CloseHandles() {
     --client->open_handles_;
     client->MaybeFinishClose();
   };
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_close);

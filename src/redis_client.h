@@ -141,7 +141,7 @@ class RedisClient {
   // Data path.
   void RequestFlush();
   void Flush();
-  bool WriteBytes(const char* data, size_t len);
+  bool WriteBytes(std::string& bytes, size_t from);
   static void OnWritten(uv_write_t* req, int status);
   void OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf);
   void SettleReply(const PendingCommand& cmd, redisReply* reply);
@@ -149,6 +149,8 @@ class RedisClient {
 
   // Deadlines.
   void ArmDeadlineTimer();
+  void StartQuitDeadline();
+  void LoseConnection(const ClientError& error);
   void OnDeadlineTimer();
   void OnStateTimer();
 
@@ -183,6 +185,7 @@ class RedisClient {
   size_t expired_prefix_ = 0;  // entries at the front whose deadline no longer matters
   size_t awaiting_ = 0;        // user commands not yet settled
   std::string outbuf_;
+  size_t outbuf_skip_ = 0;  // leading bytes of outbuf_ that belong to dropped commands
   struct EarlyFailure {
     void* token;
     uint32_t flags;
@@ -193,6 +196,7 @@ class RedisClient {
   bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
   bool quit_requested_ = false;
 
+  uv_idle_t idle_;  // settles early failures; an active idle handle keeps poll from blocking
   uv_prepare_t prepare_;
   uv_check_t check_;
   uv_timer_t deadline_timer_;
@@ -204,7 +208,9 @@ class RedisClient {
   bool closed_notified_ = false;
   bool refd_ = false;
 
-  uint32_t reconnect_attempts_ = 0;
+  uint32_t reconnect_attempts_ = 0;  // failed attempts since the last handshake (for status)
+  uint32_t backoff_level_ = 0;       // paces reconnection; reset by a connection that lasted
+  uint64_t connected_at_ = 0;        // loop time of the current connection's handshake
   uint64_t connections_opened_ = 0;
   ClientError last_error_;
   bool has_last_error_ = false;

@@ -244,20 +244,39 @@ TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
   MakeClient(options);
   uintptr_t first = Send({"SET", "k", "mine"});
   RunUntil([&] { return Get(first).done; });
-  // BLPOP holds the connection for 400 ms: everything behind it passes its deadline.
-  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.4"});
+  // BLPOP holds the connection for 150 ms: everything behind it passes its deadline (but
+  // the connection answers before twice the deadline, so it is not declared dead).
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.15"});
   uintptr_t set = Send({"SET", "k", "v2"});
   uintptr_t get = Send({"GET", "k"});
   RunUntil([&] { return Get(blocked).done && Get(set).done && Get(get).done; });
   EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
   EXPECT_EQ(Get(set).value, "ETIMEDOUT");
   EXPECT_EQ(Get(get).value, "ETIMEDOUT");
-  Sleep(500);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
+  Sleep(300);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
   uintptr_t after = Send({"GET", "k"});
   uintptr_t echo = Send({"ECHO", "later"});
   RunUntil([&] { return Get(after).done && Get(echo).done; });
   EXPECT_EQ(Get(after).value, "v2") << "the written SET ran even though its caller timed out";
   EXPECT_EQ(Get(echo).value, "later");
+}
+
+TEST_F(RedisClientTest, AConnectionSilentForTwiceTheDeadlineIsDeclaredDead) {
+  ClientOptions options;
+  options.command_timeout_ms = 100;
+  MakeClient(options);
+  uintptr_t first = Send({"PING"});
+  RunUntil([&] { return Get(first).done; });
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "3"});
+  uintptr_t behind = Send({"INCR", "behind"});
+  RunUntil([&] { return Get(blocked).done && Get(behind).done; });
+  EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
+  Sleep(400);  // Nothing awaits now, so only a timer of the test's keeps the loop running.
+  EXPECT_EQ(client_->Stats().connections_opened, 2u);
+  EXPECT_EQ(client_->LastError().code, "ETIMEDOUT");
+  uintptr_t check = Send({"GET", "behind"});
+  RunUntil([&] { return Get(check).done; });
+  EXPECT_EQ(Get(check).value, "(nil)") << "the INCR behind the dead connection's BLPOP never ran";
 }
 
 TEST_F(RedisClientTest, RefusedConnectionFailsFastAndLaterCallsFailAtOnce) {
