@@ -98,6 +98,8 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
                          InstanceMethod<&ClientWrap::Command>("command"),
+                         InstanceMethod<&ClientWrap::Get>("get"),
+                         InstanceMethod<&ClientWrap::SetEx>("setex"),
                          InstanceMethod<&ClientWrap::Quit>("quit"),
                          InstanceMethod<&ClientWrap::Disconnect>("disconnect"),
                          InstanceMethod<&ClientWrap::Status>("status"),
@@ -154,68 +156,101 @@ void ClientWrap::Teardown() {
   if (core_ != nullptr && !closed_) core_->Disconnect();
 }
 
-// command(flags, ...args) => Promise
-Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
+// Appends one JS argument (string, Buffer or number) to the command being built.
+void ClientWrap::AddArgument(napi_value v) {
   napi_env env = env_;
-  JsCallScope js(addon_);
-  size_t argc = info.Length();
-  if (argc < 2) throw Napi::TypeError::New(env, "command(flags, name, ...args)");
-  uint32_t flags = info[0].As<Napi::Number>().Uint32Value();
-
-  args_.Clear();
-  arg_offsets_.clear();
-  for (size_t i = 1; i < argc; ++i) {
-    napi_value v = info[i];
-    napi_valuetype type;
-    napi_typeof(env, v, &type);
-    arg_offsets_.push_back(args_.size());
-    if (type == napi_string) {
-      // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy.
-      size_t units = 0;
-      napi_get_value_string_utf16(env, v, nullptr, 0, &units);
-      size_t room = 3 * units + 1;
-      size_t len = 0;
-      napi_get_value_string_utf8(env, v, args_.Reserve(room), room, &len);
-      args_.Commit(len);
-    } else if (type == napi_number) {
-      double d = 0;
-      napi_get_value_double(env, v, &d);
-      char buf[32];
-      std::to_chars_result r;
-      if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0) {
-        r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(d));
-      } else {
-        r = std::to_chars(buf, buf + sizeof(buf), d);
-      }
-      args_.Append(buf, static_cast<size_t>(r.ptr - buf));
+  size_t at = args_.size();
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  if (type == napi_string) {
+    // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy.
+    size_t units = 0;
+    napi_get_value_string_utf16(env, v, nullptr, 0, &units);
+    size_t room = 3 * units + 1;
+    size_t len = 0;
+    napi_get_value_string_utf8(env, v, args_.Reserve(room), room, &len);
+    args_.Commit(len);
+  } else if (type == napi_number) {
+    double d = 0;
+    napi_get_value_double(env, v, &d);
+    char buf[32];
+    std::to_chars_result r;
+    if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0) {
+      r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(d));
     } else {
-      bool is_buffer = false;
-      napi_is_buffer(env, v, &is_buffer);
-      if (!is_buffer) {
-        throw Napi::TypeError::New(env, "command arguments must be strings, Buffers or numbers");
-      }
-      void* data = nullptr;
-      size_t len = 0;
-      napi_get_buffer_info(env, v, &data, &len);
-      args_.Append(static_cast<const char*>(data), len);
+      r = std::to_chars(buf, buf + sizeof(buf), d);
     }
+    args_.Append(buf, static_cast<size_t>(r.ptr - buf));
+  } else {
+    bool is_buffer = false;
+    napi_is_buffer(env, v, &is_buffer);
+    if (!is_buffer) {
+      throw Napi::TypeError::New(env, "command arguments must be strings, Buffers or numbers");
+    }
+    void* data = nullptr;
+    size_t len = 0;
+    napi_get_buffer_info(env, v, &data, &len);
+    args_.Append(static_cast<const char*>(data), len);
   }
-  arg_offsets_.push_back(args_.size());
-  argv_.clear();
-  for (size_t i = 0; i + 1 < arg_offsets_.size(); ++i) {
-    argv_.emplace_back(args_.data() + arg_offsets_[i], arg_offsets_[i + 1] - arg_offsets_[i]);
-  }
+  arg_refs_.push_back({nullptr, at, args_.size() - at});
+}
 
+// Queues the command built from arg_refs_ and returns its promise.
+Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
+  argv_.clear();
+  for (const ArgRef& a : arg_refs_) {
+    argv_.emplace_back(a.literal != nullptr ? a.literal : args_.data() + a.offset, a.length);
+  }
+  arg_refs_.clear();
   napi_deferred deferred = nullptr;
   napi_value promise = nullptr;
-  if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) {
     return Napi::Value();  // JS cannot run any more (a worker is being terminated).
   }
   if (closed_ ||
       core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
     OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
   }
-  return Napi::Value(env, promise);
+  return Napi::Value(env_, promise);
+}
+
+void ClientWrap::StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags) {
+  if (info.Length() < min_args) throw Napi::TypeError::New(env_, "too few arguments");
+  args_.Clear();
+  arg_refs_.clear();
+  napi_get_value_uint32(env_, info[0], flags);
+}
+
+// command(flags, name, ...args) => Promise
+Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 2, &flags);
+  for (size_t i = 1; i < info.Length(); ++i) AddArgument(info[i]);
+  return SubmitCommand(flags);
+}
+
+// get(flags, key) => Promise: GET without converting the verb from JS each time.
+Napi::Value ClientWrap::Get(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 2, &flags);
+  arg_refs_.push_back({"GET", 0, 3});
+  AddArgument(info[1]);
+  return SubmitCommand(flags);
+}
+
+// setex(flags, key, value, ttlSec) => Promise: SET key value EX ttlSec.
+Napi::Value ClientWrap::SetEx(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 4, &flags);
+  arg_refs_.push_back({"SET", 0, 3});
+  AddArgument(info[1]);
+  AddArgument(info[2]);
+  arg_refs_.push_back({"EX", 0, 2});
+  AddArgument(info[3]);
+  return SubmitCommand(flags);
 }
 
 Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {

@@ -60,6 +60,11 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
 
  private:
   Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value Get(const Napi::CallbackInfo& info);
+  Napi::Value SetEx(const Napi::CallbackInfo& info);
+  void StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags);
+  void AddArgument(napi_value v);
+  Napi::Value SubmitCommand(uint32_t flags);
   Napi::Value Quit(const Napi::CallbackInfo& info);
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
@@ -76,7 +81,13 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::ObjectReference async_resource_;
   std::vector<napi_deferred> quit_waiters_;
   ArgumentBuffer args_;
-  std::vector<size_t> arg_offsets_;
+  // The command being built: a literal (a verb such as "GET") or a range of args_.
+  struct ArgRef {
+    const char* literal;
+    size_t offset;
+    size_t length;
+  };
+  std::vector<ArgRef> arg_refs_;
   std::vector<std::string_view> argv_;
   int settle_depth_ = 0;
   napi_handle_scope settle_scope_ = nullptr;

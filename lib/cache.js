@@ -62,15 +62,15 @@ class RedisCache {
   }
 
   get(key) {
-    return this.client._command(SOFT_FAIL, 'GET', key);
+    return this.client._get(SOFT_FAIL, key);
   }
 
   getBuffer(key) {
-    return this.client._command(SOFT_FAIL | REPLY_BUFFERS, 'GET', key);
+    return this.client._get(SOFT_FAIL | REPLY_BUFFERS, key);
   }
 
   set(key, value, ttlSec) {
-    return this.client._command(SOFT_FAIL | REPLY_IS_OK, 'SET', key, value, 'EX', ttlSec);
+    return this.client._setex(SOFT_FAIL | REPLY_IS_OK, key, value, ttlSec);
   }
 
   async del(keys) {

@@ -69,11 +69,11 @@ class RedisClient {
   }
 
   get(key) {
-    return this.#native.command(0, 'GET', key);
+    return this.#native.get(0, key);
   }
 
   getBuffer(key) {
-    return this.#native.command(REPLY_BUFFERS, 'GET', key);
+    return this.#native.get(REPLY_BUFFERS, key);
   }
 
   /**
@@ -84,7 +84,7 @@ class RedisClient {
     checkValueSize(value, this.#config.maxValueBytes);
     if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
     checkTtl(ttlSec);
-    return this.#native.command(0, 'SET', key, value, 'EX', ttlSec);
+    return this.#native.setex(0, key, value, ttlSec);
   }
 
   mget(keys) {
@@ -105,6 +105,15 @@ class RedisClient {
    */
   _command(flags, ...args) {
     return this.#native.command(flags, ...args);
+  }
+
+  /** Internal fast paths for the cache module: GET and SET … EX without the verb's conversion. */
+  _get(flags, key) {
+    return this.#native.get(flags, key);
+  }
+
+  _setex(flags, key, value, ttlSec) {
+    return this.#native.setex(flags, key, value, ttlSec);
   }
 
   /** Graceful close: answers every accepted command, sends QUIT, closes. */

@@ -18,6 +18,10 @@ namespace {
 // in slices no larger than this.
 constexpr size_t kReaderFeedSlice = 4096;
 constexpr size_t kReadBufferSize = 64 * 1024;
+// A large read settles its replies in slices of this many: between slices the continuations
+// run and the commands they issued are written, so Redis works on them while the rest of
+// the read is settled, instead of Node and Redis taking turns.
+constexpr size_t kSettleSlice = 128;
 // Keep the reader's buffer between replies instead of freeing it after each drain.
 constexpr size_t kReaderKeepBuffer = 1024 * 1024;
 // The output buffer's capacity is kept between writes up to this size.
@@ -620,6 +624,7 @@ void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
   ClientError failure;
   bool failed = false;
   size_t offset = 0;
+  size_t settled_in_slice = 0;
   while (offset < static_cast<size_t>(nread) && !failed) {
     size_t slice = std::min(kReaderFeedSlice, static_cast<size_t>(nread) - offset);
     if (redisReaderFeed(conn->reader, buf->base + offset, slice) != REDIS_OK) {
@@ -667,9 +672,18 @@ void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
           drain_then_reconnect_ = true;
         }
         SettleReply(cmd, reply);
+        ++settled_in_slice;
       }
       freeReplyObject(reply);
       if (failed) break;
+      if (settled_in_slice == kSettleSlice && state_ == ClientState::kReady) {
+        settled_in_slice = 0;
+        listener_->EndSettle();  // Continuations run and may queue commands, or close.
+        if (conn_ != conn) return;
+        Flush();
+        if (conn_ != conn) return;
+        listener_->BeginSettle();
+      }
     }
     if (conn_ != conn) break;
   }
