@@ -362,7 +362,7 @@ void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
               std::memcmp(reply->str, "OK", 2) == 0;
     napi_get_boolean(env_, ok, &value);
   } else {
-    value = ConvertReply(reply, (flags & kReplyBuffers) != 0);
+    value = ConvertReply(reply, flags);
   }
   napi_resolve_deferred(env_, deferred, value);
 }
@@ -421,11 +421,13 @@ void ClientWrap::OnClosed() {
 // ---------------------------------------------------------------------------------------
 // Values
 
-napi_value ClientWrap::ConvertReply(const redisReply* reply, bool buffers) {
+napi_value ClientWrap::ConvertReply(const redisReply* reply, uint32_t flags) {
   napi_value v;
   switch (reply->type) {
     case REDIS_REPLY_STRING:
-      if (buffers) {
+      if (flags & kReplyLatin1) {
+        napi_create_string_latin1(env_, reply->str, reply->len, &v);
+      } else if (flags & kReplyBuffers) {
         void* data;
         napi_create_buffer_copy(env_, reply->len, reply->str, &data, &v);
       } else {
@@ -444,8 +446,7 @@ napi_value ClientWrap::ConvertReply(const redisReply* reply, bool buffers) {
     case REDIS_REPLY_ARRAY:
       napi_create_array_with_length(env_, reply->elements, &v);
       for (size_t i = 0; i < reply->elements; ++i) {
-        napi_set_element(env_, v, static_cast<uint32_t>(i),
-                         ConvertReply(reply->element[i], buffers));
+        napi_set_element(env_, v, static_cast<uint32_t>(i), ConvertReply(reply->element[i], flags));
       }
       return v;
     case REDIS_REPLY_ERROR: {

@@ -21,6 +21,8 @@ enum CommandFlags : uint32_t {
   kReplyBuffers = 1u << 0,  // bulk strings as Buffers instead of strings
   kSoftFail = 1u << 1,      // resolve with null on any failure instead of rejecting
   kReplyIsOk = 1u << 2,     // resolve with true for +OK, false otherwise (with kSoftFail)
+  kReplyLatin1 = 1u << 3,   // bulk strings as Latin-1 strings: one char per byte, lossless,
+                            // and far cheaper to make than Buffers (key names from SCAN)
 };
 
 // The argument bytes of the command being converted. Grows without zero-filling, and lets go
@@ -69,7 +71,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
 
-  napi_value ConvertReply(const redisReply* reply, bool buffers);
+  napi_value ConvertReply(const redisReply* reply, uint32_t flags);
   napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
   napi_value MakeClientError(const ClientError& error);
 

@@ -6,7 +6,7 @@
 // On Redis, configured by REDIS_URL; with REDIS_URL=disabled, on the embedded in-process
 // store (C++, bounded by entries and bytes, LRU).
 const { getRedisClient } = require('./redis');
-const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK } = require('./client');
+const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('./client');
 const { HirecacheError } = require('./errors');
 
 const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
@@ -36,6 +36,8 @@ function checkValue(value, maxValueBytes) {
   }
   checkValueSize(value, maxValueBytes);
 }
+
+const ASCII = /^[\x00-\x7f]*$/;
 
 /** Escapes the glob characters of `prefix` so that SCAN MATCH treats them literally. */
 function escapeGlob(prefix) {
@@ -85,9 +87,13 @@ class RedisCache {
 
   // SCAN with an escaped MATCH pattern and a large COUNT; each batch of keys that really start
   // with the prefix is UNLINKed without waiting, so deletes travel with the next SCAN.
+  // SCAN with an escaped MATCH pattern and a large COUNT; each batch of keys that really start
+  // with the prefix is UNLINKed without waiting, so deletes travel with the next SCAN. Key
+  // names come back as Latin-1 strings (one char per byte): any bytes survive the round
+  // trip, without the cost of a Buffer per key.
   async delPrefix(prefix) {
-    const wanted = Buffer.from(prefix);
-    const pattern = Buffer.concat([Buffer.from(escapeGlob(wanted.toString('latin1')), 'latin1'), Buffer.from('*')]);
+    const wanted = Buffer.from(prefix).toString('latin1');
+    const pattern = Buffer.from(`${escapeGlob(wanted)}*`, 'latin1');
     let deleted = 0;
     let failure = null;
     const deletes = [];
@@ -105,12 +111,13 @@ class RedisCache {
     let cursor = '0';
     try {
       do {
-        const [next, keys] = await this.client.callBuffer('SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
-        cursor = next.toString();
+        const [next, keys] = await this.client._command(REPLY_LATIN1, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
+        cursor = next;
         for (const key of keys) {
           // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
-          if (key.length >= wanted.length && wanted.equals(key.subarray(0, wanted.length))) {
-            batch.push(key);
+          if (key.startsWith(wanted)) {
+            // ASCII names go as they are; others as their exact bytes.
+            batch.push(ASCII.test(key) ? key : Buffer.from(key, 'latin1'));
             if (batch.length >= this.deleteBatch) flush();
           }
         }

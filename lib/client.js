@@ -10,6 +10,7 @@ const { nativeError, ConfigError } = require('./errors');
 const REPLY_BUFFERS = 1;
 const SOFT_FAIL = 2;
 const REPLY_IS_OK = 4;
+const REPLY_LATIN1 = 8;
 
 /** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
 function checkValueSize(value, max) {
@@ -168,4 +169,4 @@ class RedisClient {
   }
 }
 
-module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK };
+module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 };

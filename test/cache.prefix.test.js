@@ -124,6 +124,28 @@ describe('what cacheDelPrefix refuses and returns', () => {
   });
 });
 
+describe('key names of any bytes', () => {
+  test('names with invalid UTF-8, NUL and CRLF after a non-ASCII prefix go; near misses stay', async () => {
+    const prefix = 'cache:é:';
+    const p = Buffer.from(prefix);
+    const targets = [
+      Buffer.concat([p, Buffer.from([0xff, 0xfe])]),
+      Buffer.concat([p, Buffer.from('a\0b\r\nc')]),
+      Buffer.concat([p, Buffer.from('plain')]),
+    ];
+    // The same bytes as the prefix but for its last byte, and the prefix's Latin-1 look-alike.
+    const decoys = [
+      Buffer.concat([p.subarray(0, p.length - 1), Buffer.from([0xff])]),
+      Buffer.from(p.toString('latin1'), 'utf8'),
+      Buffer.from('cache:e:plain'),
+    ];
+    for (const k of [...targets, ...decoys]) await rawCommand(db.raw, 'SET', k, 'v');
+    await expect(cache.cacheDelPrefix(prefix)).resolves.toBe(targets.length);
+    for (const k of targets) expect(await rawCommand(db.raw, 'EXISTS', k)).toBe(0);
+    for (const k of decoys) expect(await rawCommand(db.raw, 'EXISTS', k)).toBe(1);
+  });
+});
+
 describe('many keys', () => {
   test('20,000 keys under the prefix among 20,000 decoys: all go, the count is exact', async () => {
     const targets = Array.from({ length: 20000 }, (_, i) => `bulk:a:${i}`);
