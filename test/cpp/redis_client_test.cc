@@ -240,20 +240,21 @@ TEST_F(RedisClientTest, PipelinedRepliesReachTheirOwnCallers) {
 
 TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
   ClientOptions options;
-  options.command_timeout_ms = 100;
+  options.command_timeout_ms = 300;
   MakeClient(options);
   uintptr_t first = Send({"SET", "k", "mine"});
   RunUntil([&] { return Get(first).done; });
-  // BLPOP holds the connection for 150 ms: everything behind it passes its deadline (but
-  // the connection answers before twice the deadline, so it is not declared dead).
-  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.15"});
+  // BLPOP holds the connection for 400 ms (Redis checks blocking timeouts every 100 ms, so
+  // up to 500): everything behind it passes its deadline, but the connection answers before
+  // twice the deadline, so it is not declared dead.
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.4"});
   uintptr_t set = Send({"SET", "k", "v2"});
   uintptr_t get = Send({"GET", "k"});
   RunUntil([&] { return Get(blocked).done && Get(set).done && Get(get).done; });
   EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
   EXPECT_EQ(Get(set).value, "ETIMEDOUT");
   EXPECT_EQ(Get(get).value, "ETIMEDOUT");
-  Sleep(300);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
+  Sleep(400);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
   uintptr_t after = Send({"GET", "k"});
   uintptr_t echo = Send({"ECHO", "later"});
   RunUntil([&] { return Get(after).done && Get(echo).done; });
