@@ -4,11 +4,13 @@
 
 #include "client_wrap.h"
 #include "memory_store_wrap.h"
+#include "rate_limiter_wrap.h"
 
 namespace hirecache::binding {
 
 HirecacheAddon::HirecacheAddon(Napi::Env env, Napi::Object exports) {
   // Classes:
+  exports.Set("LocalLimiter", DefineLocalLimiter(env));
   exports.Set("MemoryStore", DefineMemoryStore(env));
   exports.Set("Client", ClientWrap::Define(env));
 

@@ -1,0 +1,141 @@
+/// <reference types="node" />
+import type { IncomingMessage, ServerResponse } from 'http';
+import type { RedisClient } from './redis';
+
+/**
+ * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes.
+ * consume() resolves with it when admitted and rejects with it when refused.
+ */
+export class RateLimitResult {
+  constructor(remainingPoints: number, msBeforeNext: number, consumedPoints: number, isFirstInDuration: boolean);
+  /** Whole points left after this request. */
+  readonly remainingPoints: number;
+  /**
+   * Admitted: ms until the bucket is full again. Refused: ms until this request's points are
+   * available (or the block ends); -1 for a block without end.
+   */
+  readonly msBeforeNext: number;
+  /** Points in use; when refused, plus the refused request's points. */
+  readonly consumedPoints: number;
+  /** Admitted into a full bucket. */
+  readonly isFirstInDuration: boolean;
+  toJSON(): { remainingPoints: number; msBeforeNext: number; consumedPoints: number; isFirstInDuration: boolean };
+  toString(): string;
+}
+
+export type RateLimitKey = string | number;
+
+export interface FallbackOptions {
+  points?: number;
+  duration?: number;
+  burst?: number;
+  maxEntries?: number;
+}
+
+export interface LimiterOptions {
+  /** Redis keys are `${keyPrefix}:${key}`; also names the policy in the RateLimit headers. Default 'rl'. */
+  keyPrefix?: string;
+  /** Points per `duration` (a whole number >= 1). */
+  points: number;
+  /** Seconds (> 0; fractions allowed). */
+  duration: number;
+  /** Capacity of the bucket (default `points`). */
+  burst?: number;
+  /** Seconds a key stays refused after it first goes over its limit (default 0: none). */
+  blockDuration?: number;
+  /** Default: Redis when `client` is given or REDIS_URL enables it, else memory. */
+  store?: 'redis' | 'memory';
+  /** The Redis client (default: getRedisClient()). */
+  client?: RedisClient;
+  /**
+   * While Redis is unreachable, decide with a local limiter (per process). true (default):
+   * the same numbers; false: reject with the Error; or other numbers.
+   */
+  fallback?: boolean | FallbackOptions;
+  /** Refuse keys known to be over their limit without asking Redis (default true). */
+  rejectLocally?: boolean;
+  /** Cap on buckets held in this process (default 100000). */
+  maxEntries?: number;
+  /** Cap on a key's length in UTF-16 code units (default 512). */
+  maxKeyLength?: number;
+}
+
+export interface LimiterStatus {
+  store: 'redis' | 'memory';
+  /** Decisions are coming from the local fallback because Redis is unreachable. */
+  usingFallback: boolean;
+  lastError: { code: string; message: string; at: string } | null;
+  /** Buckets held in this process. */
+  entries: number;
+  maxEntries?: number;
+  evicted?: number;
+  fallbackEntries?: number;
+  knownRefusedEntries?: number;
+}
+
+export interface RateLimiter {
+  readonly store: 'redis' | 'memory';
+  readonly keyPrefix: string;
+  readonly points: number;
+  readonly duration: number;
+  readonly burst: number;
+  readonly blockDuration: number;
+  readonly maxKeyLength: number;
+  /** Takes `points` (default 1); rejects with a RateLimitResult when refused, with an Error on a store failure. */
+  consume(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
+  /** The key's numbers, or null when its bucket is full (no record). */
+  get(key: RateLimitKey): Promise<RateLimitResult | null>;
+  /** Takes `points` even past the limit. */
+  penalty(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
+  /** Gives back `points`, up to a full bucket. */
+  reward(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
+  /** Refuses the key for `secDuration` seconds (0: until delete()). */
+  block(key: RateLimitKey, secDuration: number): Promise<RateLimitResult>;
+  /** Forgets the key; resolves whether it had a bucket. */
+  delete(key: RateLimitKey): Promise<boolean>;
+  /** `${keyPrefix}:${key}` */
+  getKey(key: RateLimitKey): string;
+  status(): LimiterStatus;
+}
+
+/** Throws a TypeError / RangeError naming the option for any invalid option. */
+export function createLimiter(options: LimiterOptions): RateLimiter;
+
+type Req = IncomingMessage & { ip?: string; [key: string]: any };
+type Res = ServerResponse & { [key: string]: any };
+type Next = (err?: unknown) => void;
+
+export interface MiddlewareOptions {
+  /** Return true (or a promise of true) to let the request through without counting it. */
+  skip?: (req: Req, res: Res) => boolean | Promise<boolean>;
+  /** Answers a refused request instead of the default 429 JSON. */
+  handler?: (req: Req, res: Res, next: Next, result: RateLimitResult) => unknown;
+  /** Points per request (default 1). */
+  cost?: number | ((req: Req, res: Res) => number | Promise<number>);
+  /** Which headers to set (default 'both'). */
+  headers?: 'draft' | 'legacy' | 'both' | false;
+  /** A missing or too long key: 'reject' (400, default), 'skip', or your own answer. */
+  onMissingKey?: 'reject' | 'skip' | ((req: Req, res: Res, next: Next) => unknown);
+  /** Prefix length IPv6 clients are keyed by (default 56). */
+  ipv6Subnet?: number;
+  /** The policy name in the RateLimit headers (default the keyPrefix). */
+  policyName?: string;
+  /** The 429 body: a message, or the whole JSON body. */
+  message?: string | object;
+}
+
+export type RateLimitMiddleware = (req: Req, res: Res, next: Next) => void;
+
+export function rateLimitByIp(limiter: RateLimiter, options?: MiddlewareOptions): RateLimitMiddleware;
+export function rateLimitByKey(
+  limiter: RateLimiter,
+  keyFn: (req: Req, res: Res) => RateLimitKey | null | undefined | Promise<RateLimitKey | null | undefined>,
+  options?: MiddlewareOptions,
+): RateLimitMiddleware;
+
+/** The bucket key of a client address: IPv4 as is (IPv4-mapped included), IPv6 by its /subnet. */
+export function ipKey(address: string, subnet?: number): string | undefined;
+
+/** The Lua script of the Redis limiter, and its SHA1 (for EVALSHA / redis-benchmark). */
+export const RATE_LIMIT_SCRIPT: string;
+export const RATE_LIMIT_SCRIPT_SHA: string;

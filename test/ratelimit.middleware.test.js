@@ -1,0 +1,233 @@
+'use strict';
+// Proves the Express middleware: 429 with a JSON body and Retry-After, the IETF RateLimit
+// fields (draft 09) and the legacy X-RateLimit-* ones as configured, IPv6 clients keyed by
+// their /56 and IPv4-mapped addresses as IPv4, req.ip honouring 'trust proxy' (and one
+// warning when X-Forwarded-For arrives without it), skip / handler / cost, a missing key
+// answered 400 or skipped (never a shared bucket named "undefined"), and a store failure
+// passed to Express as an error.
+const express = require('express');
+const { createLimiter, rateLimitByIp, rateLimitByKey, RateLimitResult } = require('../lib/ratelimit');
+const { createClient } = require('../lib/redis');
+const { freePort } = require('./helpers/redis-server');
+
+let counter = 0;
+const servers = [];
+
+const memoryLimiter = (options) => createLimiter({ store: 'memory', keyPrefix: `rl:mw:${++counter}`, ...options });
+
+/** Starts `app` on a loopback port; resolves with request(path, { headers, method, body }). */
+async function serve(app) {
+  app.use((err, req, res, next) => res.status(500).json({ error: err.message, code: err.code }));
+  const server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  servers.push(server);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return async (path, { headers = {}, method = 'GET', body } = {}) => {
+    const res = await fetch(base + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+});
+
+function appWith(...middleware) {
+  const app = express();
+  app.use(express.json());
+  app.all('/x', ...middleware, (req, res) => res.json({ ok: true }));
+  return app;
+}
+
+describe('rateLimitByIp', () => {
+  test('sets both header families by default and answers 429 with a JSON body and Retry-After', async () => {
+    const limiter = memoryLimiter({ points: 3, duration: 60 }); // a point every 20 s
+    const request = await serve(appWith(rateLimitByIp(limiter)));
+    const first = await request('/x');
+    expect(first.status).toBe(200);
+    const name = limiter.keyPrefix;
+    expect(first.headers.get('ratelimit-policy')).toBe(`"${name}";q=3;w=60`);
+    expect(first.headers.get('ratelimit')).toBe(`"${name}";r=2;t=20`);
+    expect(first.headers.get('x-ratelimit-limit')).toBe('3');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('2');
+    const reset = Number(first.headers.get('x-ratelimit-reset'));
+    expect(Math.abs(reset - (Date.now() / 1000 + 20))).toBeLessThan(5);
+    await request('/x');
+    await request('/x');
+    const limited = await request('/x');
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ error: 'Too Many Requests', retryAfter: 20 });
+    expect(limited.headers.get('retry-after')).toBe('20');
+    expect(limited.headers.get('ratelimit')).toBe(`"${name}";r=0;t=20`);
+    expect(limited.headers.get('x-ratelimit-remaining')).toBe('0');
+  });
+
+  test.each([
+    ['draft', true, false],
+    ['legacy', false, true],
+    [false, false, false],
+  ])('headers: %p', async (mode, draft, legacy) => {
+    const request = await serve(appWith(rateLimitByIp(memoryLimiter({ points: 3, duration: 60 }), { headers: mode })));
+    const r = await request('/x');
+    expect(r.headers.has('ratelimit')).toBe(draft);
+    expect(r.headers.has('ratelimit-policy')).toBe(draft);
+    expect(r.headers.has('x-ratelimit-remaining')).toBe(legacy);
+  });
+
+  test('IPv6 clients are keyed by their /56; another /56 has its own bucket', async () => {
+    const app = appWith(rateLimitByIp(memoryLimiter({ points: 2, duration: 600 })));
+    app.set('trust proxy', true);
+    const request = await serve(app);
+    const from = (ip) => request('/x', { headers: { 'x-forwarded-for': ip } });
+    expect((await from('2001:db8:abcd:1201::1')).status).toBe(200);
+    expect((await from('2001:db8:abcd:12ff:ffff:1:2:3')).status).toBe(200);
+    expect((await from('2001:db8:abcd:1234::42')).status).toBe(429); // same /56, third request
+    expect((await from('2001:db8:abcd:1300::1')).status).toBe(200); // the next /56
+    expect((await from('2001:0db8:abcd:1300:0:0:0:2')).status).toBe(200); // same, written long
+    expect((await from('2001:db8:abcd:1300::3')).status).toBe(429);
+  });
+
+  test('IPv4-mapped IPv6 addresses share the IPv4 address bucket', async () => {
+    const app = appWith(rateLimitByIp(memoryLimiter({ points: 2, duration: 600 })));
+    app.set('trust proxy', true);
+    const request = await serve(app);
+    const from = (ip) => request('/x', { headers: { 'x-forwarded-for': ip } });
+    expect((await from('198.51.100.7')).status).toBe(200);
+    expect((await from('::ffff:198.51.100.7')).status).toBe(200);
+    expect((await from('::ffff:c633:6407')).status).toBe(429);
+    expect((await from('198.51.100.8')).status).toBe(200);
+  });
+
+  test("req.ip decides: without 'trust proxy' X-Forwarded-For is ignored, with one warning", async () => {
+    let mod;
+    jest.isolateModules(() => {
+      mod = require('../lib/ratelimit');
+    });
+    const emit = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const limiter = mod.createLimiter({ store: 'memory', keyPrefix: 'rl:mw:xff', points: 2, duration: 600 });
+      const request = await serve(appWith(mod.rateLimitByIp(limiter)));
+      // Every request comes from 127.0.0.1, whatever the header claims.
+      expect((await request('/x', { headers: { 'x-forwarded-for': '203.0.113.1' } })).status).toBe(200);
+      expect((await request('/x', { headers: { 'x-forwarded-for': '203.0.113.2' } })).status).toBe(200);
+      expect((await request('/x', { headers: { 'x-forwarded-for': '203.0.113.3' } })).status).toBe(429);
+      const ours = emit.mock.calls.filter(([, o]) => o && o.code === 'HIRECACHE_RATELIMIT_TRUST_PROXY');
+      expect(ours).toHaveLength(1);
+      expect(ours[0][0]).toMatch(/trust proxy/);
+    } finally {
+      emit.mockRestore();
+    }
+  });
+
+  test('skip, handler and cost', async () => {
+    const limiter = memoryLimiter({ points: 5, duration: 600 });
+    const seen = [];
+    const request = await serve(
+      appWith(
+        rateLimitByIp(limiter, {
+          skip: (req) => req.get('x-internal') === 'yes',
+          cost: (req) => (req.query.heavy ? 3 : 1),
+          handler: (req, res, next, result) => {
+            seen.push(result);
+            res.status(429).json({ custom: true, wait: result.msBeforeNext });
+          },
+        }),
+      ),
+    );
+    for (let i = 0; i < 10; i++) expect((await request('/x', { headers: { 'x-internal': 'yes' } })).status).toBe(200);
+    const heavy = await request('/x?heavy=1');
+    expect(heavy.headers.get('x-ratelimit-remaining')).toBe('2');
+    expect((await request('/x?heavy=1')).status).toBe(429);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeInstanceOf(RateLimitResult);
+    const last = await request('/x?heavy=1');
+    expect(last.body).toEqual({ custom: true, wait: expect.any(Number) });
+    expect((await request('/x')).status).toBe(200); // a cost of 1 still fits
+  });
+
+  test('two limiters on one route both show in the draft fields; the tighter one in the legacy ones', async () => {
+    const wide = memoryLimiter({ points: 100, duration: 60 });
+    const tight = memoryLimiter({ points: 2, duration: 60 });
+    const request = await serve(appWith(rateLimitByIp(wide), rateLimitByIp(tight)));
+    const r = await request('/x');
+    expect(r.headers.get('ratelimit-policy')).toBe(`"${wide.keyPrefix}";q=100;w=60, "${tight.keyPrefix}";q=2;w=60`);
+    expect(r.headers.get('x-ratelimit-limit')).toBe('2');
+    expect(r.headers.get('x-ratelimit-remaining')).toBe('1');
+  });
+
+  test('options are checked when the middleware is made', () => {
+    const l = memoryLimiter({ points: 1, duration: 1 });
+    expect(() => rateLimitByIp(l, { headers: 'yes' })).toThrow(/option headers/);
+    expect(() => rateLimitByIp(l, { cost: -1 })).toThrow(/option cost/);
+    expect(() => rateLimitByIp(l, { ipv6Subnet: 200 })).toThrow(/option ipv6Subnet/);
+    expect(() => rateLimitByIp(l, { skipp: () => true })).toThrow(/unknown option skipp/);
+    expect(() => rateLimitByIp({})).toThrow(/createLimiter/);
+    expect(() => rateLimitByKey(l, 'email')).toThrow(/keyFn/);
+  });
+});
+
+describe('rateLimitByKey', () => {
+  test('limits by the key and answers 400 for a missing one, never sharing an "undefined" bucket', async () => {
+    const limiter = memoryLimiter({ points: 2, duration: 600 });
+    const request = await serve(appWith(rateLimitByKey(limiter, (req) => req.body && req.body.email)));
+    const login = (email) => request('/x', { method: 'POST', body: email === undefined ? {} : { email } });
+    expect((await login('a@example.com')).status).toBe(200);
+    expect((await login('a@example.com')).status).toBe(200);
+    expect((await login('a@example.com')).status).toBe(429);
+    expect((await login('b@example.com')).status).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      const r = await login(undefined);
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe('Bad Request');
+    }
+    expect((await login('')).status).toBe(400);
+    expect(await limiter.get('undefined')).toBeNull();
+    expect(await limiter.get('')).toBeNull();
+  });
+
+  test("onMissingKey 'skip' passes the request through untouched", async () => {
+    const limiter = memoryLimiter({ points: 1, duration: 600 });
+    const request = await serve(appWith(rateLimitByKey(limiter, (req) => req.query.phone, { onMissingKey: 'skip' })));
+    for (let i = 0; i < 5; i++) {
+      const r = await request('/x');
+      expect(r.status).toBe(200);
+      expect(r.headers.has('x-ratelimit-remaining')).toBe(false);
+    }
+    expect((await request('/x?phone=123')).status).toBe(200);
+    expect((await request('/x?phone=123')).status).toBe(429);
+  });
+
+  test('an async keyFn and a key longer than maxKeyLength (answered like a missing key)', async () => {
+    const limiter = createLimiter({ store: 'memory', keyPrefix: 'rl:mw:long', points: 1, duration: 600, maxKeyLength: 16 });
+    const request = await serve(appWith(rateLimitByKey(limiter, async (req) => req.query.k)));
+    expect((await request('/x?k=short')).status).toBe(200);
+    expect((await request(`/x?k=${'x'.repeat(17)}`)).status).toBe(400);
+  });
+
+  test('a store failure goes to the Express error handler, not to a 429', async () => {
+    const dead = createClient({ url: 'redis://127.0.0.1:1', connectTimeout: 500 });
+    const limiter = createLimiter({ keyPrefix: 'rl:mw:dead', points: 5, duration: 60, client: dead, fallback: false });
+    const request = await serve(appWith(rateLimitByKey(limiter, (req) => req.query.k)));
+    const r = await request('/x?k=a');
+    expect(r.status).toBe(500);
+    expect(r.body.code).toBe('ECONNREFUSED');
+    dead.disconnect();
+  });
+
+  test('works on the Redis limiter with its fallback when Redis is down', async () => {
+    const port = await freePort();
+    const dead = createClient({ url: `redis://127.0.0.1:${port}`, connectTimeout: 500 });
+    const limiter = createLimiter({ keyPrefix: 'rl:mw:fb', points: 1, duration: 60, client: dead });
+    const request = await serve(appWith(rateLimitByKey(limiter, (req) => req.query.k)));
+    expect((await request('/x?k=a')).status).toBe(200);
+    expect((await request('/x?k=a')).status).toBe(429);
+    expect(limiter.status().usingFallback).toBe(true);
+    dead.disconnect();
+  });
+});
