@@ -172,9 +172,13 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   if (quit_requested_ || state_ == ClientState::kClosing || state_ == ClientState::kClosed) {
     return SubmitResult::kClosed;
   }
-  if (state_ == ClientState::kDown || fifo_.size() - written_ >= options_.max_queue) {
+  // Once an attempt has failed, Redis counts as down until one succeeds: calls made during
+  // the retries fail at once instead of waiting on an attempt that will likely fail too.
+  bool down = state_ == ClientState::kDown ||
+              (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
+  if (down || fifo_.size() - written_ >= options_.max_queue) {
     EarlyFailure failure{token, flags, {}};
-    if (state_ == ClientState::kDown) {
+    if (down) {
       failure.error = last_error_;
       failure.error.message =
           "Redis is unreachable (" + last_error_.message + "); retrying in the background";
