@@ -1,2 +1,3 @@
 export * from './redis';
 export * from './cache';
+export * from './ratelimit';

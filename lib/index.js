@@ -3,4 +3,5 @@
 module.exports = {
   ...require('./redis'),
   ...require('./cache'),
+  ...require('./ratelimit'),
 };

@@ -45,7 +45,7 @@ test('usage.ts type-checks against the package declarations, misuses included', 
   expect(r.status).toBe(0);
 }, 120000);
 
-test.each(['./redis', './cache'])('the declarations of %s exist and match its runtime exports', (subpath) => {
+test.each(['./redis', './cache', './ratelimit'])('the declarations of %s exist and match its runtime exports', (subpath) => {
   const file = declarationFile(subpath);
   expect(fs.existsSync(file)).toBe(true);
   const program = ts.createProgram([file], { strict: true, types: [], noEmit: true });

@@ -4,6 +4,29 @@
 // (e.g. `any`), the unused directive would fail the check.
 import { createClient, getRedisClient, isRedisEnabled } from 'hirecache/redis';
 import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix } from 'hirecache/cache';
+import { createLimiter, rateLimitByIp, rateLimitByKey, RateLimitResult } from 'hirecache/ratelimit';
+import type { IncomingMessage, ServerResponse } from 'http';
+
+export async function limits(req: IncomingMessage & { body: { email?: string } }, res: ServerResponse): Promise<void> {
+  const loginByIp = createLimiter({ keyPrefix: 'rl:login:ip', points: 20, duration: 600 });
+  const loginByEmail = createLimiter({ keyPrefix: 'rl:login:email', points: 5, duration: 600, blockDuration: 900 });
+  const byIp = rateLimitByIp(loginByIp, { headers: 'both' });
+  const byEmail = rateLimitByKey(loginByEmail, (r) => (r as typeof req).body.email, { onMissingKey: 'reject' });
+  byIp(req, res, () => byEmail(req, res, () => undefined));
+  try {
+    const r: RateLimitResult = await loginByEmail.consume(`phone:${'+15550100'}`);
+    const left: number = r.remainingPoints + r.msBeforeNext + r.consumedPoints;
+    const first: boolean = r.isFirstInDuration;
+    void [left, first];
+  } catch (err) {
+    if (err instanceof RateLimitResult) {
+      const wait: number = err.msBeforeNext;
+      void wait;
+    }
+  }
+  // @ts-expect-error points is a number
+  createLimiter({ keyPrefix: 'x', points: '5', duration: 1 });
+}
 
 type State = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'down' | 'closing' | 'closed';
 

@@ -1,10 +1,11 @@
 'use strict';
 // The example API: what an Express service looks like after swapping its lib/redis.js and
-// lib/cache.js for hirecache's.
+// lib/cache.js and lib/ratelimit.js for hirecache's.
 const express = require('express');
 const { getRedisClient } = require('./lib/redis');
 const { cacheBackend } = require('./lib/cache');
 const campaigns = require('./routes/campaigns');
+const auth = require('./routes/auth');
 
 function createApp() {
   const app = express();
@@ -19,6 +20,7 @@ function createApp() {
   });
 
   app.use(campaigns);
+  app.use(auth);
 
   app.use((err, req, res, next) => {
     if (res.headersSent) return next(err);
