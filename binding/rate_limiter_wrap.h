@@ -55,7 +55,7 @@ class LocalLimiterWrap : public Napi::ObjectWrap<LocalLimiterWrap> {
   //   consume(key, cost) / penalty(key, cost) / reward(key, cost) / check(key, cost),
   //   get(key), block(key, durationMs) -> flags (numbers in `out`), or -1 for a key longer
   //   than maxKeyLength;
-  //   observe(key, debtUnits, blockedMs) -> 0 or -1; delete(key) -> boolean or -1.
+  //   observe(key, debtUnits, trustMs) -> 0 or -1; delete(key) -> boolean or -1.
   explicit LocalLimiterWrap(const Napi::CallbackInfo& info);
 
  private:

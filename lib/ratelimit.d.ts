@@ -45,7 +45,7 @@ export interface LimiterOptions {
   blockDuration?: number;
   /** Default: Redis when `client` is given or REDIS_URL enables it, else memory. */
   store?: 'redis' | 'memory';
-  /** The Redis client (default: getRedisClient()). */
+  /** The Redis client (default: getRedisClient()); must be a hirecache RedisClient, else a TypeError. */
   client?: RedisClient;
   /**
    * While Redis is unreachable, decide with a local limiter (per process). true (default):
@@ -81,7 +81,10 @@ export interface RateLimiter {
   readonly burst: number;
   readonly blockDuration: number;
   readonly maxKeyLength: number;
-  /** Takes `points` (default 1); rejects with a RateLimitResult when refused, with an Error on a store failure. */
+  /**
+   * Takes `points` (default 1); rejects with a RateLimitResult when refused, with an Error on a
+   * store failure, and with a RangeError when `points` exceeds the burst (it could never fit).
+   */
   consume(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
   /** The key's numbers, or null when its bucket is full (no record). */
   get(key: RateLimitKey): Promise<RateLimitResult | null>;
@@ -89,7 +92,7 @@ export interface RateLimiter {
   penalty(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
   /** Gives back `points`, up to a full bucket. */
   reward(key: RateLimitKey, points?: number): Promise<RateLimitResult>;
-  /** Refuses the key for `secDuration` seconds (0: until delete()). */
+  /** Refuses the key for `secDuration` seconds (0: until delete()); what the key owes outlives the block. */
   block(key: RateLimitKey, secDuration: number): Promise<RateLimitResult>;
   /** Forgets the key; resolves whether it had a bucket. */
   delete(key: RateLimitKey): Promise<boolean>;

@@ -14,7 +14,15 @@ const crypto = require('crypto');
 const net = require('net');
 const { performance } = require('perf_hooks');
 const { LocalLimiter } = require('./binding');
-const { ReplyError } = require('./errors');
+const {
+  ReplyError,
+  ConnectionError,
+  CommandTimeoutError,
+  OutcomeUnknownError,
+  QueueFullError,
+  ClientClosedError,
+} = require('./errors');
+const { RedisClient } = require('./client');
 
 // Flags of the native LocalLimiter methods (binding/rate_limiter_wrap.h).
 const ALLOWED = 1;
@@ -34,71 +42,115 @@ const STATE_CHECK_MS = 50;
 const FOREVER_MS = 2 ** 52;
 // The Lua script caps a penalty's debt here (the C++ core's kMaxDebtUnits).
 const MAX_DEBT_UNITS = 2 ** 50;
+// How long a refusal that Redis answered is trusted locally at most (another process may
+// delete or reward the key meanwhile); then Redis is asked again.
+const KNOWN_REFUSED_TRUST_MS = 1000;
 
 // One decision on one bucket, in one call: the Redis form of src/token_bucket.cc.
 //
 // KEYS[1] is the bucket. Its value is the theoretical arrival time (TAT) in units of
 // 1/scale microsecond, modulo 2^52 so that every number stays exact in Lua's doubles (a
-// debt is always below 2^51, so the difference to "now" decodes unambiguously), or 'b'
-// while the key is blocked. The key expires when the bucket is full again, so an absent
-// key is a full bucket. The clock is Redis's TIME: every app server sees the same one.
+// debt is always below 2^51, so the difference to "now" decodes unambiguously), or, while
+// the key is blocked, 'b:<block end>:<TAT>': the block's end in microseconds of Redis's
+// clock (-1: no end) and the TAT (empty for a full bucket). A block only adds refusal
+// time: the TAT, what the key owes, outlives it. The key expires when the block has ended
+// and the bucket is full again, so an absent key is a full bucket; when nothing is owed the
+// key is deleted (never written with PX 0). The clock is Redis's TIME: every app server
+// sees the same one.
 // ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block), cost in tokens (in
-// ms for 'b'), interval and tolerance in units, scale in units per microsecond, and the
-// block in ms that a refused consume starts (0 for none).
+// ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
+// per microsecond, and the block in ms that a refused consume starts (0 for none).
 // Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
 // array): status 1 admitted (or the answer to p/r/g), value the debt before the operation;
-// 0 refused, nothing taken, value the debt; 2 blocked, value the ms left; -1 blocked for ever.
+// 0 refused, nothing taken, value the debt; 2 blocked, value the ms until the block has
+// ended and the cost fits; -1 blocked for ever.
 // A number passed to redis.call reaches Redis written exactly (below 2^53 it is an integer).
 const SCRIPT = `local key = KEYS[1]
 local op = ARGV[1]
-if op == 'b' then
-  local ms = tonumber(ARGV[2])
-  if ms > 0 then
-    redis.call('SET', key, 'b', 'PX', ms)
-    return ms * 4 + 2
-  end
-  redis.call('SET', key, 'b')
-  return -1
-end
-local v = redis.call('GET', key)
-if v == 'b' then
-  local ms = redis.call('PTTL', key)
-  if ms < 0 then return -1 end
-  return ms * 4 + 2
-end
 local M, H = 4503599627370496, 67108864
 local scale = tonumber(ARGV[5])
 local t = redis.call('TIME')
-local now = t[1] * 1000000 + t[2]
-local hi = math.floor(now / H)
-now = ((hi * scale) % H * H + (now - hi * H) * scale) % M
+local us = t[1] * 1000000 + t[2]
+local hi = math.floor(us / H)
+local now = ((hi * scale) % H * H + (us - hi * H) * scale) % M
+local v = redis.call('GET', key)
+local exists = v
+local bend = false
 local debt = 0
 if v then
-  debt = (tonumber(v) - now) % M
-  if debt >= 2251799813685248 then debt = 0 end
+  if string.byte(v, 1) == 98 then
+    local i = string.find(v, ':', 3, true)
+    bend = tonumber(string.sub(v, 3, i - 1))
+    v = string.sub(v, i + 1)
+    if bend >= 0 and bend <= us then bend = false end
+  end
+  if v ~= '' then
+    debt = (tonumber(v) - now) % M
+    if debt >= 2251799813685248 then debt = 0 end
+  end
+end
+local cost = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local tolerance = tonumber(ARGV[4])
+local function save(owed, ends)
+  local px = 0
+  if owed > 0 then px = math.ceil(owed / scale / 1000) end
+  if ends then
+    local tat = ''
+    if owed > 0 then tat = string.format('%.0f', (now + owed) % M) end
+    local val = 'b:' .. string.format('%.0f', ends) .. ':' .. tat
+    if ends < 0 then
+      redis.call('SET', key, val)
+    else
+      redis.call('SET', key, val, 'PX', math.max(px, math.ceil((ends - us) / 1000)))
+    end
+  elseif owed > 0 then
+    redis.call('SET', key, (now + owed) % M, 'PX', px)
+  elseif exists then
+    redis.call('DEL', key)
+  end
+end
+local function blocked(ends, owed, c)
+  if ends < 0 then return -1 end
+  local ms = math.ceil((ends - us) / 1000)
+  local over = owed + c * interval - tolerance
+  if over > 0 then ms = math.max(ms, math.ceil(over / scale / 1000)) end
+  return ms * 4 + 2
+end
+if op == 'b' then
+  local ends = -1
+  if cost > 0 then ends = us + cost * 1000 end
+  save(debt, ends)
+  return blocked(ends, debt, 0)
+end
+if bend then
+  if op == 'p' then
+    debt = math.min(debt + cost * interval, ${MAX_DEBT_UNITS})
+    save(debt, bend)
+    return blocked(bend, debt, 0)
+  end
+  if op == 'c' then return blocked(bend, debt, cost) end
+  return blocked(bend, debt, 0)
 end
 if op == 'g' then return debt * 4 + 1 end
-local after = tonumber(ARGV[2]) * tonumber(ARGV[3])
+local after = cost * interval
 if op == 'c' then
   after = debt + after
-  if after > tonumber(ARGV[4]) then
+  if after > tolerance then
     local block = tonumber(ARGV[6])
     if block > 0 then
-      redis.call('SET', key, 'b', 'PX', block)
-      return block * 4 + 2
+      local ends = us + block * 1000
+      save(debt, ends)
+      return blocked(ends, debt, cost)
     end
     return debt * 4
   end
 elseif op == 'p' then
   after = math.min(debt + after, ${MAX_DEBT_UNITS})
 else
-  after = debt - after
-  if after <= 0 then
-    redis.call('DEL', key)
-    return debt * 4 + 1
-  end
+  after = math.max(debt - after, 0)
 end
-redis.call('SET', key, (now + after) % M, 'PX', math.ceil(after / scale / 1000))
+save(after, false)
 return debt * 4 + 1
 `;
 const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT).digest('hex');
@@ -106,6 +158,13 @@ const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT).digest('hex');
 // Redis answers that mean "not reachable or not able to decide now", as opposed to a
 // mistake (WRONGTYPE on our key, a script error) that must surface.
 const UNAVAILABLE_REPLIES = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'READONLY', 'NOREPLICAS', 'OOM']);
+// The client's errors that mean "Redis cannot be reached or did not answer": only these
+// send a decision to the fallback. Anything else (a bug, a wrong argument) rejects.
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ERR_OUTCOME_UNKNOWN', 'ERR_QUEUE_FULL', 'ERR_CLIENT_CLOSED',
+]);
+const UNAVAILABLE_CLASSES = [ConnectionError, CommandTimeoutError, OutcomeUnknownError, QueueFullError, ClientClosedError];
 
 /**
  * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes:
@@ -196,7 +255,7 @@ function normalizeOptions(options) {
   if (store !== undefined && store !== 'redis' && store !== 'memory') {
     throw optionError('store', "'redis', 'memory' or undefined (Redis when REDIS_URL enables it)", store);
   }
-  if (options.client !== undefined && (options.client === null || typeof options.client.call !== 'function')) {
+  if (options.client !== undefined && !(options.client instanceof RedisClient)) {
     throw optionError('client', 'a hirecache RedisClient (from createClient or getRedisClient)', options.client);
   }
   const maxEntries = positiveInteger(options, 'maxEntries', DEFAULT_MAX_ENTRIES, 2 ** 30);
@@ -273,6 +332,11 @@ function keyString(key) {
   return null;
 }
 
+// A request costing more than the burst could never be admitted: no wait would be enough.
+function overBurst(limiter, points) {
+  return new RangeError(`rate limiter: points (${points}) must not exceed the burst (${limiter.burst}): a request of more points than the bucket holds can never be admitted`);
+}
+
 function validPoints(points) {
   return points === 1 || (typeof points === 'number' && Number.isInteger(points) && points >= 0 && points <= MAX_POINTS);
 }
@@ -329,6 +393,7 @@ class MemoryRateLimiter extends BaseLimiter {
       flags = out[3];
     } else {
       if (!validPoints(points)) return Promise.reject(pointsArgError(points));
+      if (points > this.burst) return Promise.reject(overBurst(this, points));
       flags = this._consume(k, points);
     }
     if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
@@ -351,7 +416,10 @@ class MemoryRateLimiter extends BaseLimiter {
     return this._sync(key, points, (k, p) => this._native.reward(k, p));
   }
 
-  /** Refuses the key for `secDuration` seconds (0: until delete()); the bucket is full after. */
+  /**
+   * Refuses the key for `secDuration` seconds (0: until delete()); afterwards the key still
+   * owes what it owed (less the refill meanwhile): a block never cancels a debt.
+   */
   block(key, secDuration) {
     if (typeof secDuration !== 'number' || !(secDuration >= 0)) {
       return Promise.reject(new RangeError(`rate limiter: secDuration must be a number >= 0, got ${describe(secDuration)}`));
@@ -414,7 +482,7 @@ const valueOf = (reply) => (reply < 0 ? -1 : (reply - (reply % 4)) / 4);
 function isUnavailable(err) {
   if (!(err instanceof Error)) return false;
   if (err instanceof ReplyError) return UNAVAILABLE_REPLIES.has(err.code);
-  return true; // connection, timeout, outcome unknown, queue full, closed
+  return UNAVAILABLE_CLASSES.some((Class) => err instanceof Class) || UNAVAILABLE_CODES.has(err.code);
 }
 
 /**
@@ -422,7 +490,8 @@ function isUnavailable(err) {
  * NOSCRIPT), the clock read inside the script with TIME. A decision whose outcome is
  * unknown (the connection died after sending) is never sent again. When Redis cannot be
  * reached, decisions come from a local fallback limiter (per process) and status() says so.
- * Keys known to be over their limit are refused locally until their msBeforeNext.
+ * Keys known to be over their limit are refused locally until their msBeforeNext, but for
+ * at most a second after Redis said so (another process may delete or reward the key).
  */
 class RedisRateLimiter extends BaseLimiter {
   constructor(config, client) {
@@ -551,10 +620,12 @@ class RedisRateLimiter extends BaseLimiter {
     const k = typeof key === 'string' ? key : keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (points !== 1 && !validPoints(points)) return Promise.reject(pointsArgError(points));
+    if (points > this.burst) return Promise.reject(overBurst(this, points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) {
       // Known to be over the limit: refuse here, without a Redis call. The shadow only
-      // ever refuses; anything it might admit goes to Redis, so it never admits more.
+      // ever refuses, and trusts what Redis said for at most KNOWN_REFUSED_TRUST_MS; anything
+      // it might admit goes to Redis, so it never admits more.
       const flags = this._shadowCheck(k, points);
       if (flags > 0 && (flags & ALLOWED) === 0) {
         const out = this._shadowOut;
@@ -569,11 +640,32 @@ class RedisRateLimiter extends BaseLimiter {
     const value = valueOf(reply);
     if (status === 1) return this._admitted(value, cost);
     if (status === 0) {
-      if (this._shadow !== null) this._shadow.observe(key, value, 0);
-      return Promise.reject(this._refused(value, cost));
+      const refused = this._refused(value, cost);
+      if (this._shadow !== null) this._remember(key, value, refused.msBeforeNext);
+      return Promise.reject(refused);
     }
-    if (this._shadow !== null && value !== 0) this._shadow.observe(key, 0, value < 0 ? 2 ** 53 : value);
+    if (this._shadow !== null) this._rememberBlock(key, value, cost);
     return Promise.reject(this._blocked(value, cost));
+  }
+
+  /**
+   * Remembers in the shadow that `key` owed `debt` units, refusing for `ms`: trusted for
+   * min(ms, KNOWN_REFUSED_TRUST_MS), then Redis is asked again.
+   */
+  _remember(key, debt, ms) {
+    if (debt > 0 && ms > 0) this._shadow.observe(key, debt, Math.min(ms, KNOWN_REFUSED_TRUST_MS));
+    else this._shadow.observe(key, 0, 0);
+  }
+
+  /**
+   * Remembers a block that Redis reported (`ms` left, -1 without end) as the debt that
+   * refuses a request of `cost` points exactly that long. A block without end (or one too
+   * long for a debt) is never kept locally: such a key is asked of Redis each time.
+   */
+  _rememberBlock(key, ms, cost) {
+    const debt = ms * this._msDivisor + this._tolerance - cost * this._interval;
+    if (ms > 0 && debt <= MAX_DEBT_UNITS) this._remember(key, Math.max(debt, 0), ms);
+    else this._shadow.observe(key, 0, 0);
   }
 
   /** The key's current numbers, or null when it has no bucket in use (a full bucket). */
@@ -620,7 +712,7 @@ class RedisRateLimiter extends BaseLimiter {
         const after = op === 'p' ? Math.min(debt + units, MAX_DEBT_UNITS) : Math.max(debt - units, 0);
         if (this._shadow !== null) {
           // A penalty only makes the shadow's refusals safer; a reward may end them.
-          if (op === 'p') this._shadow.observe(k, after, 0);
+          if (op === 'p') this._remember(k, after, Math.ceil(after / this._msDivisor));
           else this._shadow.delete(k);
         }
         const consumed = Math.ceil(after / this._interval);
@@ -630,7 +722,10 @@ class RedisRateLimiter extends BaseLimiter {
     );
   }
 
-  /** Refuses the key for `secDuration` seconds (0: until delete()); the bucket is full after. */
+  /**
+   * Refuses the key for `secDuration` seconds (0: until delete()); afterwards the key still
+   * owes what it owed (less the refill meanwhile): a block never cancels a debt.
+   */
   block(key, secDuration) {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
@@ -645,7 +740,7 @@ class RedisRateLimiter extends BaseLimiter {
       ms,
       (reply) => {
         const ms = valueOf(reply);
-        if (this._shadow !== null) this._shadow.observe(k, 0, ms < 0 ? 2 ** 53 : ms);
+        if (this._shadow !== null) this._rememberBlock(k, ms, 1);
         return this._blocked(ms, 0);
       },
       (fb) => fb.block(k, secDuration),

@@ -276,23 +276,25 @@ LocalLimiter::Status LocalLimiter::Erase(std::string_view key, bool* erased) {
   return Status::kOk;
 }
 
-LocalLimiter::Status LocalLimiter::Observe(std::string_view key, int64_t debt, int64_t blocked_us,
+LocalLimiter::Status LocalLimiter::Observe(std::string_view key, int64_t debt, int64_t trust_us,
                                            int64_t now_us) {
   if (key.size() > max_key_bytes_) return Status::kKeyTooLong;
   Step(now_us);
   const uint64_t hash = Hash(key);
   Entry* e = Find(hash);
+  if (trust_us <= 0 || debt <= 0) {  // nothing (more) to remember
+    if (e != nullptr) RemoveAt(static_cast<size_t>(e - entries_.data()));
+    return Status::kOk;
+  }
   if (e == nullptr) {
-    if (blocked_us <= 0 && debt <= 0) return Status::kOk;  // full: nothing to remember
     e = Insert(hash, BucketState{}, now_us);
   } else {
     e->state.mark = 1;
   }
-  if (blocked_us > 0) {
-    bucket_.SetBlocked(&e->state, now_us, blocked_us);
-  } else {
-    bucket_.SetDebt(&e->state, now_us, debt);
-  }
+  // The block is the observation's trust: the entry is dropped by Check, and is idle for the
+  // sweep, no later than the debt says (it may go sooner, to be asked again).
+  bucket_.SetDebt(&e->state, now_us, debt);
+  bucket_.SetBlocked(&e->state, now_us, trust_us);
   return Status::kOk;
 }
 
@@ -301,10 +303,16 @@ LocalLimiter::Status LocalLimiter::Check(std::string_view key, int64_t cost, int
   if (key.size() > max_key_bytes_) return Status::kKeyTooLong;
   Step(now_us);
   Entry* e = Find(Hash(key));
+  if (e != nullptr && !(e->state.blocked && now_us < e->state.block_end_us)) {
+    RemoveAt(static_cast<size_t>(e - entries_.data()));  // no longer trusted: ask again
+    e = nullptr;
+  }
   *known = e != nullptr;
   if (e != nullptr) {
     e->state.mark = 1;
-    *out = bucket_.Check(e->state, cost, now_us);
+    BucketState debt_only = e->state;
+    debt_only.blocked = false;
+    *out = bucket_.Check(debt_only, cost, now_us);
   }
   return Status::kOk;
 }

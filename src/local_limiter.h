@@ -1,8 +1,8 @@
 // The local rate limiter: one token bucket per key in a bounded in-process table.
 //
 // Layout (chosen by measurement, see docs/ratelimit.md): the buckets live densely in a
-// boost::container::vector of 24-byte entries (a keyed 64-bit hash of the key plus the
-// 16-byte BucketState), found through an open-addressing index of 8-byte slots (entry
+// boost::container::vector of 32-byte entries (a keyed 64-bit hash of the key plus the
+// 24-byte BucketState), found through an open-addressing index of 8-byte slots (entry
 // position and 32 bits of the hash as a tag), at most half full, with linear probing and
 // backward-shift deletion. Looking up a new key touches only the small index, never the
 // entries, which keeps a flood of new keys cheap; entries stored inline in the probed table
@@ -65,10 +65,13 @@ class LocalLimiter {
   Status Erase(std::string_view key, bool* erased);
 
   // For a limiter whose buckets live elsewhere (Redis): remembers that the key owed `debt`
-  // units (or is blocked for `blocked_us`, when > 0) as of `now_us`.
-  Status Observe(std::string_view key, int64_t debt, int64_t blocked_us, int64_t now_us);
-  // What Consume would decide on the remembered state, without changing it. `*known` is
-  // false when nothing is remembered for the key (then `*out` is left alone).
+  // units as of `now_us`, an observation trusted for `trust_us` (another process may delete
+  // or reward the key meanwhile). `trust_us` <= 0 forgets the key.
+  Status Observe(std::string_view key, int64_t debt, int64_t trust_us, int64_t now_us);
+  // What Consume would decide on the remembered debt, without changing it (the remembered
+  // state is never blocked: a remote block is remembered as a debt that refuses as long).
+  // `*known` is false when nothing is remembered for the key or the observation is older
+  // than its trust (then it is forgotten and `*out` is left alone).
   Status Check(std::string_view key, int64_t cost, int64_t now_us, BucketDecision* out,
                bool* known);
 

@@ -81,7 +81,7 @@ TokenBucket::TokenBucket(const BucketShape& shape, int64_t block_us)
     : shape_(shape), block_us_(std::max<int64_t>(block_us, 0)) {}
 
 int64_t TokenBucket::Debt(const BucketState& state, int64_t now_us) const {
-  if (state.blocked || state.tat_us < now_us) return 0;
+  if (state.tat_us < now_us) return 0;
   int64_t diff_us;
   if (__builtin_sub_overflow(state.tat_us, now_us, &diff_us) ||
       diff_us >= kMaxDebtUnits / shape_.scale) {
@@ -91,13 +91,11 @@ int64_t TokenBucket::Debt(const BucketState& state, int64_t now_us) const {
 }
 
 bool TokenBucket::IsIdle(const BucketState& state, int64_t now_us) const {
-  if (state.blocked) return state.tat_us <= now_us;
-  return Debt(state, now_us) == 0;
+  return !InBlock(state, now_us) && Debt(state, now_us) == 0;
 }
 
 void TokenBucket::SetDebt(BucketState* state, int64_t now_us, int64_t debt) const {
   debt = std::clamp<int64_t>(debt, 0, kMaxDebtUnits);
-  state->blocked = false;
   if (shape_.scale == 1) {
     state->tat_us = SaturatingAdd(now_us, debt);
     state->tat_frac = 0;
@@ -109,8 +107,7 @@ void TokenBucket::SetDebt(BucketState* state, int64_t now_us, int64_t debt) cons
 
 void TokenBucket::SetBlocked(BucketState* state, int64_t now_us, int64_t duration_us) const {
   state->blocked = true;
-  state->tat_us = SaturatingAdd(now_us, std::max<int64_t>(duration_us, 0));
-  state->tat_frac = 0;
+  state->block_end_us = SaturatingAdd(now_us, std::max<int64_t>(duration_us, 0));
 }
 
 int64_t TokenBucket::CostUnits(int64_t cost) const {
@@ -139,17 +136,21 @@ BucketDecision TokenBucket::Refused(int64_t debt, int64_t cost_units, int64_t co
   return d;
 }
 
-BucketDecision TokenBucket::BlockedFor(int64_t wait_us, int64_t cost) const {
+BucketDecision TokenBucket::BlockedFor(const BucketState& state, int64_t cost,
+                                       int64_t now_us) const {
   BucketDecision d;
   d.blocked = true;
-  d.debt_after = shape_.tolerance;
-  d.consumed = SaturatingAdd(shape_.burst, cost);
-  d.wait_us = wait_us;
+  const int64_t debt = Debt(state, now_us);
+  d.debt_after = std::max(debt, shape_.tolerance);
+  d.consumed = SaturatingAdd(std::max(shape_.burst, CeilDivSmall(debt, shape_.interval)), cost);
+  d.wait_us = state.block_end_us - now_us;
+  const int64_t over = debt + CostUnits(cost) - shape_.tolerance;
+  if (over > 0) d.wait_us = std::max(d.wait_us, CeilDivByScale(over, shape_.scale));
   return d;
 }
 
 BucketDecision TokenBucket::Check(const BucketState& state, int64_t cost, int64_t now_us) const {
-  if (state.blocked && now_us < state.tat_us) return BlockedFor(state.tat_us - now_us, cost);
+  if (InBlock(state, now_us)) return BlockedFor(state, cost, now_us);
   const int64_t debt = Debt(state, now_us);
   const int64_t units = CostUnits(cost);
   if (debt + units <= shape_.tolerance) return Admitted(debt, debt + units);
@@ -160,23 +161,25 @@ BucketDecision TokenBucket::Consume(BucketState* state, int64_t cost, int64_t no
   BucketDecision d = Check(*state, cost, now_us);
   if (d.allowed) {
     SetDebt(state, now_us, d.debt_after);
+    state->blocked = false;  // any block has ended
   } else if (!d.blocked && block_us_ > 0) {
-    SetBlocked(state, now_us, block_us_);
-    d = BlockedFor(block_us_, cost);
+    SetBlocked(state, now_us, block_us_);  // refused: nothing taken, the debt stays
+    d = BlockedFor(*state, cost, now_us);
   }
   return d;
 }
 
 BucketDecision TokenBucket::Penalty(BucketState* state, int64_t cost, int64_t now_us) const {
-  if (state->blocked && now_us < state->tat_us) return BlockedFor(state->tat_us - now_us, cost);
   const int64_t before = Debt(*state, now_us);
   const int64_t after = std::min(before + CostUnits(cost), kMaxDebtUnits);
   SetDebt(state, now_us, after);
+  // Taken while blocked: the block goes on, and the debt outlives it.
+  if (InBlock(*state, now_us)) return BlockedFor(*state, 0, now_us);
   return Admitted(before, after);
 }
 
 BucketDecision TokenBucket::Reward(BucketState* state, int64_t cost, int64_t now_us) const {
-  if (state->blocked && now_us < state->tat_us) return BlockedFor(state->tat_us - now_us, 0);
+  if (InBlock(*state, now_us)) return BlockedFor(*state, 0, now_us);
   const int64_t before = Debt(*state, now_us);
   const int64_t after = std::max<int64_t>(before - CostUnits(cost), 0);
   SetDebt(state, now_us, after);
@@ -185,11 +188,11 @@ BucketDecision TokenBucket::Reward(BucketState* state, int64_t cost, int64_t now
 
 BucketDecision TokenBucket::Block(BucketState* state, int64_t duration_us, int64_t now_us) const {
   SetBlocked(state, now_us, duration_us);
-  return BlockedFor(state->tat_us - now_us, 0);
+  return BlockedFor(*state, 0, now_us);
 }
 
 BucketDecision TokenBucket::Describe(const BucketState& state, int64_t now_us) const {
-  if (state.blocked && now_us < state.tat_us) return BlockedFor(state.tat_us - now_us, 0);
+  if (InBlock(state, now_us)) return BlockedFor(state, 0, now_us);
   const int64_t debt = Debt(state, now_us);
   return Admitted(debt, debt);
 }

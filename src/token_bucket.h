@@ -39,13 +39,16 @@ struct BucketShape {
 // one-unit-per-microsecond bucket would not fit.
 bool ComputeBucketShape(int64_t points, int64_t duration_us, int64_t burst, BucketShape* out);
 
-// The whole state of one bucket: 16 bytes, so a table of a million buckets stays small.
-// A default-constructed state is a full bucket.
+// The whole state of one bucket: 24 bytes, so a table of a million buckets stays small.
+// A default-constructed state is a full bucket. A block only adds refusal time: the TAT
+// keeps what the key owes, so the bucket is exactly as empty after the block as the refill
+// during it has made it (a block never cancels a debt).
 struct BucketState {
-  int64_t tat_us = 0;     // whole microseconds of the TAT (or of the end of a block)
-  uint32_t tat_frac = 0;  // plus tat_frac / scale of a microsecond
-  bool blocked = false;   // tat is when a block ends; the bucket is full after it
-  uint8_t mark = 0;       // not used by TokenBucket: free for the container that holds it
+  int64_t tat_us = 0;        // whole microseconds of the TAT
+  int64_t block_end_us = 0;  // when `blocked`: the instant the block ends
+  uint32_t tat_frac = 0;     // plus tat_frac / scale of a microsecond
+  bool blocked = false;      // a block ending at block_end_us was set (it may have ended)
+  uint8_t mark = 0;          // not used by TokenBucket: free for the container that holds it
 };
 
 // What one operation decided, with the numbers a caller reports.
@@ -71,8 +74,8 @@ class TokenBucket {
   const BucketShape& shape() const { return shape_; }
   int64_t block_us() const { return block_us_; }
 
-  // Units owed at `now_us`, in [0, kMaxDebtUnits]; 0 for a full or blocked-then-released
-  // bucket.
+  // Units owed at `now_us`, in [0, kMaxDebtUnits]; 0 for a full bucket. A block does not
+  // change it.
   int64_t Debt(const BucketState& state, int64_t now_us) const;
   // Whether the state carries no information at `now_us` (a full, unblocked bucket), so a
   // container may drop it.
@@ -83,24 +86,33 @@ class TokenBucket {
   BucketDecision Consume(BucketState* state, int64_t cost, int64_t now_us) const;
   // What Consume would decide, without changing the state.
   BucketDecision Check(const BucketState& state, int64_t cost, int64_t now_us) const;
-  // Takes `cost` tokens even if they are not there (the debt may exceed the tolerance).
+  // Takes `cost` tokens even if they are not there (the debt may exceed the tolerance),
+  // also while the key is blocked (the block then goes on and the debt outlives it).
   BucketDecision Penalty(BucketState* state, int64_t cost, int64_t now_us) const;
   // Gives back `cost` tokens, never more than a full bucket.
   BucketDecision Reward(BucketState* state, int64_t cost, int64_t now_us) const;
-  // Refuses everything for `duration_us` from now; the bucket is full afterwards.
+  // Refuses everything for `duration_us` from now; afterwards the bucket still owes what it
+  // owed, less the refill during the block.
   BucketDecision Block(BucketState* state, int64_t duration_us, int64_t now_us) const;
   // The current numbers of a bucket, as an admitted zero-cost request would see them.
   BucketDecision Describe(const BucketState& state, int64_t now_us) const;
 
   // Sets the state so that it owes `debt` units at `now_us` (clamped to kMaxDebtUnits).
+  // Leaves a block alone.
   void SetDebt(BucketState* state, int64_t now_us, int64_t debt) const;
-  // Sets the state to "blocked for `duration_us` from now".
+  // Sets the state to "blocked for `duration_us` from now", keeping its debt.
   void SetBlocked(BucketState* state, int64_t now_us, int64_t duration_us) const;
 
  private:
   BucketDecision Admitted(int64_t debt_before, int64_t debt_after) const;
   BucketDecision Refused(int64_t debt, int64_t cost_units, int64_t cost) const;
-  BucketDecision BlockedFor(int64_t wait_us, int64_t cost) const;
+  // Whether the state is in a block at `now_us`.
+  static bool InBlock(const BucketState& state, int64_t now_us) {
+    return state.blocked && now_us < state.block_end_us;
+  }
+  // The decision for a key in a block: it waits until the block ends and `cost` tokens are
+  // there, whichever is later.
+  BucketDecision BlockedFor(const BucketState& state, int64_t cost, int64_t now_us) const;
   int64_t CostUnits(int64_t cost) const;
 
   BucketShape shape_;

@@ -70,7 +70,10 @@ describe.each(stores)('%s limiter', (store, make) => {
     const fits = await attempt(l, 'k', 3);
     expect(fits.ok).toBe(true);
     expect(fits.res.remainingPoints).toBe(0);
-    expect((await attempt(l, 'k', 11)).ok).toBe(false); // more than the capacity: never
+    // More than the capacity could never be admitted, whatever the wait: an error, naming
+    // the argument and the burst, rather than a refusal with a Retry-After that lies.
+    await expect(l.consume('k', 11)).rejects.toThrow(RangeError);
+    await expect(l.consume('fresh', 11)).rejects.toThrow(/points \(11\) must not exceed the burst \(10\)/);
   });
 
   test('steady load gets points per duration and never more', async () => {
@@ -117,7 +120,7 @@ describe.each(stores)('%s limiter', (store, make) => {
     expect(again.res.remainingPoints).toBe(0);
   });
 
-  test('blockDuration keeps a key refused that long after it goes over, then it starts full', async () => {
+  test('blockDuration keeps a key refused that long after it goes over; after it, the key owes what it owed', async () => {
     const l = make({ keyPrefix: prefix(), points: 2, duration: 0.2, blockDuration: 1 });
     expect((await attempt(l, 'b')).ok).toBe(true);
     expect((await attempt(l, 'b')).ok).toBe(true);
@@ -131,9 +134,40 @@ describe.each(stores)('%s limiter', (store, make) => {
     expect(held.res.msBeforeNext).toBeLessThanOrEqual(over.res.msBeforeNext - 300);
     await sleep(held.res.msBeforeNext + 20);
     const after = await attempt(l, 'b');
+    // The bucket alone had refilled (0.2 s) before the block ended (1 s): it is full again.
     expect(after.ok).toBe(true);
     expect(after.res.isFirstInDuration).toBe(true);
     expect(after.res.remainingPoints).toBe(1);
+  });
+
+  test('a block shorter than the refill cancels no debt: 5 per 600 s with blockDuration 0.3 admits 5, not more', async () => {
+    const l = make({ keyPrefix: prefix(), points: 5, duration: 600, blockDuration: 0.3 });
+    for (let i = 0; i < 5; i++) expect((await attempt(l, 'd')).ok).toBe(true);
+    const over = await attempt(l, 'd');
+    expect(over.ok).toBe(false);
+    // The wait is the later of the block's end and the next point: about 120 s.
+    expect(over.res.msBeforeNext).toBeGreaterThan(119000);
+    expect(over.res.msBeforeNext).toBeLessThanOrEqual(120000);
+    await sleep(400); // the block is over, the debt is not
+    const after = await attempt(l, 'd');
+    expect(after.ok).toBe(false);
+    expect(after.res.remainingPoints).toBe(0);
+    expect(after.res.msBeforeNext).toBeGreaterThan(119000);
+  });
+
+  test('block() and a penalty taken while blocked never cancel what the key owes', async () => {
+    const l = make({ keyPrefix: prefix(), points: 4, duration: 400 }); // a point per 100 s
+    expect((await attempt(l, 'p', 4)).ok).toBe(true);
+    const b = await l.block('p', 0.2);
+    expect(b.msBeforeNext).toBe(200);
+    await l.penalty('p', 2); // taken while blocked: kept
+    await sleep(300);
+    const after = await attempt(l, 'p');
+    expect(after.ok).toBe(false);
+    expect(after.res.remainingPoints).toBe(0);
+    // Owes 6 points, holds 4: the next one needs 3 more back, about 300 s.
+    expect(after.res.msBeforeNext).toBeGreaterThan(290000);
+    expect(after.res.msBeforeNext).toBeLessThanOrEqual(300000);
   });
 
   test('penalty takes points even past the limit, reward gives them back up to full', async () => {

@@ -52,3 +52,34 @@ test('a Redis limiter keeps its local tables bounded too', async () => {
   expect(l.status().fallbackEntries).toBeLessThanOrEqual(1000);
   dead.disconnect();
 });
+
+test('points are never returned early: at 1 per 10 ms, no two admissions are closer than 10 ms', async () => {
+  // The clock must not lag by a varying tick (CLOCK_MONOTONIC_COARSE did, by up to 4 ms).
+  const l = createLimiter({ store: 'memory', keyPrefix: 'rl:clock', points: 1, duration: 0.01 });
+  // The limiter reads its clock inside consume(), between `before` and `after`, so
+  // after[j] - before[i] can only overstate the time between two admissions' clock readings:
+  // a correct limiter passes however the process is scheduled.
+  const before = [];
+  const after = [];
+  const end = process.hrtime.bigint() + 1500000000n;
+  let t;
+  while ((t = process.hrtime.bigint()) < end) {
+    let ok = false;
+    l.consume('k').then(
+      () => {
+        ok = true;
+      },
+      () => {},
+    );
+    const t2 = process.hrtime.bigint();
+    await null;
+    await null;
+    if (ok) {
+      before.push(t);
+      after.push(t2);
+    }
+  }
+  expect(before.length).toBeGreaterThan(50);
+  const gaps = after.slice(1).map((x, i) => Number(x - before[i]) / 1e6);
+  expect(Math.min(...gaps)).toBeGreaterThanOrEqual(9.95);
+});

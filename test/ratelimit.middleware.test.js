@@ -151,6 +151,14 @@ describe('rateLimitByIp', () => {
     expect((await request('/x')).status).toBe(200); // a cost of 1 still fits
   });
 
+  test('a cost above the burst is passed to Express as a RangeError, never a 429 with a wait that would not do', async () => {
+    const limiter = memoryLimiter({ points: 2, duration: 60 });
+    const request = await serve(appWith(rateLimitByIp(limiter, { cost: 3 })));
+    const r = await request('/x');
+    expect(r.status).toBe(500);
+    expect(r.body.error).toMatch(/points \(3\) must not exceed the burst \(2\)/);
+  });
+
   test('two limiters on one route both show in the draft fields; the tighter one in the legacy ones', async () => {
     const wide = memoryLimiter({ points: 100, duration: 60 });
     const tight = memoryLimiter({ points: 2, duration: 60 });

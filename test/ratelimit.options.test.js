@@ -71,6 +71,32 @@ describe('store selection', () => {
     await client.quit();
   });
 
+  test('client must be a hirecache RedisClient: an ioredis-like object is refused, naming the option', () => {
+    const ioredisLike = { call: async () => 'OK', status: 'ready' };
+    expect(() => createLimiter({ points: 1, duration: 1, client: ioredisLike })).toThrow(TypeError);
+    expect(() => createLimiter({ points: 1, duration: 1, client: ioredisLike })).toThrow(/option client/);
+    expect(() => createLimiter({ points: 1, duration: 1, client: null })).toThrow(/option client/);
+  });
+
+  test('only connection-class errors send a decision to the fallback; anything else rejects with the error', async () => {
+    const { ConnectionError } = require('../lib/errors');
+    const client = createClient({ url: 'redis://127.0.0.1:1' });
+    const l = createLimiter({ keyPrefix: 'rl:opt:errors', points: 1, duration: 60, client });
+    const bug = new TypeError('a bug in the client');
+    client.call = () => Promise.reject(bug);
+    await expect(l.consume('k')).rejects.toBe(bug);
+    const noCode = new Error('NOSCRIPT-like error without a code');
+    client.call = () => Promise.reject(noCode);
+    await expect(l.consume('k')).rejects.toBe(noCode);
+    expect(l.status().usingFallback).toBe(false);
+    for (const err of [Object.assign(new Error('reset'), { code: 'ECONNRESET' }), new ConnectionError('down', 'ECONNREFUSED')]) {
+      client.call = () => Promise.reject(err);
+      await expect(l.consume(`k:${err.message}`)).resolves.toBeInstanceOf(RateLimitResult);
+      expect(l.status().usingFallback).toBe(true);
+    }
+    await client.quit();
+  });
+
   test("store 'redis' with Redis disabled and no client is an error at creation", () => {
     jest.isolateModules(() => {
       const saved = process.env.REDIS_URL;

@@ -4,7 +4,8 @@
 // over their limit refused without a Redis call and never one admission too many, and a
 // decision whose outcome is unknown never sent twice. Runs on a redis-server of its own,
 // since SCRIPT FLUSH and the command counters are server-wide.
-const { createLimiter, RateLimitResult, RATE_LIMIT_SCRIPT_SHA } = require('../lib/ratelimit');
+const express = require('express');
+const { createLimiter, RateLimitResult, RATE_LIMIT_SCRIPT_SHA, rateLimitByKey } = require('../lib/ratelimit');
 const { createClient } = require('../lib/redis');
 const { startRedis } = require('./helpers/redis-server');
 const { createProxy } = require('./helpers/proxy');
@@ -183,4 +184,78 @@ test('NOSCRIPT after a server restart is recovered', async () => {
   await waitFor(async () => (await outcome(l.consume('r'))).ok, { what: 'a consume after the restart' });
   expect((await l.get('r')).consumedPoints).toBe(1); // the restarted server started empty
   await waitFor(async () => (await outcome(admin.call('PING'))).ok, { what: 'the admin client back' });
+});
+
+test('a cost of 0 is answered, never with an error: a bucket that owes nothing is deleted, not written with PX 0', async () => {
+  const p = prefix();
+  const l = createLimiter({ keyPrefix: p, points: 5, duration: 60, client: client(), fallback: false });
+  await expect(l.consume('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0, msBeforeNext: 0 });
+  await expect(l.penalty('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0 });
+  await expect(l.reward('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0 });
+  expect(await admin.call('EXISTS', `${p}:z`)).toBe(0);
+  await l.consume('z', 2);
+  await expect(l.consume('z', 0)).resolves.toMatchObject({ remainingPoints: 3, consumedPoints: 2 });
+  await expect(l.penalty('z', 0)).resolves.toMatchObject({ remainingPoints: 3, consumedPoints: 2 });
+  expect(await admin.call('EXISTS', `${p}:z`)).toBe(1);
+
+  const app = express();
+  app.get('/free', rateLimitByKey(l, () => 'mw', { cost: 0 }), (req, res) => res.json({ ok: true }));
+  app.use((err, req, res, next) => res.status(500).json({ error: err.message }));
+  const server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.address().port}/free`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a refusal is trusted locally for at most a second: a delete elsewhere is seen, a ban without end never kept', async () => {
+  const p = prefix();
+  const a = createLimiter({ keyPrefix: p, points: 1, duration: 600, client: client() }); // "server A"
+  const b = createLimiter({ keyPrefix: p, points: 1, duration: 600, client: client() }); // "server B"
+  await a.consume('k');
+  const first = await a.consume('k').catch((r) => r);
+  expect(first).toBeInstanceOf(RateLimitResult);
+  await admin.call('CONFIG', 'RESETSTAT');
+  // Answered locally, with the true wait (not the trust's).
+  const local = await a.consume('k').catch((r) => r);
+  expect(local).toBeInstanceOf(RateLimitResult);
+  expect(local.msBeforeNext).toBeGreaterThan(598000);
+  expect(await scriptCalls()).toBe(0);
+  expect(await b.delete('k')).toBe(true);
+  await sleep(1100);
+  await expect(a.consume('k')).resolves.toBeInstanceOf(RateLimitResult);
+
+  // A block reported by Redis refuses locally with its true wait, for at most a second.
+  await b.block('x', 30);
+  const blocked = await a.consume('x').catch((r) => r);
+  expect(blocked.msBeforeNext).toBeGreaterThan(29000);
+  await admin.call('CONFIG', 'RESETSTAT');
+  const again = await a.consume('x').catch((r) => r);
+  expect(again).toBeInstanceOf(RateLimitResult);
+  expect(again.msBeforeNext).toBeGreaterThan(29000);
+  expect(again.msBeforeNext).toBeLessThanOrEqual(blocked.msBeforeNext);
+  expect(await scriptCalls()).toBe(0);
+
+  // block(key, 0) and its delete: A asks Redis each time, so the unban is seen at once.
+  await b.block('ban', 0);
+  await expect(a.consume('ban')).rejects.toMatchObject({ msBeforeNext: -1 });
+  await expect(a.consume('ban')).rejects.toMatchObject({ msBeforeNext: -1 });
+  await b.delete('ban');
+  await expect(a.consume('ban')).resolves.toBeInstanceOf(RateLimitResult);
+});
+
+test('a flood on a key over its limit is answered locally and never admits more than the limit', async () => {
+  const p = prefix();
+  const l = createLimiter({ keyPrefix: p, points: 3, duration: 600, client: client() });
+  const results = [];
+  const end = Date.now() + 2500;
+  while (Date.now() < end) {
+    results.push(...(await Promise.all(Array.from({ length: 50 }, () => outcome(l.consume('f'))))));
+  }
+  expect(results.filter((r) => r.ok)).toHaveLength(3);
 });

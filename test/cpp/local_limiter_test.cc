@@ -199,13 +199,14 @@ TEST(LocalLimiterTest, GetDoesNotInsertAndReportsOnlyBucketsInUse) {
 }
 
 TEST(LocalLimiterTest, ObserveAndCheckShadowARemoteBucket) {
-  // A shadow of a Redis bucket: 4 tokens per 4 s; Redis said the key owes 4 tokens.
+  // A shadow of a Redis bucket: 4 tokens per 4 s; Redis said the key owes 4 tokens, and the
+  // observation is trusted for 2 s.
   LocalLimiter l = MakeLimiter(4, 4 * kSecond, 100);
   BucketDecision d;
   bool known = true;
   l.Check("k", 1, 0, &d, &known);
   EXPECT_FALSE(known);
-  l.Observe("k", 4 * kSecond, 0, 0);
+  l.Observe("k", 4 * kSecond, 2 * kSecond, 0);
   l.Check("k", 1, kSecond / 2, &d, &known);
   EXPECT_TRUE(known);
   EXPECT_FALSE(d.allowed);
@@ -217,10 +218,27 @@ TEST(LocalLimiterTest, ObserveAndCheckShadowARemoteBucket) {
   // Check never changes the state.
   l.Check("k", 1, kSecond, &d, &known);
   EXPECT_TRUE(d.allowed);
-  l.Observe("k", 0, 3 * kSecond, kSecond);  // Redis said: blocked for 3 s
-  l.Check("k", 1, 2 * kSecond, &d, &known);
-  EXPECT_TRUE(d.blocked);
-  EXPECT_EQ(d.wait_us, 2 * kSecond);
+  // A zero debt or trust forgets the key.
+  l.Observe("k", 0, 3 * kSecond, kSecond);
+  l.Check("k", 1, kSecond, &d, &known);
+  EXPECT_FALSE(known);
+  EXPECT_EQ(l.size(), 0u);
+}
+
+TEST(LocalLimiterTest, AnObservationIsTrustedOnlyForItsTrustTime) {
+  // Redis said the key owes 100 tokens (another process may delete or reward it): refused
+  // locally, with the true wait, only until the trust runs out; then Redis is asked again.
+  LocalLimiter l = MakeLimiter(4, 4 * kSecond, 100);
+  BucketDecision d;
+  bool known = false;
+  l.Observe("long", 100 * kSecond, kSecond, 0);
+  l.Check("long", 1, kSecond - 1, &d, &known);
+  EXPECT_TRUE(known);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.wait_us, 96 * kSecond + 1);
+  l.Check("long", 1, kSecond, &d, &known);
+  EXPECT_FALSE(known);
+  EXPECT_EQ(l.size(), 0u);
 }
 
 TEST(LocalLimiterTest, ClearForgetsEverything) {

@@ -157,7 +157,7 @@ TEST(TokenBucketTest, BurstLargerThanPointsRefillsAtPointsPerDuration) {
   EXPECT_EQ(d.wait_us, 3 * kSecond);  // six tokens owed at two per second
 }
 
-TEST(TokenBucketTest, BlockDurationRefusesEverythingThenStartsFull) {
+TEST(TokenBucketTest, BlockDurationRefusesEverythingAndTheDebtSurvivesIt) {
   const TokenBucket b = MakeBucket(2, 10 * kSecond, 2, /*block_us=*/60 * kSecond);
   BucketState st;
   ASSERT_TRUE(b.Consume(&st, 1, 0).allowed);
@@ -172,10 +172,50 @@ TEST(TokenBucketTest, BlockDurationRefusesEverythingThenStartsFull) {
   EXPECT_EQ(still.wait_us, 30 * kSecond);
   EXPECT_FALSE(b.IsIdle(st, 59 * kSecond));
   EXPECT_TRUE(b.IsIdle(st, 60 * kSecond));
+  // The block outlasted the refill: the bucket is full after it.
   const BucketDecision after = b.Consume(&st, 1, 60 * kSecond);
   EXPECT_TRUE(after.allowed);
   EXPECT_TRUE(after.first);
   EXPECT_EQ(after.remaining, 1);
+}
+
+TEST(TokenBucketTest, AShortBlockOnlyAddsRefusalTimeAndCancelsNoDebt) {
+  // Five tokens per 600 s, blocked for 1 s when over: the block must not refill the bucket.
+  const TokenBucket b = MakeBucket(5, 600 * kSecond, 5, /*block_us=*/kSecond);
+  BucketState st;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(b.Consume(&st, 1, 0).allowed);
+  const BucketDecision over = b.Consume(&st, 1, 0);
+  EXPECT_TRUE(over.blocked);
+  EXPECT_EQ(over.wait_us, 120 * kSecond);  // the later of the block's end and the next token
+  const BucketDecision after = b.Consume(&st, 1, kSecond);  // the block has ended
+  EXPECT_FALSE(after.allowed);
+  EXPECT_EQ(after.remaining, 0);
+  EXPECT_FALSE(b.IsIdle(st, kSecond));
+  // Blocked again (each refusal starts a block), yet the debt is the same: no token early.
+  EXPECT_FALSE(b.Consume(&st, 1, 120 * kSecond - 1).allowed);
+  const BucketDecision next = b.Consume(&st, 1, 121 * kSecond);
+  EXPECT_TRUE(next.allowed);
+  EXPECT_EQ(next.remaining, 0);
+  // In 5 s of retries after each block, the key got nothing beyond its 5 points.
+  BucketState flood;
+  int admitted = 0;
+  for (int64_t t = 0; t < 5 * kSecond; t += kSecond / 100)
+    admitted += b.Consume(&flood, 1, t).allowed;
+  EXPECT_EQ(admitted, 5);
+}
+
+TEST(TokenBucketTest, PenaltyWhileBlockedIsKeptAfterTheBlock) {
+  const TokenBucket b = MakeBucket(4, 4 * kSecond, 4);  // a token per second
+  BucketState st;
+  b.Block(&st, kSecond, 0);
+  const BucketDecision p = b.Penalty(&st, 10, 0);
+  EXPECT_TRUE(p.blocked);
+  EXPECT_EQ(p.wait_us, 6 * kSecond);  // owes 10 tokens, holds 4
+  const BucketDecision after = b.Consume(&st, 1, kSecond);
+  EXPECT_FALSE(after.allowed);
+  EXPECT_FALSE(after.blocked);
+  EXPECT_EQ(after.wait_us, 6 * kSecond);  // 9 owed at 1 s: the 10th token to spend needs 6 s
+  EXPECT_TRUE(b.Consume(&st, 1, 7 * kSecond).allowed);
 }
 
 TEST(TokenBucketTest, ExplicitBlockAndItsEnd) {
@@ -186,6 +226,18 @@ TEST(TokenBucketTest, ExplicitBlockAndItsEnd) {
   EXPECT_EQ(d.wait_us, 5 * kSecond);
   EXPECT_TRUE(b.Consume(&st, 1, 100 + 5 * kSecond - 1).blocked);
   EXPECT_TRUE(b.Consume(&st, 1, 100 + 5 * kSecond).allowed);
+}
+
+TEST(TokenBucketTest, AnExplicitBlockKeepsTheDebt) {
+  const TokenBucket b = MakeBucket(2, 20 * kSecond, 2);  // a token per 10 s
+  BucketState st;
+  ASSERT_TRUE(b.Consume(&st, 2, 0).allowed);
+  EXPECT_EQ(b.Block(&st, kSecond, 0).wait_us, kSecond);
+  EXPECT_TRUE(b.Consume(&st, 1, kSecond / 2).blocked);
+  const BucketDecision after = b.Consume(&st, 1, kSecond);
+  EXPECT_FALSE(after.allowed);
+  EXPECT_EQ(after.wait_us, 9 * kSecond);
+  EXPECT_TRUE(b.Consume(&st, 1, 10 * kSecond).allowed);
 }
 
 TEST(TokenBucketTest, PenaltyCanOverdrawAndRewardNeverOverfills) {
