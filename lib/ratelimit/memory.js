@@ -1,0 +1,102 @@
+'use strict';
+// The in-process limiter: buckets in the C++ table (src/local_limiter.h), per process.
+const {
+  ALLOWED, FIRST, FOUND, KEY_TOO_LONG, FOREVER_MS,
+  RateLimitResult, describe, nativeLimiter,
+  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  BaseLimiter,
+} = require('./shared');
+
+/**
+ * A limiter whose buckets live in this process (the C++ table): per process, bounded in
+ * entries, no I/O. Every method returns a promise, as the Redis limiter's do.
+ */
+class MemoryRateLimiter extends BaseLimiter {
+  constructor(config) {
+    super(config);
+    this.store = 'memory';
+    const { native, out } = nativeLimiter(config);
+    this._native = native;
+    this._out = out;
+    // The hot methods, held here: a property of this plain object is found faster than one
+    // the addon defined on its own object (they carry their state, `this` does not matter).
+    this._consumeOne = native.consumeOne;
+    this._consume = native.consume;
+  }
+
+  _result(flags) {
+    const out = this._out;
+    return new RateLimitResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], (flags & FIRST) !== 0);
+  }
+
+  /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
+  consume(key, points = 1) {
+    const k = typeof key === 'string' ? key : keyString(key);
+    if (k === null) return Promise.reject(keyArgError(key));
+    const out = this._out;
+    let flags;
+    if (points === 1) {
+      this._consumeOne(k);
+      flags = out[3];
+    } else {
+      if (!validPoints(points)) return Promise.reject(pointsArgError(points));
+      if (points > this.burst) return Promise.reject(overBurst(this, points));
+      flags = this._consume(k, points);
+    }
+    if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
+    if ((flags & ALLOWED) !== 0) return Promise.resolve(new RateLimitResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
+    return Promise.reject(this._result(flags));
+  }
+
+  /** The key's current numbers, or null when it has no bucket in use (a full bucket). */
+  get(key) {
+    return this._sync(key, 0, (k) => this._native.get(k), true);
+  }
+
+  /** Takes `points` even if they are not there. */
+  penalty(key, points = 1) {
+    return this._sync(key, points, (k, p) => this._native.penalty(k, p));
+  }
+
+  /** Gives back `points`, never more than a full bucket. */
+  reward(key, points = 1) {
+    return this._sync(key, points, (k, p) => this._native.reward(k, p));
+  }
+
+  /**
+   * Refuses the key for `secDuration` seconds (0: until delete()); afterwards the key still
+   * owes what it owed (less the refill meanwhile): a block never cancels a debt.
+   */
+  block(key, secDuration) {
+    if (typeof secDuration !== 'number' || !(secDuration >= 0)) {
+      return Promise.reject(new RangeError(`rate limiter: secDuration must be a number >= 0, got ${describe(secDuration)}`));
+    }
+    const ms = secDuration === 0 ? 2 ** 53 : Math.ceil(secDuration * 1000);
+    return this._sync(key, 0, (k) => this._native.block(k, ms));
+  }
+
+  /** Forgets the key; resolves whether it had a bucket. */
+  delete(key) {
+    const k = keyString(key);
+    if (k === null) return Promise.reject(keyArgError(key));
+    const r = this._native.delete(k);
+    return r === KEY_TOO_LONG ? Promise.reject(keyTooLong(this)) : Promise.resolve(r);
+  }
+
+  _sync(key, points, op, nullable = false) {
+    const k = keyString(key);
+    if (k === null) return Promise.reject(keyArgError(key));
+    if (!validPoints(points)) return Promise.reject(pointsArgError(points));
+    const flags = op(k, points);
+    if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
+    if (nullable && (flags & FOUND) === 0) return Promise.resolve(null);
+    return Promise.resolve(this._result(flags));
+  }
+
+  status() {
+    const s = this._native.stats();
+    return { store: 'memory', usingFallback: false, lastError: null, entries: s.entries, maxEntries: s.maxEntries, evicted: s.evicted };
+  }
+}
+
+module.exports = { MemoryRateLimiter };

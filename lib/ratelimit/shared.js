@@ -1,0 +1,227 @@
+'use strict';
+// What both rate limiters share: the result class, createLimiter's option checks, the
+// arguments of the limiter methods, and the native table's flags.
+const { LocalLimiter } = require('../binding');
+const { RedisClient } = require('../client');
+
+// Flags of the native LocalLimiter methods (binding/rate_limiter_wrap.h).
+const ALLOWED = 1;
+const FIRST = 2;
+const BLOCKED = 4;
+const FOUND = 8;
+const KEY_TOO_LONG = -1;
+
+const DEFAULT_MAX_ENTRIES = 100000;
+const DEFAULT_MAX_KEY_LENGTH = 512;
+const MAX_POINTS = 2 ** 31 - 1;
+const MAX_DURATION_SEC = 10 * 365 * 86400;
+const MAX_BLOCK_SEC = 2 ** 31 - 1;
+// How often a limiter serving from its fallback looks at the client's state.
+const STATE_CHECK_MS = 50;
+// A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
+const FOREVER_MS = 2 ** 52;
+// The Lua script caps a penalty's debt here (the C++ core's kMaxDebtUnits).
+const MAX_DEBT_UNITS = 2 ** 50;
+// How long a refusal that Redis answered is trusted locally at most (another process may
+// delete or reward the key meanwhile); then Redis is asked again.
+const KNOWN_REFUSED_TRUST_MS = 1000;
+
+/**
+ * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes:
+ * consume() resolves with it when admitted and rejects with it when refused.
+ */
+class RateLimitResult {
+  constructor(remainingPoints, msBeforeNext, consumedPoints, isFirstInDuration) {
+    /** Whole points left after this request. */
+    this.remainingPoints = remainingPoints;
+    /**
+     * Admitted: ms until the bucket is full again. Refused: ms until this request's points
+     * are available (or the block ends); -1 for a block without end.
+     */
+    this.msBeforeNext = msBeforeNext;
+    /** Points in use; when refused, plus the refused request's points. */
+    this.consumedPoints = consumedPoints;
+    /** Admitted into a full bucket. */
+    this.isFirstInDuration = isFirstInDuration;
+  }
+
+  toJSON() {
+    return {
+      remainingPoints: this.remainingPoints,
+      msBeforeNext: this.msBeforeNext,
+      consumedPoints: this.consumedPoints,
+      isFirstInDuration: this.isFirstInDuration,
+    };
+  }
+
+  toString() {
+    return JSON.stringify(this.toJSON());
+  }
+}
+
+// ---- Options ----------------------------------------------------------------------------
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return typeof v;
+}
+
+// A number out of range is a RangeError; anything of the wrong type a TypeError.
+function optionError(name, expected, got, numeric = false) {
+  const Class = numeric && typeof got === 'number' ? RangeError : TypeError;
+  return new Class(`createLimiter: option ${name} must be ${expected}, got ${describe(got)}`);
+}
+
+function positiveInteger(options, name, fallback, max) {
+  const v = options[name] === undefined ? fallback : options[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw optionError(name, `a whole number from 1 to ${max}`, v, true);
+  }
+  return v;
+}
+
+function seconds(options, name, fallback, { min, max, allowZero }) {
+  const v = options[name] === undefined ? fallback : options[name];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v > max || (allowZero ? v < 0 : v <= 0) || (!allowZero && v * 1e6 < min)) {
+    throw optionError(name, `a number of seconds ${allowZero ? '>= 0' : '> 0'} and <= ${max}`, v, true);
+  }
+  return v;
+}
+
+const KNOWN_OPTIONS = new Set([
+  'keyPrefix', 'points', 'duration', 'burst', 'blockDuration', 'store', 'client', 'fallback',
+  'rejectLocally', 'maxEntries', 'maxKeyLength',
+]);
+
+/** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
+function normalizeOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`createLimiter: options must be an object, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw new TypeError(`createLimiter: unknown option ${name} (known: ${[...KNOWN_OPTIONS].join(', ')})`);
+    }
+  }
+  const keyPrefix = options.keyPrefix === undefined ? 'rl' : options.keyPrefix;
+  if (typeof keyPrefix !== 'string') throw optionError('keyPrefix', 'a string', keyPrefix);
+  const points = positiveInteger(options, 'points', undefined, MAX_POINTS);
+  const duration = seconds(options, 'duration', undefined, { min: 1, max: MAX_DURATION_SEC });
+  const burst = positiveInteger(options, 'burst', points, MAX_POINTS);
+  const blockDuration = seconds(options, 'blockDuration', 0, { max: MAX_BLOCK_SEC, allowZero: true });
+  const store = options.store;
+  if (store !== undefined && store !== 'redis' && store !== 'memory') {
+    throw optionError('store', "'redis', 'memory' or undefined (Redis when REDIS_URL enables it)", store);
+  }
+  if (options.client !== undefined && !(options.client instanceof RedisClient)) {
+    throw optionError('client', 'a hirecache RedisClient (from createClient or getRedisClient)', options.client);
+  }
+  const maxEntries = positiveInteger(options, 'maxEntries', DEFAULT_MAX_ENTRIES, 2 ** 30);
+  const maxKeyLength = positiveInteger(options, 'maxKeyLength', DEFAULT_MAX_KEY_LENGTH, 2 ** 20);
+  const rejectLocally = options.rejectLocally === undefined ? true : options.rejectLocally;
+  if (typeof rejectLocally !== 'boolean') throw optionError('rejectLocally', 'a boolean', rejectLocally);
+
+  let fallback = options.fallback === undefined ? true : options.fallback;
+  if (fallback === true) {
+    fallback = { points, duration, burst };
+  } else if (fallback !== false) {
+    if (fallback === null || typeof fallback !== 'object') {
+      throw optionError('fallback', 'true, false or { points, duration, burst, maxEntries }', fallback);
+    }
+    for (const name of Object.keys(fallback)) {
+      if (!['points', 'duration', 'burst', 'maxEntries'].includes(name)) {
+        throw new TypeError(`createLimiter: unknown option fallback.${name} (known: points, duration, burst, maxEntries)`);
+      }
+    }
+    const fPoints = positiveInteger(fallback, 'points', points, MAX_POINTS);
+    fallback = {
+      points: fPoints,
+      duration: seconds(fallback, 'duration', duration, { min: 1, max: MAX_DURATION_SEC }),
+      burst: positiveInteger(fallback, 'burst', fallback.points === undefined ? burst : fPoints, MAX_POINTS),
+      maxEntries: positiveInteger(fallback, 'maxEntries', maxEntries, 2 ** 30),
+    };
+  }
+  const config = { keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength };
+  // The bucket must fit the exact-integer range of the script (see token_bucket.h).
+  if (LocalLimiter.shape(points, Math.round(duration * 1e6), burst) === null) {
+    throw new RangeError(`createLimiter: options burst (${burst}) and duration (${duration}) make a bucket too large to represent`);
+  }
+  return config;
+}
+
+/** A LocalLimiter on the native table, with the array its numbers come back in. */
+function nativeLimiter({ points, duration, burst, blockDuration = 0, maxEntries, maxKeyLength }) {
+  // An explicit ArrayBuffer: its memory never moves, so C++ may keep a pointer to it.
+  const out = new Float64Array(new ArrayBuffer(4 * Float64Array.BYTES_PER_ELEMENT));
+  const native = new LocalLimiter(
+    {
+      points,
+      durationUs: Math.round(duration * 1e6),
+      burst,
+      blockUs: Math.round(blockDuration * 1e6),
+      maxEntries,
+      maxKeyLength,
+    },
+    out,
+  );
+  return { native, out };
+}
+
+// ---- Arguments of the limiter methods ---------------------------------------------------
+
+function keyArgError(key) {
+  return new TypeError(`rate limiter: key must be a string or a number, got ${describe(key)}`);
+}
+
+function pointsArgError(points) {
+  return new RangeError(`rate limiter: points must be a whole number from 0 to ${MAX_POINTS}, got ${describe(points)}`);
+}
+
+function keyTooLong(limiter) {
+  const err = new RangeError(`rate limiter: key is longer than maxKeyLength (${limiter.maxKeyLength})`);
+  err.code = 'ERR_KEY_TOO_LONG';
+  return err;
+}
+
+/** The key as a string, or null when it is not one. Numbers are keys, as in rate-limiter-flexible. */
+function keyString(key) {
+  if (typeof key === 'string') return key;
+  if (typeof key === 'number' && Number.isFinite(key)) return String(key);
+  return null;
+}
+
+// A request costing more than the burst could never be admitted: no wait would be enough.
+function overBurst(limiter, points) {
+  return new RangeError(`rate limiter: points (${points}) must not exceed the burst (${limiter.burst}): a request of more points than the bucket holds can never be admitted`);
+}
+
+function validPoints(points) {
+  return points === 1 || (typeof points === 'number' && Number.isInteger(points) && points >= 0 && points <= MAX_POINTS);
+}
+
+/** Common properties of both limiters. */
+class BaseLimiter {
+  constructor(config) {
+    this.keyPrefix = config.keyPrefix;
+    this.points = config.points;
+    this.duration = config.duration;
+    this.burst = config.burst;
+    this.blockDuration = config.blockDuration;
+    this.maxKeyLength = config.maxKeyLength;
+  }
+
+  /** The key a bucket has in Redis: `${keyPrefix}:${key}`, as rate-limiter-flexible names it. */
+  getKey(key) {
+    return this.keyPrefix === '' ? String(key) : `${this.keyPrefix}:${key}`;
+  }
+}
+
+module.exports = {
+  ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG,
+  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  RateLimitResult, describe, normalizeOptions, nativeLimiter,
+  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  BaseLimiter,
+};
