@@ -133,7 +133,7 @@ napi_value ConsumeOneOperation(napi_env env, LimiterShared& s, napi_value* argv)
     return nullptr;
   }
   BucketDecision d;
-  s.limiter.Consume(key, 1, NowUs(), &d);
+  s.limiter.ConsumeNow(key, 1, &NowUs, &d);
   s.out[3] = Report(s, d);
   return nullptr;
 }

@@ -210,19 +210,33 @@ LocalLimiter::Entry* LocalLimiter::FindOrInsert(uint64_t hash, int64_t now_us) {
 LocalLimiter::Status LocalLimiter::Consume(std::string_view key, int64_t cost, int64_t now_us,
                                            BucketDecision* out) {
   if (key.size() > max_key_bytes_) return Status::kKeyTooLong;
-  Step(now_us);
+  ConsumeHashed(Hash(key), cost, now_us, out);
+  return Status::kOk;
+}
+
+LocalLimiter::Status LocalLimiter::ConsumeNow(std::string_view key, int64_t cost, Clock clock,
+                                              BucketDecision* out) {
+  if (key.size() > max_key_bytes_) return Status::kKeyTooLong;
   const uint64_t hash = Hash(key);
+  // The key's index slot is most likely not in cache: ask for it before reading the clock,
+  // so that the two waits overlap.
+  __builtin_prefetch(&slots_[hash & mask_]);
+  ConsumeHashed(hash, cost, clock(), out);
+  return Status::kOk;
+}
+
+void LocalLimiter::ConsumeHashed(uint64_t hash, int64_t cost, int64_t now_us, BucketDecision* out) {
+  Step(now_us);
   if (Entry* e = Find(hash)) {
     e->state.mark = 1;
     *out = bucket_.Consume(&e->state, cost, now_us);
-    return Status::kOk;
+    return;
   }
   // An absent key is a full bucket; it takes a place in the table only if it is left
   // owing something (a zero-cost call leaves nothing to remember).
   BucketState state;
   *out = bucket_.Consume(&state, cost, now_us);
   if (!bucket_.IsIdle(state, now_us)) Insert(hash, state, now_us);
-  return Status::kOk;
 }
 
 LocalLimiter::Status LocalLimiter::Get(std::string_view key, int64_t now_us, BucketDecision* out,

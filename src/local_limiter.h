@@ -56,6 +56,10 @@ class LocalLimiter {
 
   // Takes `cost` tokens from the key's bucket if it has them (see TokenBucket::Consume).
   Status Consume(std::string_view key, int64_t cost, int64_t now_us, BucketDecision* out);
+  // The same, reading the time from `clock` once the key's place in the table is on its way
+  // into cache (the clock and the memory then cost one wait instead of two).
+  using Clock = int64_t (*)();
+  Status ConsumeNow(std::string_view key, int64_t cost, Clock clock, BucketDecision* out);
   // The key's current numbers; `*found` is false when the key has no bucket or a full one.
   Status Get(std::string_view key, int64_t now_us, BucketDecision* out, bool* found);
   Status Penalty(std::string_view key, int64_t cost, int64_t now_us, BucketDecision* out);
@@ -97,6 +101,7 @@ class LocalLimiter {
   };
 
   uint64_t Hash(std::string_view key) const;
+  void ConsumeHashed(uint64_t hash, int64_t cost, int64_t now_us, BucketDecision* out);
   // The entry of `hash`, or nullptr.
   Entry* Find(uint64_t hash);
   // The entry of `hash` (marked as used), or a new unmarked full bucket (evicting at the cap).

@@ -59,6 +59,30 @@ TEST(LocalLimiterTest, KeysHaveIndependentBuckets) {
   EXPECT_EQ(l.size(), 3u);
 }
 
+// A clock for the Consume overload that reads the time itself; tests set it.
+int64_t g_test_now = 0;
+int64_t TestClock() { return g_test_now; }
+
+TEST(LocalLimiterTest, ConsumeNowDecidesAsConsumeAtTheSameTime) {
+  LocalLimiter with_time = MakeLimiter(3, 3 * kSecond, 100);
+  LocalLimiter with_clock = MakeLimiter(3, 3 * kSecond, 100);
+  for (int64_t t = 0; t < 4 * kSecond; t += kSecond / 7) {
+    for (const char* key : {"a", "b", "a"}) {
+      BucketDecision expected, got;
+      g_test_now = t;
+      ASSERT_EQ(with_time.Consume(key, 1, t, &expected), LocalLimiter::Status::kOk);
+      ASSERT_EQ(with_clock.ConsumeNow(key, 1, &TestClock, &got), LocalLimiter::Status::kOk);
+      EXPECT_EQ(got.allowed, expected.allowed);
+      EXPECT_EQ(got.remaining, expected.remaining);
+      EXPECT_EQ(got.wait_us, expected.wait_us);
+    }
+  }
+  EXPECT_EQ(with_clock.size(), with_time.size());
+  BucketDecision unused;
+  EXPECT_EQ(with_clock.ConsumeNow(std::string(65, 'x'), 1, &TestClock, &unused),
+            LocalLimiter::Status::kKeyTooLong);
+}
+
 TEST(LocalLimiterTest, AFullBucketIsNeverStored) {
   LocalLimiter l = MakeLimiter(2, 60 * kSecond, 100);
   BucketDecision d;
