@@ -64,7 +64,11 @@ export interface LimiterStatus {
   store: 'redis' | 'memory';
   /** Decisions are coming from the local fallback because Redis is unreachable. */
   usingFallback: boolean;
-  lastError: { code: string; message: string; at: string } | null;
+  /**
+   * The last error that sent decisions to the fallback (at: ms since the epoch), kept after
+   * Redis recovers, as the client's is; null if there was none. usingFallback is the state.
+   */
+  lastError: { code: string; message: string; at: number } | null;
   /** Buckets held in this process. */
   entries: number;
   maxEntries?: number;

@@ -58,7 +58,8 @@ test('Redis down: decisions come from the local fallback, status() says so, then
   expect(local[0].value.remainingPoints).toBe(2);
   const status = l.status();
   expect(status.usingFallback).toBe(true);
-  expect(status.lastError).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String), at: expect.any(String) }));
+  expect(status.lastError).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String), at: expect.any(Number) }));
+  expect(Math.abs(status.lastError.at - Date.now())).toBeLessThan(60000);
   expect(status.fallbackEntries).toBe(1);
   expect(c.status().fallbacks).toContain('ratelimit:rl:fb');
   // get / penalty / reward / block / delete keep working on the fallback too.
@@ -71,6 +72,8 @@ test('Redis down: decisions come from the local fallback, status() says so, then
   await ensureServer();
   await waitFor(async () => (await outcome(l.consume('fresh'))).ok && !l.status().usingFallback, { what: 'decisions back on Redis' });
   expect(c.status().fallbacks).not.toContain('ratelimit:rl:fb');
+  // The state is back to Redis; the reason it left is still there for a health report.
+  expect(l.status().lastError).toEqual(status.lastError);
   // The restarted server is empty, so Redis has the full 100 again for this key.
   expect((await l.consume('k')).remainingPoints).toBe(99);
 }, 30000);

@@ -295,7 +295,8 @@ class RedisRateLimiter extends BaseLimiter {
   }
 
   _setFallback(active, err) {
-    if (err) this._lastError = { code: err.code || 'ERR', message: err.message, at: new Date().toISOString() };
+    // Kept after recovery, as the client's is: the last reason decisions went local, and when.
+    if (err) this._lastError = { code: err.code || 'ERR', message: err.message, at: Date.now() };
     if (this._usingFallback === active) return;
     this._usingFallback = active;
     if (typeof this._client.noteFallback === 'function') this._client.noteFallback(this._source, active);
