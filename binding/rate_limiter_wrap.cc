@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <cmath>
+#include <exception>
 #include <random>
 #include <string>
 
@@ -103,7 +104,15 @@ napi_value Trampoline(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
-  return op(env, **static_cast<std::shared_ptr<LimiterShared>*>(data), argv);
+  // These are raw N-API callbacks: an exception must not leave them. The table only throws
+  // when it cannot grow (std::bad_alloc), and stays consistent when it does.
+  try {
+    return op(env, **static_cast<std::shared_ptr<LimiterShared>*>(data), argv);
+  } catch (const std::exception&) {
+    napi_throw_error(env, "ERR_OUT_OF_MEMORY",
+                     "rate limiter: out of memory, the table cannot grow");
+    return nullptr;
+  }
 }
 
 // The four methods of shape (key, cost) -> flags.

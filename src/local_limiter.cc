@@ -106,7 +106,9 @@ size_t LocalLimiter::SlotOf(uint64_t hash, uint32_t position) const {
 
 void LocalLimiter::Grow() {
   const size_t n = slots_.size() * 2;
-  slots_.assign(n, Slot{0, 0});
+  // Built aside and swapped in: if memory runs out, the old index is left whole.
+  boost::container::vector<Slot> bigger(n, Slot{0, 0});
+  slots_.swap(bigger);
   mask_ = n - 1;
   for (size_t p = 0; p < entries_.size(); ++p) {
     const uint64_t h = entries_[p].hash;
@@ -189,13 +191,14 @@ LocalLimiter::Entry* LocalLimiter::Insert(uint64_t hash, const BucketState& stat
   if (entries_.size() >= max_entries_) EvictOne(now_us);
   if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
   const uint32_t position = static_cast<uint32_t>(entries_.size());
-  size_t i = hash & mask_;
-  while (slots_[i].position_plus_one != 0) i = (i + 1) & mask_;
-  slots_[i] = Slot{position + 1, static_cast<uint32_t>(hash)};
   // A new bucket starts unmarked: it is as old as its insertion until it is used again.
   BucketState fresh = state;
   fresh.mark = 0;
+  // The entry first: if memory runs out here, the index still matches the entries.
   entries_.push_back(Entry{hash, fresh});
+  size_t i = hash & mask_;
+  while (slots_[i].position_plus_one != 0) i = (i + 1) & mask_;
+  slots_[i] = Slot{position + 1, static_cast<uint32_t>(hash)};
   return &entries_.back();
 }
 

@@ -83,3 +83,24 @@ test('points are never returned early: at 1 per 10 ms, no two admissions are clo
   const gaps = after.slice(1).map((x, i) => Number(x - before[i]) / 1e6);
   expect(Math.min(...gaps)).toBeGreaterThanOrEqual(9.95);
 });
+
+test('the array the native table writes its numbers to cannot be transferred away', async () => {
+  const l = createLimiter({ store: 'memory', points: 3, duration: 60 });
+  // A transfer would detach the buffer and free the memory C++ writes to; an untransferable
+  // one is copied instead (or the transfer refused) and stays attached.
+  const attempt = (f) => {
+    try {
+      f();
+    } catch {
+      // refused: as good as copied
+    }
+  };
+  attempt(() => structuredClone(l._out, { transfer: [l._out.buffer] }));
+  const { port1, port2 } = new MessageChannel();
+  attempt(() => port1.postMessage(l._out, [l._out.buffer]));
+  port1.close();
+  port2.close();
+  expect(l._out.buffer.byteLength).toBe(32);
+  await expect(l.consume('k')).resolves.toMatchObject({ remainingPoints: 2 });
+  await expect(l.consume('k')).resolves.toMatchObject({ remainingPoints: 1 });
+});

@@ -1,6 +1,7 @@
 'use strict';
 // What both rate limiters share: the result class, createLimiter's option checks, the
 // arguments of the limiter methods, and the native table's flags.
+const { markAsUntransferable } = require('worker_threads');
 const { LocalLimiter } = require('../binding');
 const { RedisClient } = require('../client');
 
@@ -153,8 +154,10 @@ function normalizeOptions(options) {
 
 /** A LocalLimiter on the native table, with the array its numbers come back in. */
 function nativeLimiter({ points, duration, burst, blockDuration = 0, maxEntries, maxKeyLength }) {
-  // An explicit ArrayBuffer: its memory never moves, so C++ may keep a pointer to it.
+  // An explicit ArrayBuffer: its memory never moves, so C++ may keep a pointer to it; and
+  // one that cannot be transferred (postMessage, structuredClone), which would free it.
   const out = new Float64Array(new ArrayBuffer(4 * Float64Array.BYTES_PER_ELEMENT));
+  markAsUntransferable(out.buffer);
   const native = new LocalLimiter(
     {
       points,
