@@ -4,7 +4,9 @@ import type { RedisClient } from './redis';
 
 /**
  * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes.
- * consume() resolves with it when admitted and rejects with it when refused.
+ * consume() resolves with it when admitted and rejects with it when refused. Results are
+ * plain objects with these four fields; `x instanceof RateLimitResult` recognizes any such
+ * object (and never an Error), so a refusal can be told from a store failure.
  */
 export class RateLimitResult {
   constructor(remainingPoints: number, msBeforeNext: number, consumedPoints: number, isFirstInDuration: boolean);
@@ -19,8 +21,7 @@ export class RateLimitResult {
   readonly consumedPoints: number;
   /** Admitted into a full bucket. */
   readonly isFirstInDuration: boolean;
-  toJSON(): { remainingPoints: number; msBeforeNext: number; consumedPoints: number; isFirstInDuration: boolean };
-  toString(): string;
+  static [Symbol.hasInstance](value: unknown): value is RateLimitResult;
 }
 
 export type RateLimitKey = string | number;

@@ -226,3 +226,21 @@ describe.each(stores)('%s limiter', (store, make) => {
     expect((await attempt(l, 'é漢字')).ok).toBe(true);
   });
 });
+
+test('results are plain data that instanceof RateLimitResult recognizes, and Errors are not', async () => {
+  const l = createLimiter({ store: 'memory', points: 1, duration: 60 });
+  const admitted = await l.consume('plain');
+  const refused = await l.consume('plain').catch((r) => r);
+  for (const r of [admitted, refused]) {
+    expect(Object.getPrototypeOf(r)).toBe(Object.prototype);
+    expect(Object.keys(r).sort()).toEqual(['consumedPoints', 'isFirstInDuration', 'msBeforeNext', 'remainingPoints']);
+    expect(r).toBeInstanceOf(RateLimitResult);
+    expect(JSON.parse(JSON.stringify(r))).toEqual(r);
+  }
+  expect(admitted).toEqual({ remainingPoints: 0, msBeforeNext: 60000, consumedPoints: 1, isFirstInDuration: true });
+  expect(refused).toMatchObject({ remainingPoints: 0, consumedPoints: 2, isFirstInDuration: false });
+  expect(new RateLimitResult(1, 2, 3, false)).toBeInstanceOf(RateLimitResult);
+  expect(new Error('down')).not.toBeInstanceOf(RateLimitResult);
+  expect({ remainingPoints: 1, msBeforeNext: 2 }).not.toBeInstanceOf(RateLimitResult);
+  expect(null).not.toBeInstanceOf(RateLimitResult);
+});

@@ -2,7 +2,7 @@
 // The in-process limiter: buckets in the C++ table (src/local_limiter.h), per process.
 const {
   ALLOWED, FIRST, FOUND, KEY_TOO_LONG, FOREVER_MS,
-  RateLimitResult, describe, nativeLimiter,
+  makeResult, describe, nativeLimiter,
   keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
@@ -26,7 +26,7 @@ class MemoryRateLimiter extends BaseLimiter {
 
   _result(flags) {
     const out = this._out;
-    return new RateLimitResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], (flags & FIRST) !== 0);
+    return makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], (flags & FIRST) !== 0);
   }
 
   /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
@@ -44,7 +44,7 @@ class MemoryRateLimiter extends BaseLimiter {
       flags = this._consume(k, points);
     }
     if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
-    if ((flags & ALLOWED) !== 0) return Promise.resolve(new RateLimitResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
+    if ((flags & ALLOWED) !== 0) return Promise.resolve(makeResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
     return Promise.reject(this._result(flags));
   }
 

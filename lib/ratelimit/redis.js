@@ -14,7 +14,7 @@ const {
 } = require('../errors');
 const {
   ALLOWED, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  RateLimitResult, describe, nativeLimiter,
+  makeResult, describe, nativeLimiter,
   keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
@@ -220,17 +220,17 @@ class RedisRateLimiter extends BaseLimiter {
   _admitted(debt, cost) {
     const after = debt + cost * this._interval;
     const consumed = Math.ceil(after / this._interval);
-    return new RateLimitResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
+    return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
   }
 
   _refused(debt, cost) {
     const inUse = Math.ceil(debt / this._interval);
     const ms = Math.ceil((debt + cost * this._interval - this._tolerance) / this._msDivisor);
-    return new RateLimitResult(Math.max(this.burst - inUse, 0), ms, inUse + cost, false);
+    return makeResult(Math.max(this.burst - inUse, 0), ms, inUse + cost, false);
   }
 
   _blocked(ms, cost) {
-    return new RateLimitResult(0, ms, this.burst + cost, false);
+    return makeResult(0, ms, this.burst + cost, false);
   }
 
   _send(op, key, cost) {
@@ -316,7 +316,7 @@ class RedisRateLimiter extends BaseLimiter {
       const flags = this._shadowCheck(k, points);
       if (flags > 0 && (flags & ALLOWED) === 0) {
         const out = this._shadowOut;
-        return Promise.reject(new RateLimitResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
+        return Promise.reject(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
       }
     }
     return this._run('c', k, points, (reply) => this._settleConsume(k, points, reply), (fb) => fb.consume(k, points));
@@ -403,7 +403,7 @@ class RedisRateLimiter extends BaseLimiter {
           else this._shadow.delete(k);
         }
         const consumed = Math.ceil(after / this._interval);
-        return new RateLimitResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, false);
+        return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, false);
       },
       (fb) => local(fb, k, points),
     );
