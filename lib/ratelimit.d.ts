@@ -141,7 +141,12 @@ export function rateLimitByKey(
   options?: MiddlewareOptions,
 ): RateLimitMiddleware;
 
-/** The bucket key of a client address: IPv4 as is (IPv4-mapped included), IPv6 by its /subnet. */
+/**
+ * The bucket key of a client address: IPv4 as is; IPv6 that carries an IPv4 client
+ * (::ffff:a.b.c.d, ::ffff:0:a.b.c.d, NAT64 64:ff9b::/96) as that IPv4; ::/96 (::, ::1,
+ * ::a.b.c.d) as itself (/128); other IPv6 by its /subnet (default 56). undefined for a
+ * string that is not an IP address.
+ */
 export function ipKey(address: string, subnet?: number): string | undefined;
 
 /** The Lua script of the Redis limiter, and its SHA1 (for EVALSHA / redis-benchmark). */
