@@ -176,7 +176,9 @@ function runInFlight(fn, inFlight, durationMs, options = {}) {
           failure = new Error(`operation ${slot.seq} returned an unexpected result: ${String(value).slice(0, 120)}`);
         }
         if (t <= deadline) latencies.push(t - slot.t0);
-        if (t < deadline && !failure) return launch(slot);
+        // The next operation starts now: this completion's time is its start time, which
+        // spares the driver one of its two clock reads per operation.
+        if (t < deadline && !failure) return launch(slot, t);
         if (--active === 0) finish();
       };
       slot.onError = (err) => {
@@ -186,9 +188,9 @@ function runInFlight(fn, inFlight, durationMs, options = {}) {
       return slot;
     };
 
-    const launch = (slot) => {
+    const launch = (slot, t0) => {
       slot.seq = seq++;
-      slot.t0 = now();
+      slot.t0 = t0;
       let p;
       try {
         p = fn(slot.seq);
@@ -200,7 +202,7 @@ function runInFlight(fn, inFlight, durationMs, options = {}) {
 
     for (let i = 0; i < inFlight && !failure; i++) {
       active++;
-      launch(makeSlot());
+      launch(makeSlot(), now());
     }
   });
 }
