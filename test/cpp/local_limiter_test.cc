@@ -309,5 +309,56 @@ TEST(LocalLimiterTest, MatchesAReferenceModelUnderRandomChurn) {
   }
 }
 
+TEST(LocalLimiterTest, AtTheCapEveryBucketIsFoundWholeOrCountedAsDropped) {
+  // Random churn through a small cap: after every operation, each key the model still
+  // holds is found with exactly the model's numbers, or is idle and may have been swept, or
+  // was evicted, which the stats count. This exercises growth, eviction and backward-shift
+  // deletion under the hand.
+  const TokenBucket bucket = MakeBucket(3, 3 * kSecond);
+  const size_t cap = 64;
+  LocalLimiter l(bucket, cap, 64, 13, 17);
+  std::unordered_map<std::string, BucketState> model;
+  std::mt19937_64 rng(777);
+  int64_t now = 0;
+  uint64_t lost = 0;
+  for (int i = 0; i < 20000; ++i) {
+    now += static_cast<int64_t>(rng() % 4000);
+    const std::string key = "key" + std::to_string(rng() % 200);
+    const int op = static_cast<int>(rng() % 10);
+    if (op == 0) {
+      bool erased = false;
+      l.Erase(key, &erased);
+      model.erase(key);
+    } else if (op == 1) {
+      l.Sweep(rng() % 8, now);
+    } else {
+      BucketDecision got;
+      l.Consume(key, 1, now, &got);
+      const BucketDecision want = bucket.Consume(&model[key], 1, now);
+      ASSERT_EQ(got.allowed, want.allowed) << i;
+      ASSERT_EQ(got.remaining, want.remaining) << i;
+    }
+    ASSERT_LE(l.size(), cap) << i;
+    for (auto it = model.begin(); it != model.end();) {
+      BucketDecision d;
+      bool found = false;
+      l.Get(it->first, now, &d, &found);
+      if (bucket.IsIdle(it->second, now)) {
+        ASSERT_FALSE(found) << i;
+        it = model.erase(it);
+      } else if (!found) {
+        ++lost;
+        it = model.erase(it);
+      } else {
+        ASSERT_EQ(d.remaining, bucket.Describe(it->second, now).remaining) << i;
+        ASSERT_EQ(d.wait_us, bucket.Describe(it->second, now).wait_us) << i;
+        ++it;
+      }
+    }
+  }
+  EXPECT_GT(lost, 0u);
+  EXPECT_EQ(lost, l.stats().evicted);
+}
+
 }  // namespace
 }  // namespace hirecache
