@@ -4,9 +4,10 @@ import type { RedisClient } from './redis';
 
 /**
  * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes.
- * consume() resolves with it when admitted and rejects with it when refused. Results are
- * plain objects with these four fields; `x instanceof RateLimitResult` recognizes any such
- * object (and never an Error), so a refusal can be told from a store failure.
+ * consume() resolves with it when admitted and rejects with it when refused. The limiters'
+ * results are plain objects with these fields and methods; `x instanceof RateLimitResult`
+ * recognizes any object with the four fields that is not an Error, so a refusal can be told
+ * from a store failure.
  */
 export class RateLimitResult {
   constructor(remainingPoints: number, msBeforeNext: number, consumedPoints: number, isFirstInDuration: boolean);
@@ -21,6 +22,8 @@ export class RateLimitResult {
   readonly consumedPoints: number;
   /** Admitted into a full bucket. */
   readonly isFirstInDuration: boolean;
+  toJSON(): { remainingPoints: number; msBeforeNext: number; consumedPoints: number; isFirstInDuration: boolean };
+  toString(): string;
   static [Symbol.hasInstance](value: unknown): value is RateLimitResult;
 }
 

@@ -136,8 +136,9 @@ describe('method arguments', () => {
     await expect(l.consume('12345678')).resolves.toBeInstanceOf(RateLimitResult);
   });
 
-  test('results serialize to the JSON of RateLimiterRes', async () => {
+  test('results serialize like RateLimiterRes', async () => {
     const res = await l.consume('json');
     expect(JSON.parse(JSON.stringify(res))).toEqual({ remainingPoints: 1, msBeforeNext: 30000, consumedPoints: 1, isFirstInDuration: true });
+    expect(String(res)).toContain('"remainingPoints":1');
   });
 });

@@ -97,8 +97,8 @@ test('processes with clocks minutes apart agree on the bucket', async () => {
     const limiter = createLimiter({ keyPrefix: 'rl:skew', points: 5, duration: 600, client });
     const out = [];
     for (let i = 0; i < arg; i++) {
-      try { out.push({ ok: true, ...(await limiter.consume('user')) }); }
-      catch (r) { out.push({ ok: false, ...r }); }
+      try { out.push({ ok: true, ...(await limiter.consume('user')).toJSON() }); }
+      catch (r) { out.push({ ok: false, ...r.toJSON() }); }
     }
     await client.quit();
     return out;
