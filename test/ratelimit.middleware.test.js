@@ -198,6 +198,26 @@ describe('rateLimitByIp', () => {
     expect(ours[0][0]).toMatch(/not an IP address/);
   });
 
+  test('a req.ip carrying a port, as some proxies write it, is keyed by its address', async () => {
+    const limiter = createLimiter({ store: 'memory', keyPrefix: 'rl:mw:port', points: 1, duration: 600 });
+    const app = appWith(rateLimitByIp(limiter));
+    app.set('trust proxy', 1);
+    const request = await serve(app);
+    const status = async (xff) => (await request('/x', { headers: { 'x-forwarded-for': xff } })).status;
+    // Two clients behind one proxy: each has its own bucket, whatever its source port.
+    expect(await status('198.51.100.7:5678')).toBe(200);
+    expect(await status('198.51.100.7:6789')).toBe(429);
+    expect(await status('198.51.100.8:5678')).toBe(200);
+    expect(await status('[2001:db8:1:2::7]:443')).toBe(200);
+    expect(await status('[2001:db8:1:2::8]:444')).toBe(429); // the same /56
+    expect(await limiter.get('127.0.0.1')).toBeNull(); // never the proxy's bucket
+  });
+
+  test('ipKey refuses a subnet that is not a prefix length', () => {
+    for (const subnet of [0, 129, 64.5, NaN, '56']) expect(() => ipKey('2001:db8::1', subnet)).toThrow(RangeError);
+    expect(ipKey('2001:db8::1', 128)).toBe('2001:db8::1/128');
+  });
+
   test("req.ip decides: without 'trust proxy' X-Forwarded-For is ignored, with one warning", async () => {
     let mod;
     jest.isolateModules(() => {

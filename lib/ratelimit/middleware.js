@@ -82,6 +82,9 @@ function embeddedIpv4(groups) {
  * A zone index (fe80::1%eth0) is ignored.
  */
 function ipKey(address, subnet = 56) {
+  if (!Number.isInteger(subnet) || subnet < 1 || subnet > 128) {
+    throw new RangeError(`ipKey: subnet must be a whole number from 1 to 128, got ${describe(subnet)}`);
+  }
   if (typeof address !== 'string') return undefined;
   if (net.isIPv4(address)) return address;
   const g = ipv6Groups(address);
@@ -93,6 +96,18 @@ function ipKey(address, subnet = 56) {
   }
   if (g[0] === 0x64 && g[1] === 0xff9b && zeroGroups(g, 2, 6)) return embeddedIpv4(g); // 64:ff9b::a.b.c.d
   return networkKey(g, subnet);
+}
+
+/**
+ * The address in `a.b.c.d:port` or `[v6]:port` (some proxies write the client's port into
+ * X-Forwarded-For, and Express's req.ip keeps it), or undefined.
+ */
+function withoutPort(address) {
+  if (typeof address !== 'string') return undefined;
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(address);
+  if (v4 !== null) return v4[1];
+  const v6 = /^\[([0-9A-Fa-f:.]+(?:%[^\]]+)?)\](?::\d{1,5})?$/.exec(address);
+  return v6 !== null ? v6[1] : undefined;
 }
 
 /**
@@ -116,11 +131,11 @@ function clientKey(req, subnet) {
   }
   const socketAddress = req.socket ? req.socket.remoteAddress : undefined;
   if (req.ip === undefined) return ipKey(socketAddress, subnet);
-  const key = ipKey(req.ip, subnet);
+  const key = ipKey(req.ip, subnet) ?? ipKey(withoutPort(req.ip), subnet);
   if (key !== undefined) return key;
   warnOnce(
     'HIRECACHE_RATELIMIT_NOT_AN_IP',
-    'rateLimitByIp: req.ip is not an IP address, so the request is keyed by the address of its ' +
+    'rateLimitByIp: req.ip is not an IP address (nor one with a port), so the request is keyed by the address of its ' +
       'connection instead (or, without one, answered as a missing key). Express takes req.ip from ' +
       "X-Forwarded-For when 'trust proxy' trusts the sender; trust only your own proxies (a hop " +
       'count or their addresses), not true.',
