@@ -105,10 +105,11 @@ napi_value Trampoline(napi_env env, napi_callback_info info) {
   void* data = nullptr;
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
   // These are raw N-API callbacks: an exception must not leave them. The table only throws
-  // when it cannot grow (std::bad_alloc), and stays consistent when it does.
+  // when it cannot grow (std::bad_alloc, std::length_error), and stays consistent when it
+  // does.
   try {
     return op(env, **static_cast<std::shared_ptr<LimiterShared>*>(data), argv);
-  } catch (const std::exception&) {
+  } catch (...) {
     napi_throw_error(env, "ERR_OUT_OF_MEMORY",
                      "rate limiter: out of memory, the table cannot grow");
     return nullptr;
@@ -226,6 +227,27 @@ void Install(Napi::Env env, Napi::Object target, const char* name, napi_callback
   target.Set(name, Napi::Value(env, fn));
 }
 
+void DeleteHolderHint(napi_env /*env*/, void* /*data*/, void* hint) {
+  delete static_cast<std::shared_ptr<LimiterShared>*>(hint);
+}
+
+// A Float64Array over `shared->out`, whose buffer holds a reference to the state: the
+// memory C++ writes to lives as long as the state, whatever JS does with the array.
+Napi::Float64Array ResultArray(Napi::Env env, const std::shared_ptr<LimiterShared>& shared) {
+  auto* holder = new std::shared_ptr<LimiterShared>(shared);
+  napi_value buffer = nullptr;
+  if (napi_create_external_arraybuffer(env, shared->out, sizeof shared->out, DeleteHolderHint,
+                                       holder, &buffer) != napi_ok) {
+    delete holder;
+    throw Napi::Error::New(env);
+  }
+  napi_value array = nullptr;
+  if (napi_create_typedarray(env, napi_float64_array, 4, buffer, 0, &array) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  return Napi::Float64Array(env, array);
+}
+
 }  // namespace
 
 LimiterShared::LimiterShared(const TokenBucket& bucket, size_t max_entries, size_t max_key)
@@ -247,11 +269,8 @@ Napi::Function LocalLimiterWrap::Define(Napi::Env env) {
 LocalLimiterWrap::LocalLimiterWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<LocalLimiterWrap>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      info[1].As<Napi::Float64Array>().ElementLength() < 4) {
-    throw Napi::TypeError::New(
-        env, "LocalLimiter: expected (options, Float64Array of at least 4 elements)");
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    throw Napi::TypeError::New(env, "LocalLimiter: expected an options object");
   }
   Napi::Object o = info[0].As<Napi::Object>();
   BucketShape shape;
@@ -268,11 +287,8 @@ LocalLimiterWrap::LocalLimiterWrap(const Napi::CallbackInfo& info)
   shared_ = std::make_shared<LimiterShared>(TokenBucket(shape, OptionCount(o, "blockUs")),
                                             static_cast<size_t>(max_entries),
                                             static_cast<size_t>(max_key));
-  Napi::Float64Array out = info[1].As<Napi::Float64Array>();
-  shared_->out_ref = Napi::Persistent(out);
-  shared_->out = out.Data();
-
   Napi::Object self = info.This().As<Napi::Object>();
+  self.Set("out", ResultArray(env, shared_));
   Install(env, self, "consume", Trampoline<KeyCostOperation<&LocalLimiter::Consume>>, shared_);
   Install(env, self, "consumeOne", Trampoline<ConsumeOneOperation>, shared_);
   Install(env, self, "penalty", Trampoline<KeyCostOperation<&LocalLimiter::Penalty>>, shared_);

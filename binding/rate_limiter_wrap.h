@@ -3,9 +3,11 @@
 // shadow that answers keys known to be over their limit without asking Redis.
 //
 // The hot path is one call in and one small integer out. The numbers of a decision
-// (remaining, msBeforeNext, consumed) are written into a Float64Array that JS handed over
-// once at construction, and JS builds the result object itself. The per-key methods are
-// plain N-API functions created for each instance, carrying the instance's state as their
+// (remaining, msBeforeNext, consumed, flags) are written into four doubles of the shared
+// state, which JS sees as the instance's `out` Float64Array (an external ArrayBuffer over
+// that memory, which keeps the state alive: whatever JS does with the buffer, C++ never
+// writes to memory it does not own), and JS builds the result object itself. The per-key methods
+// are plain N-API functions created for each instance, carrying the instance's state as their
 // callback data: measured here, napi_unwrap of `this` costs about three times the rest of
 // a call, so no per-key method goes through it.
 #ifndef HIRECACHE_BINDING_RATE_LIMITER_WRAP_H_
@@ -40,18 +42,17 @@ struct LimiterShared {
   LocalLimiter limiter;
   size_t max_key_units;             // the cap on a key, in UTF-16 code units
   std::vector<char16_t> key_units;  // the key being served, as UTF-16 code units
-  Napi::Reference<Napi::Float64Array> out_ref;
-  double* out = nullptr;  // out_ref's elements
+  double out[4] = {0, 0, 0, 0};     // the numbers of the last decision, JS's `out`
 };
 
 class LocalLimiterWrap : public Napi::ObjectWrap<LocalLimiterWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new LocalLimiter({ points, durationUs, burst, blockUs, maxEntries, maxKeyLength }, out)
-  // where `out` is a Float64Array of at least 3 elements. lib/ratelimit.js validates the
-  // options; here only what memory safety needs is enforced. Installs the per-key methods
-  // on the new object:
+  // new LocalLimiter({ points, durationUs, burst, blockUs, maxEntries, maxKeyLength }).
+  // lib/ratelimit.js validates the options; here only what memory safety needs is
+  // enforced. Sets `out` (a Float64Array of 4) and installs the per-key methods on the new
+  // object:
   //   consume(key, cost) / penalty(key, cost) / reward(key, cost) / check(key, cost),
   //   get(key), block(key, durationMs) -> flags (numbers in `out`), or -1 for a key longer
   //   than maxKeyLength;

@@ -104,3 +104,14 @@ test('the array the native table writes its numbers to cannot be transferred awa
   await expect(l.consume('k')).resolves.toMatchObject({ remainingPoints: 2 });
   await expect(l.consume('k')).resolves.toMatchObject({ remainingPoints: 1 });
 });
+
+// ArrayBuffer.prototype.transfer() (Node 21+) detaches a buffer whatever markAsUntransferable
+// says; the table's numbers live in memory C++ owns, so even then nothing is written to freed
+// memory, and the limiter keeps deciding from its own table.
+const canTransfer = typeof ArrayBuffer.prototype.transfer === 'function';
+(canTransfer ? test : test.skip)('a detached result array never leaves C++ writing to freed memory', async () => {
+  const l = createLimiter({ store: 'memory', points: 3, duration: 60 });
+  const moved = l._out.buffer.transfer();
+  for (let i = 0; i < 1000; i++) await l.consume(`k${i}`).catch(() => {});
+  expect(moved.byteLength).toBe(32);
+});

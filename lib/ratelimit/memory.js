@@ -35,13 +35,17 @@ class MemoryRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     const out = this._out;
     let flags;
-    if (points === 1) {
-      this._consumeOne(k);
-      flags = out[3];
-    } else {
-      if (!validPoints(points)) return Promise.reject(pointsArgError(points));
-      if (points > this.burst) return Promise.reject(overBurst(this, points));
-      flags = this._consume(k, points);
+    try {
+      if (points === 1) {
+        this._consumeOne(k);
+        flags = out[3];
+      } else {
+        if (!validPoints(points)) return Promise.reject(pointsArgError(points));
+        if (points > this.burst) return Promise.reject(overBurst(this, points));
+        flags = this._consume(k, points);
+      }
+    } catch (err) {
+      return Promise.reject(err); // ERR_OUT_OF_MEMORY: the table could not grow
     }
     if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
     if ((flags & ALLOWED) !== 0) return Promise.resolve(makeResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
@@ -87,7 +91,12 @@ class MemoryRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (!validPoints(points)) return Promise.reject(pointsArgError(points));
-    const flags = op(k, points);
+    let flags;
+    try {
+      flags = op(k, points);
+    } catch (err) {
+      return Promise.reject(err); // ERR_OUT_OF_MEMORY: the table could not grow
+    }
     if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
     if (nullable && (flags & FOUND) === 0) return Promise.resolve(null);
     return Promise.resolve(this._result(flags));

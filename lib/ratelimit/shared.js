@@ -201,21 +201,18 @@ function normalizeOptions(options) {
 
 /** A LocalLimiter on the native table, with the array its numbers come back in. */
 function nativeLimiter({ points, duration, burst, blockDuration = 0, maxEntries, maxKeyLength }) {
-  // An explicit ArrayBuffer: its memory never moves, so C++ may keep a pointer to it; and
-  // one that cannot be transferred (postMessage, structuredClone), which would free it.
-  const out = new Float64Array(new ArrayBuffer(4 * Float64Array.BYTES_PER_ELEMENT));
+  const native = new LocalLimiter({
+    points,
+    durationUs: Math.round(duration * 1e6),
+    burst,
+    blockUs: Math.round(blockDuration * 1e6),
+    maxEntries,
+    maxKeyLength,
+  });
+  // The native table writes a decision's numbers into memory it owns, seen here as `out`;
+  // kept from postMessage and structuredClone, which would detach it from this limiter.
+  const out = native.out;
   markAsUntransferable(out.buffer);
-  const native = new LocalLimiter(
-    {
-      points,
-      durationUs: Math.round(duration * 1e6),
-      burst,
-      blockUs: Math.round(blockDuration * 1e6),
-      maxEntries,
-      maxKeyLength,
-    },
-    out,
-  );
   return { native, out };
 }
 
