@@ -221,8 +221,9 @@ LocalLimiter::Status LocalLimiter::ConsumeNow(std::string_view key, int64_t cost
                                               BucketDecision* out) {
   if (key.size() > max_key_bytes_) return Status::kKeyTooLong;
   const uint64_t hash = Hash(key);
-  // The key's index slot is most likely not in cache: ask for it before reading the clock,
-  // so that the two waits overlap.
+  // The key's index slot may not be in cache (a busy process evicts it between decisions):
+  // ask for it before reading the clock, so that the two waits overlap when it is not.
+  // Measured, the table's misses are a small part of a decision (see local_limiter.h).
   __builtin_prefetch(&slots_[hash & mask_]);
   ConsumeHashed(hash, cost, clock(), out);
   return Status::kOk;
