@@ -7,7 +7,7 @@
 //
 //   busy-polluted  10,000 keys in a fixed pseudo-random order, with 16 random cache lines of
 //                  an 8 MiB buffer touched between decisions (as a churning JS heap does); the
-//                  cost of the touching (with a clock read and the key's lookup, so the
+//                  cost of the touching (with a clock read and fetching the key, so the
 //                  polluted figures leave the clock out) is measured apart and subtracted.
 //   busy           the same keys without the pollution: the table stays in cache.
 //   flood          a table at its cap of 100,000 buckets, each decision a new key that is
