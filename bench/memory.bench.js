@@ -13,7 +13,7 @@
 // routes use, `await cacheGet(key)` against `await lruGet(key)` (an async wrapper around
 // lru-cache, as an API's own lib/cache.js would have), in short alternating rounds. When
 // lib/cache.js is there it is measured with REDIS_URL=disabled (cacheGet / cacheSet on the
-// embedded store); otherwise lib/memory-store.js wrapped in Promise.resolve, and the table
+// embedded store); otherwise lib/store/memory-store.js wrapped in Promise.resolve, and the table
 // says which one ran. The same operations without await are shown too, for reference.
 //
 //   node bench/memory.bench.js     BENCH_MEMORY_ENTRIES (1000000), BENCH_MEMORY_ROUNDS (11)
@@ -65,7 +65,7 @@ const valueOf = makers.flat.value;
 // ---- memory, in a child process per side and shape --------------------------------------
 
 function fillHirecache(n, make) {
-  const { MemoryStore } = require('../lib/memory-store');
+  const { MemoryStore } = require('../lib/store/memory-store');
   const store = new MemoryStore({ maxEntries: n, maxBytes: Number.MAX_SAFE_INTEGER });
   for (let i = 0; i < n; i++) store.set(make.key(i), make.value(i), MEMORY_TTL_MS);
   if (store.stats().entries !== n) throw new Error('hirecache: not every entry was kept');
@@ -93,7 +93,7 @@ function childMain(side, shape) {
   }
   const fill = side === 'hirecache' ? fillHirecache : fillLruCache;
   // Load the library before the baseline, so only the entries are measured.
-  if (side === 'hirecache') require('../lib/memory-store');
+  if (side === 'hirecache') require('../lib/store/memory-store');
   else require('lru-cache');
   gc();
   gc();
@@ -142,10 +142,10 @@ function hirecacheApi() {
       };
     }
   }
-  const { MemoryStore } = require('../lib/memory-store');
+  const { MemoryStore } = require('../lib/store/memory-store');
   const store = new MemoryStore();
   return {
-    path: 'MemoryStore (lib/memory-store.js) in Promise.resolve',
+    path: 'MemoryStore (lib/store/memory-store.js) in Promise.resolve',
     get: (k) => Promise.resolve(store.get(k)),
     set: (k, v) => Promise.resolve(store.set(k, v, THROUGHPUT_TTL_SEC * 1000)),
   };
@@ -153,7 +153,7 @@ function hirecacheApi() {
 
 async function measureThroughput() {
   const { LRUCache } = require('lru-cache');
-  const { MemoryStore } = require('../lib/memory-store');
+  const { MemoryStore } = require('../lib/store/memory-store');
   const api = hirecacheApi();
   // The same store the sync rows read, sized like the default cache store.
   const store = new MemoryStore();

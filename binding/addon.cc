@@ -2,9 +2,9 @@
 // environment cleanup that closes every client when the process or worker exits.
 #include "addon.h"
 
-#include "client_wrap.h"
-#include "memory_store_wrap.h"
-#include "rate_limiter_wrap.h"
+#include "client/client_wrap.h"
+#include "store/memory_store_wrap.h"
+#include "ratelimit/rate_limiter_wrap.h"
 
 namespace hirecache::binding {
 

@@ -1,6 +1,6 @@
 /// <reference types="node" />
 import type { RedisClient } from './redis';
-import type { MemoryStore, MemoryStoreOptions } from './memory-store';
+import type { MemoryStore, MemoryStoreOptions } from './store/memory-store';
 
 export type CacheKey = string | Buffer;
 

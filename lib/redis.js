@@ -2,8 +2,8 @@
 // Drop-in for an API's lib/redis.js: one lazily connected client for the whole process,
 // configured from REDIS_URL (or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
 // REDIS_DB). Requiring this module opens no socket.
-const { RedisClient } = require('./client');
-const { resolveConfig } = require('./config');
+const { RedisClient } = require('./client/client');
+const { resolveConfig } = require('./client/config');
 const { nativeError, ...errors } = require('./errors');
 
 let singleton;

@@ -26,8 +26,8 @@
 #include <string_view>
 #include <vector>
 
-#include "local_limiter.h"
-#include "token_bucket.h"
+#include "ratelimit/local_limiter.h"
+#include "ratelimit/token_bucket.h"
 
 namespace {
 

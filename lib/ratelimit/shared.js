@@ -4,7 +4,7 @@
 const { inspect } = require('util');
 const { markAsUntransferable } = require('worker_threads');
 const { LocalLimiter } = require('../binding');
-const { RedisClient } = require('../client');
+const { RedisClient } = require('../client/client');
 
 // Flags of the native LocalLimiter methods (binding/rate_limiter_wrap.h).
 const ALLOWED = 1;

@@ -1,0 +1,497 @@
+#include "client/client_wrap.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "addon.h"
+
+namespace hirecache::binding {
+
+namespace {
+
+const char* KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kConnection:
+      return "connection";
+    case ErrorKind::kTimeout:
+      return "timeout";
+    case ErrorKind::kOutcomeUnknown:
+      return "outcome-unknown";
+    case ErrorKind::kQueueFull:
+      return "queue-full";
+    case ErrorKind::kClosed:
+      return "closed";
+    case ErrorKind::kProtocol:
+      return "protocol";
+  }
+  return "connection";
+}
+
+uint32_t GetUint(const Napi::Object& o, const char* name, uint32_t fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+std::string GetString(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+// Takes over a client whose JS object was collected while its handles were still open,
+// and deletes it once libuv has closed them.
+class OrphanedClient : public ReplyListener {
+ public:
+  OrphanedClient(std::unique_ptr<RedisClient> core, HirecacheAddon* addon)
+      : core_(std::move(core)), addon_(addon) {
+    core_->SetListener(this);
+    core_->Disconnect();
+  }
+  void BeginSettle() override {}
+  void EndSettle() override {}
+  void OnReply(void*, uint32_t, const redisReply*) override {}
+  void OnFailure(void*, uint32_t, const ClientError&) override {}
+  void OnBusyChanged(bool) override {}
+  void OnClosed() override {
+    HirecacheAddon* addon = addon_;
+    delete this;
+    addon->CoreClosed();
+  }
+
+ private:
+  std::unique_ptr<RedisClient> core_;
+  HirecacheAddon* addon_;
+};
+
+}  // namespace
+
+char* ArgumentBuffer::Reserve(size_t extra) {
+  if (capacity_ - size_ < extra) {
+    size_t capacity = std::max({capacity_ * 2, size_ + extra, static_cast<size_t>(256)});
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
+  }
+  return data_.get() + size_;
+}
+
+void ArgumentBuffer::Append(const char* bytes, size_t n) {
+  if (n == 0) return;
+  std::memcpy(Reserve(n), bytes, n);
+  size_ += n;
+}
+
+void ArgumentBuffer::Clear() {
+  size_ = 0;
+  constexpr size_t kKeep = 64 * 1024;
+  if (capacity_ > kKeep) {
+    data_.reset();
+    capacity_ = 0;
+  }
+}
+
+Napi::Function ClientWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Client",
+                     {
+                         InstanceMethod<&ClientWrap::Command>("command"),
+                         InstanceMethod<&ClientWrap::Get>("get"),
+                         InstanceMethod<&ClientWrap::SetEx>("setex"),
+                         InstanceMethod<&ClientWrap::Quit>("quit"),
+                         InstanceMethod<&ClientWrap::Disconnect>("disconnect"),
+                         InstanceMethod<&ClientWrap::Status>("status"),
+                     });
+}
+
+// new Client(options, errorFactory): options were validated in lib/client/config.js.
+ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<ClientWrap>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "Client(options, errorFactory): bad arguments");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  ClientOptions options;
+  options.host = GetString(o, "host");
+  options.port = static_cast<uint16_t>(GetUint(o, "port", 6379));
+  options.username = GetString(o, "username");
+  options.password = GetString(o, "password");
+  options.db = GetUint(o, "db", 0);
+  options.client_name = GetString(o, "name");
+  options.connect_timeout_ms = GetUint(o, "connectTimeout", options.connect_timeout_ms);
+  options.command_timeout_ms = GetUint(o, "commandTimeout", options.command_timeout_ms);
+  options.keepalive_delay_s = GetUint(o, "keepAliveSeconds", options.keepalive_delay_s);
+  options.no_delay = o.Get("noDelay").ToBoolean().Value();
+  options.max_queue = GetUint(o, "maxQueue", options.max_queue);
+  options.reconnect_base_delay_ms =
+      GetUint(o, "reconnectBaseDelay", options.reconnect_base_delay_ms);
+  options.reconnect_max_delay_ms = GetUint(o, "reconnectMaxDelay", options.reconnect_max_delay_ms);
+
+  error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_resource_ = Napi::Persistent(Napi::Object::New(env));
+  napi_async_init(env, async_resource_.Value(), Napi::String::New(env, "hirecache:reply"),
+                  &async_context_);
+
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  core_ = std::make_unique<RedisClient>(loop, std::move(options), this);
+  addon_ = env.GetInstanceData<HirecacheAddon>();
+  addon_->AddClient(this);
+  addon_->CoreOpened();
+}
+
+ClientWrap::~ClientWrap() {
+  addon_->ForgetClient(this);
+  if (core_ != nullptr && !closed_) {
+    new OrphanedClient(std::move(core_), addon_);  // Deletes itself when closed.
+  }
+  if (async_context_ != nullptr) napi_async_destroy(env_, async_context_);
+}
+
+void ClientWrap::Teardown() {
+  tearing_down_ = true;
+  if (core_ != nullptr && !closed_) core_->Disconnect();
+}
+
+// Appends one JS argument (string, Buffer or number) to the command being built.
+void ClientWrap::AddArgument(napi_value v) {
+  napi_env env = env_;
+  size_t at = args_.size();
+  napi_valuetype type;
+  napi_typeof(env, v, &type);
+  if (type == napi_string) {
+    // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy.
+    size_t units = 0;
+    napi_get_value_string_utf16(env, v, nullptr, 0, &units);
+    size_t room = 3 * units + 1;
+    size_t len = 0;
+    napi_get_value_string_utf8(env, v, args_.Reserve(room), room, &len);
+    args_.Commit(len);
+  } else if (type == napi_number) {
+    double d = 0;
+    napi_get_value_double(env, v, &d);
+    char buf[32];
+    std::to_chars_result r;
+    if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0) {
+      r = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(d));
+    } else {
+      r = std::to_chars(buf, buf + sizeof(buf), d);
+    }
+    args_.Append(buf, static_cast<size_t>(r.ptr - buf));
+  } else {
+    bool is_buffer = false;
+    napi_is_buffer(env, v, &is_buffer);
+    if (!is_buffer) {
+      throw Napi::TypeError::New(env, "command arguments must be strings, Buffers or numbers");
+    }
+    void* data = nullptr;
+    size_t len = 0;
+    napi_get_buffer_info(env, v, &data, &len);
+    args_.Append(static_cast<const char*>(data), len);
+  }
+  arg_refs_.push_back({nullptr, at, args_.size() - at});
+}
+
+// Queues the command built from arg_refs_ and returns its promise.
+Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
+  argv_.clear();
+  for (const ArgRef& a : arg_refs_) {
+    argv_.emplace_back(a.literal != nullptr ? a.literal : args_.data() + a.offset, a.length);
+  }
+  arg_refs_.clear();
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) {
+    return Napi::Value();  // JS cannot run any more (a worker is being terminated).
+  }
+  if (closed_ ||
+      core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
+    OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
+  }
+  return Napi::Value(env_, promise);
+}
+
+void ClientWrap::StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags) {
+  if (info.Length() < min_args) throw Napi::TypeError::New(env_, "too few arguments");
+  args_.Clear();
+  arg_refs_.clear();
+  napi_get_value_uint32(env_, info[0], flags);
+}
+
+// command(flags, name, ...args) => Promise
+Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 2, &flags);
+  for (size_t i = 1; i < info.Length(); ++i) AddArgument(info[i]);
+  return SubmitCommand(flags);
+}
+
+// get(flags, key) => Promise: GET without converting the verb from JS each time.
+Napi::Value ClientWrap::Get(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 2, &flags);
+  arg_refs_.push_back({"GET", 0, 3});
+  AddArgument(info[1]);
+  return SubmitCommand(flags);
+}
+
+// setex(flags, key, value, ttlSec) => Promise: SET key value EX ttlSec.
+Napi::Value ClientWrap::SetEx(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 4, &flags);
+  arg_refs_.push_back({"SET", 0, 3});
+  AddArgument(info[1]);
+  AddArgument(info[2]);
+  arg_refs_.push_back({"EX", 0, 2});
+  AddArgument(info[3]);
+  return SubmitCommand(flags);
+}
+
+Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) return Napi::Value();
+  if (closed_) {
+    napi_value undefined;
+    napi_get_undefined(env_, &undefined);
+    napi_resolve_deferred(env_, deferred, undefined);
+  } else {
+    if (!close_requested_) Ref();  // Stay reachable until the close completes.
+    close_requested_ = true;
+    quit_waiters_.push_back(deferred);
+    core_->Quit();
+  }
+  return Napi::Value(env_, promise);
+}
+
+Napi::Value ClientWrap::Disconnect(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  if (!closed_) {
+    if (!close_requested_) Ref();
+    close_requested_ = true;
+    core_->Disconnect();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object s = Napi::Object::New(env);
+  ClientStats st = closed_ || core_ == nullptr ? ClientStats{} : core_->Stats();
+  if (closed_ || core_ == nullptr) st.state = ClientState::kClosed;
+  s.Set("state", ClientStateName(st.state));
+  s.Set("reconnectAttempts", static_cast<double>(st.reconnect_attempts));
+  s.Set("connectionsOpened", static_cast<double>(st.connections_opened));
+  s.Set("inFlight", static_cast<double>(st.in_flight));
+  s.Set("queued", static_cast<double>(st.queued));
+  if (st.has_last_error) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("code", st.last_error.code);
+    e.Set("message", st.last_error.message);
+    e.Set("at", static_cast<double>(st.last_error_at_ms));
+    s.Set("lastError", e);
+  } else {
+    s.Set("lastError", env.Null());
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// ReplyListener
+
+void ClientWrap::BeginSettle() {
+  if (settle_depth_++ > 0 || tearing_down_) return;
+  napi_open_handle_scope(env_, &settle_scope_);
+  if (addon_->js_depth == 0 && async_context_ != nullptr) {
+    napi_value resource = nullptr;
+    napi_get_reference_value(env_, static_cast<napi_ref>(async_resource_), &resource);
+    if (resource == nullptr ||
+        napi_open_callback_scope(env_, resource, async_context_, &callback_scope_) != napi_ok) {
+      callback_scope_ = nullptr;
+    }
+  }
+}
+
+void ClientWrap::EndSettle() {
+  if (settle_depth_ == 1 && !tearing_down_) {
+    // Closing the callback scope runs the promise continuations, as after a JS socket's
+    // 'data' event. They may call into this object again (depth is still 1 meanwhile).
+    if (callback_scope_ != nullptr) {
+      napi_callback_scope scope = callback_scope_;
+      callback_scope_ = nullptr;
+      napi_close_callback_scope(env_, scope);
+    }
+    if (settle_scope_ != nullptr) {
+      napi_handle_scope scope = settle_scope_;
+      settle_scope_ = nullptr;
+      napi_close_handle_scope(env_, scope);
+    }
+  }
+  --settle_depth_;
+}
+
+void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
+  if (tearing_down_) return;
+  auto deferred = static_cast<napi_deferred>(token);
+  napi_value value;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    if (flags & kSoftFail) {
+      if (flags & kReplyIsOk) {
+        napi_get_boolean(env_, false, &value);
+      } else {
+        napi_get_null(env_, &value);
+      }
+      napi_resolve_deferred(env_, deferred, value);
+      return;
+    }
+    std::string_view text(reply->str, reply->len);
+    size_t space = text.find(' ');
+    std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
+    napi_reject_deferred(env_, deferred, MakeError("reply", code, std::string(text)));
+    return;
+  }
+  if (flags & kReplyIsOk) {
+    bool ok = reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
+              std::memcmp(reply->str, "OK", 2) == 0;
+    napi_get_boolean(env_, ok, &value);
+  } else {
+    value = ConvertReply(reply, flags);
+  }
+  napi_resolve_deferred(env_, deferred, value);
+}
+
+void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error) {
+  if (tearing_down_) return;
+  auto deferred = static_cast<napi_deferred>(token);
+  if (flags & kSoftFail) {
+    napi_value value;
+    if (flags & kReplyIsOk) {
+      napi_get_boolean(env_, false, &value);
+    } else {
+      napi_get_null(env_, &value);
+    }
+    napi_resolve_deferred(env_, deferred, value);
+    return;
+  }
+  napi_reject_deferred(env_, deferred, MakeClientError(error));
+}
+
+void ClientWrap::OnBusyChanged(bool busy) {
+  if (tearing_down_) return;
+  // While a caller awaits a reply, the JS object must not be collected. Raw calls: this runs
+  // from libuv callbacks, where nothing may throw.
+  uint32_t count = 0;
+  if (busy) {
+    napi_reference_ref(env_, static_cast<napi_ref>(*this), &count);
+  } else {
+    napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
+  }
+}
+
+void ClientWrap::OnClosed() {
+  closed_ = true;
+  HirecacheAddon* addon = addon_;
+  if (!tearing_down_) {
+    BeginSettle();
+    napi_value undefined;
+    napi_get_undefined(env_, &undefined);
+    std::vector<napi_deferred> waiters;
+    waiters.swap(quit_waiters_);
+    for (napi_deferred d : waiters) napi_resolve_deferred(env_, d, undefined);
+    uint32_t count = 0;
+    if (close_requested_) napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
+    EndSettle();
+  }
+  core_.reset();  // Safe: the core promises nothing runs after OnClosed.
+  if (async_context_ != nullptr) {
+    napi_async_destroy(env_, async_context_);
+    async_context_ = nullptr;
+  }
+  addon->ForgetClient(this);
+  addon->CoreClosed();
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
+
+napi_value ClientWrap::ConvertReply(const redisReply* reply, uint32_t flags) {
+  napi_value v;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING:
+      if (flags & kReplyLatin1) {
+        napi_create_string_latin1(env_, reply->str, reply->len, &v);
+      } else if (flags & kReplyBuffers) {
+        void* data;
+        napi_create_buffer_copy(env_, reply->len, reply->str, &data, &v);
+      } else {
+        napi_create_string_utf8(env_, reply->str, reply->len, &v);
+      }
+      return v;
+    case REDIS_REPLY_STATUS:
+      napi_create_string_utf8(env_, reply->str, reply->len, &v);
+      return v;
+    case REDIS_REPLY_INTEGER:
+      napi_create_int64(env_, reply->integer, &v);
+      return v;
+    case REDIS_REPLY_NIL:
+      napi_get_null(env_, &v);
+      return v;
+    case REDIS_REPLY_ARRAY:
+      napi_create_array_with_length(env_, reply->elements, &v);
+      for (size_t i = 0; i < reply->elements; ++i) {
+        napi_set_element(env_, v, static_cast<uint32_t>(i), ConvertReply(reply->element[i], flags));
+      }
+      return v;
+    case REDIS_REPLY_ERROR: {
+      // An error inside an array (EXEC, scripts) becomes an Error value, not a rejection.
+      std::string_view text(reply->str, reply->len);
+      size_t space = text.find(' ');
+      std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
+      return MakeError("reply", code, std::string(text));
+    }
+    default:
+      napi_get_undefined(env_, &v);
+      return v;
+  }
+}
+
+// Builds the error through lib/errors.js. Runs from libuv callbacks, so it never throws: when
+// JS cannot run (the environment is stopping) it falls back to a plain Error with a code.
+napi_value ClientWrap::MakeError(const char* kind, const std::string& code,
+                                 const std::string& message) {
+  napi_value args[3];
+  napi_create_string_utf8(env_, kind, NAPI_AUTO_LENGTH, &args[0]);
+  napi_create_string_utf8(env_, code.data(), code.size(), &args[1]);
+  napi_create_string_utf8(env_, message.data(), message.size(), &args[2]);
+  napi_value undefined;
+  napi_get_undefined(env_, &undefined);
+  napi_value error = nullptr;
+  napi_value factory = nullptr;
+  napi_get_reference_value(env_, static_cast<napi_ref>(error_factory_), &factory);
+  if (factory != nullptr &&
+      napi_call_function(env_, undefined, factory, 3, args, &error) == napi_ok) {
+    return error;
+  }
+  bool pending = false;
+  napi_is_exception_pending(env_, &pending);
+  if (pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env_, &ignored);
+  }
+  if (napi_create_error(env_, args[1], args[2], &error) != napi_ok)
+    napi_get_undefined(env_, &error);
+  return error;
+}
+
+napi_value ClientWrap::MakeClientError(const ClientError& error) {
+  return MakeError(KindName(error.kind), error.code, error.message);
+}
+
+}  // namespace hirecache::binding

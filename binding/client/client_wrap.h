@@ -1,0 +1,104 @@
+// The JS face of RedisClient: turns JS arguments into a queued command and a promise, and
+// settles that promise when the core reports the reply. Converts values; owns promises;
+// nothing else.
+#ifndef HIRECACHE_BINDING_CLIENT_CLIENT_WRAP_H_
+#define HIRECACHE_BINDING_CLIENT_CLIENT_WRAP_H_
+
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/redis_client.h"
+
+namespace hirecache::binding {
+
+class HirecacheAddon;
+
+// Bits of the `flags` argument of command(): how to shape this command's answer.
+enum CommandFlags : uint32_t {
+  kReplyBuffers = 1u << 0,  // bulk strings as Buffers instead of strings
+  kSoftFail = 1u << 1,      // resolve with null on any failure instead of rejecting
+  kReplyIsOk = 1u << 2,     // resolve with true for +OK, false otherwise (with kSoftFail)
+  kReplyLatin1 = 1u << 3,   // bulk strings as Latin-1 strings: one char per byte, lossless,
+                            // and far cheaper to make than Buffers (key names from SCAN)
+};
+
+// The argument bytes of the command being converted. Grows without zero-filling, and lets go
+// of its memory after an unusually large command so one big value does not stay pinned.
+class ArgumentBuffer {
+ public:
+  // Room for `extra` more bytes at the end; returns where they go.
+  char* Reserve(size_t extra);
+  void Commit(size_t n) { size_ += n; }
+  void Append(const char* bytes, size_t n);
+  void Clear();
+  const char* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit ClientWrap(const Napi::CallbackInfo& info);
+  ~ClientWrap() override;
+
+  // Called by the environment's cleanup hook: closes the connection without touching JS.
+  void Teardown();
+
+  // ReplyListener
+  void BeginSettle() override;
+  void EndSettle() override;
+  void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
+  void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
+  void OnBusyChanged(bool busy) override;
+  void OnClosed() override;
+
+ private:
+  Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value Get(const Napi::CallbackInfo& info);
+  Napi::Value SetEx(const Napi::CallbackInfo& info);
+  void StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags);
+  void AddArgument(napi_value v);
+  Napi::Value SubmitCommand(uint32_t flags);
+  Napi::Value Quit(const Napi::CallbackInfo& info);
+  Napi::Value Disconnect(const Napi::CallbackInfo& info);
+  Napi::Value Status(const Napi::CallbackInfo& info);
+
+  napi_value ConvertReply(const redisReply* reply, uint32_t flags);
+  napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
+  napi_value MakeClientError(const ClientError& error);
+
+  napi_env env_;
+  HirecacheAddon* addon_ = nullptr;
+  std::unique_ptr<RedisClient> core_;
+  Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
+  napi_async_context async_context_ = nullptr;
+  Napi::ObjectReference async_resource_;
+  std::vector<napi_deferred> quit_waiters_;
+  ArgumentBuffer args_;
+  // The command being built: a literal (a verb such as "GET") or a range of args_.
+  struct ArgRef {
+    const char* literal;
+    size_t offset;
+    size_t length;
+  };
+  std::vector<ArgRef> arg_refs_;
+  std::vector<std::string_view> argv_;
+  int settle_depth_ = 0;
+  napi_handle_scope settle_scope_ = nullptr;
+  napi_callback_scope callback_scope_ = nullptr;
+  bool closed_ = false;
+  bool close_requested_ = false;  // quit() or disconnect(): holds one Ref until OnClosed
+  bool tearing_down_ = false;
+};
+
+}  // namespace hirecache::binding
+
+#endif  // HIRECACHE_BINDING_CLIENT_CLIENT_WRAP_H_

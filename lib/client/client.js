@@ -1,0 +1,172 @@
+'use strict';
+// RedisClient: the JS face of the native client. Commands are queued by the C++ core and
+// written once per turn of the event loop; every returned promise settles.
+const util = require('util');
+const binding = require('../binding');
+const { resolveConfig } = require('./config');
+const { nativeError, ConfigError } = require('../errors');
+
+// Flags understood by the native command(): keep in sync with binding/client_wrap.h.
+const REPLY_BUFFERS = 1;
+const SOFT_FAIL = 2;
+const REPLY_IS_OK = 4;
+const REPLY_LATIN1 = 8;
+
+/** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
+function checkValueSize(value, max) {
+  let size = 0;
+  if (typeof value === 'string') {
+    // A UTF-8 encoding takes at most 3 bytes per UTF-16 unit: most values need no count.
+    if (value.length * 3 > max) size = Buffer.byteLength(value);
+  } else if (Buffer.isBuffer(value)) {
+    size = value.length;
+  }
+  if (size > max) {
+    const err = new RangeError(`value is ${size} bytes, more than maxValueBytes (${max})`);
+    err.code = 'ERR_VALUE_TOO_LARGE';
+    throw err;
+  }
+}
+
+const MAX_TTL_SEC = 2 ** 31 - 1;
+
+/** Throws a TypeError / RangeError unless `ttlSec` is a whole number of seconds > 0. */
+function checkTtl(ttlSec) {
+  if (typeof ttlSec !== 'number') {
+    throw new TypeError(`ttlSec must be a number of seconds, got ${ttlSec === null ? 'null' : typeof ttlSec}`);
+  }
+  if (!Number.isInteger(ttlSec) || ttlSec <= 0 || ttlSec > MAX_TTL_SEC) {
+    throw new RangeError(`ttlSec must be a whole number of seconds from 1 to ${MAX_TTL_SEC}, got ${ttlSec}`);
+  }
+}
+
+class RedisClient {
+  #native;
+  #config;
+  #fallbacks = new Set();
+
+  /**
+   * @param {object} [options] see README "Configuration"; options override the environment.
+   * @param {object} [env] the environment to read (process.env by default).
+   */
+  constructor(options = {}, env = process.env) {
+    const config = resolveConfig(env, options);
+    if (!config.enabled) {
+      throw new ConfigError('Redis is disabled (REDIS_URL=disabled); there is no client to create', 'ERR_REDIS_DISABLED');
+    }
+    this.#config = config;
+    // The native client opens no socket until the first command.
+    this.#native = new binding.Client(config, nativeError);
+  }
+
+  /** Sends any command: `call('HSET', key, field, value)`. Bulk replies come back as strings. */
+  call(command, ...args) {
+    return this.#native.command(0, command, ...args);
+  }
+
+  /** Like call(), with bulk replies as Buffers. */
+  callBuffer(command, ...args) {
+    return this.#native.command(REPLY_BUFFERS, command, ...args);
+  }
+
+  get(key) {
+    return this.#native.get(0, key);
+  }
+
+  getBuffer(key) {
+    return this.#native.get(REPLY_BUFFERS, key);
+  }
+
+  /**
+   * SET key value, with `EX ttlSec` when a TTL is given. Resolves 'OK'. A value over
+   * maxValueBytes throws a RangeError (ERR_VALUE_TOO_LARGE) before anything is sent.
+   */
+  set(key, value, ttlSec) {
+    checkValueSize(value, this.#config.maxValueBytes);
+    if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
+    checkTtl(ttlSec);
+    return this.#native.setex(0, key, value, ttlSec);
+  }
+
+  mget(keys) {
+    return this.#native.command(0, 'MGET', ...keys);
+  }
+
+  del(...keys) {
+    return this.#native.command(0, 'DEL', ...keys);
+  }
+
+  unlink(...keys) {
+    return this.#native.command(0, 'UNLINK', ...keys);
+  }
+
+  /**
+   * Internal fast path for the cache module: `flags` picks the reply shape and whether a
+   * failure resolves (null / false) instead of rejecting.
+   */
+  _command(flags, ...args) {
+    return this.#native.command(flags, ...args);
+  }
+
+  /** Internal fast paths for the cache module: GET and SET … EX without the verb's conversion. */
+  _get(flags, key) {
+    return this.#native.get(flags, key);
+  }
+
+  _setex(flags, key, value, ttlSec) {
+    return this.#native.setex(flags, key, value, ttlSec);
+  }
+
+  /** Graceful close: answers every accepted command, sends QUIT, closes. */
+  quit() {
+    return this.#native.quit();
+  }
+
+  /** Immediate close: pending commands fail (written ones with ERR_OUTCOME_UNKNOWN). */
+  disconnect() {
+    this.#native.disconnect();
+  }
+
+  /** A module serving from its local fallback reports it here, for status(). */
+  noteFallback(source, active) {
+    if (active) this.#fallbacks.add(String(source));
+    else this.#fallbacks.delete(String(source));
+  }
+
+  /**
+   * The connection's health: state ('idle' | 'connecting' | 'ready' | 'down' | 'closing' |
+   * 'closed'), whether it is ready, the last error, reconnect attempts, commands in flight
+   * and queued, and which fallbacks are in use.
+   */
+  status() {
+    const s = this.#native.status();
+    return {
+      state: s.state,
+      ready: s.state === 'ready',
+      host: this.#config.host,
+      port: this.#config.port,
+      db: this.#config.db,
+      lastError: s.lastError,
+      reconnectAttempts: s.reconnectAttempts,
+      connectionsOpened: s.connectionsOpened,
+      inFlight: s.inFlight,
+      queued: s.queued,
+      fallbacks: [...this.#fallbacks],
+    };
+  }
+
+  /** The validated settings, without the password. */
+  get options() {
+    const { password, ...rest } = this.#config;
+    return { ...rest, password: password ? '***' : '' };
+  }
+
+  [util.inspect.custom](depth, opts, inspect) {
+    const c = this.#config;
+    const user = c.username ? `${c.username}:***@` : c.password ? ':***@' : '';
+    const where = `redis://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
+    return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
+  }
+}
+
+module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 };

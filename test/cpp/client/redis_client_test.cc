@@ -1,0 +1,378 @@
+// RedisClient on the system libuv loop against a real redis-server started by the test:
+// replies stay with their callers through pipelining, deadlines, dead connections and
+// closes, and every libuv handle is closed at the end (uv_loop_close succeeds).
+#include "client/redis_client.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace hirecache {
+namespace {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool Answers(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (ok) {
+    const char ping[] = "PING\r\n";
+    ok = write(fd, ping, sizeof(ping) - 1) == static_cast<ssize_t>(sizeof(ping) - 1);
+    char buf[16] = {};
+    ok = ok && read(fd, buf, sizeof(buf)) > 0 && std::string(buf).rfind("+PONG", 0) == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+// A redis-server of the test's own, in a temporary folder, on a free loopback port.
+class RedisServer {
+ public:
+  RedisServer() : port_(FreePort()) {
+    char tmpl[] = "/tmp/hirecache-cpp-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::vector<std::string> args = {"redis-server",
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--dir",
+                                     dir_,
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "no",
+                                     "--logfile",
+                                     dir_ + "/redis.log"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0) pid_ = 0;
+    for (int i = 0; i < 400 && pid_ != 0 && !Answers(port_); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~RedisServer() {
+    if (pid_ != 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    std::string cmd = "rm -rf '" + dir_ + "'";
+    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "could not remove " << dir_;
+  }
+  int port() const { return port_; }
+  bool running() const { return pid_ != 0 && Answers(port_); }
+
+ private:
+  int port_;
+  pid_t pid_ = 0;
+  std::string dir_;
+};
+
+struct Outcome {
+  bool done = false;
+  bool ok = false;
+  std::string value;  // bulk/status text, integer as decimal, "(nil)", or the error code
+};
+
+// Records every settlement; tokens index into `outcomes`.
+class RecordingListener : public ReplyListener {
+ public:
+  void BeginSettle() override { ++depth; }
+  void EndSettle() override {
+    if (--depth == 0 && after_settle) after_settle();
+  }
+  void OnReply(void* token, uint32_t, const redisReply* r) override {
+    Outcome& o = outcomes[reinterpret_cast<uintptr_t>(token)];
+    EXPECT_FALSE(o.done) << "settled twice";
+    EXPECT_GT(depth, 0) << "settled outside BeginSettle/EndSettle";
+    o.done = true;
+    o.ok = r->type != REDIS_REPLY_ERROR;
+    switch (r->type) {
+      case REDIS_REPLY_INTEGER:
+        o.value = std::to_string(r->integer);
+        break;
+      case REDIS_REPLY_NIL:
+        o.value = "(nil)";
+        break;
+      case REDIS_REPLY_ARRAY:
+        o.value = "array:" + std::to_string(r->elements);
+        break;
+      default:
+        o.value.assign(r->str, r->len);
+    }
+  }
+  void OnFailure(void* token, uint32_t, const ClientError& e) override {
+    Outcome& o = outcomes[reinterpret_cast<uintptr_t>(token)];
+    EXPECT_FALSE(o.done) << "settled twice";
+    EXPECT_GT(depth, 0) << "settled outside BeginSettle/EndSettle";
+    o.done = true;
+    o.ok = false;
+    o.value = e.code;
+  }
+  void OnBusyChanged(bool b) override { busy = b; }
+  void OnClosed() override { closed = true; }
+
+  std::map<uintptr_t, Outcome> outcomes;
+  std::function<void()> after_settle;
+  int depth = 0;
+  bool busy = false;
+  bool closed = false;
+};
+
+class RedisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(uv_loop_init(&loop_), 0);
+    ASSERT_TRUE(server_.running()) << "redis-server did not start (is it installed?)";
+  }
+  void TearDown() override {
+    if (client_ != nullptr) {
+      client_->Disconnect();
+      RunUntil([&] { return listener_.closed; });
+      client_.reset();
+    }
+    EXPECT_EQ(uv_loop_close(&loop_), 0) << "a libuv handle was left open";
+  }
+
+  void MakeClient(ClientOptions options = {}) {
+    options.host = "127.0.0.1";
+    options.port = static_cast<uint16_t>(server_.port());
+    client_ = std::make_unique<RedisClient>(&loop_, options, &listener_);
+  }
+
+  uintptr_t Send(std::vector<std::string> args) {
+    uintptr_t token = next_token_++;
+    listener_.outcomes[token];
+    std::vector<std::string_view> argv(args.begin(), args.end());
+    SubmitResult r = client_->Submit(argv.data(), argv.size(), reinterpret_cast<void*>(token), 0);
+    if (r == SubmitResult::kClosed) listener_.outcomes[token] = {true, false, "closed"};
+    return token;
+  }
+
+  // Runs the loop until `done` holds, for at most five seconds of wall time.
+  void RunUntil(const std::function<bool()>& done, int line = __builtin_LINE()) {
+    auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done() && std::chrono::steady_clock::now() < limit) uv_run(&loop_, UV_RUN_ONCE);
+    ASSERT_TRUE(done()) << "condition of line " << line << " not reached within 5 s";
+  }
+
+  void Sleep(uint64_t ms) {
+    uv_timer_t timer;
+    bool fired = false;
+    uv_timer_init(&loop_, &timer);
+    timer.data = &fired;
+    uv_timer_start(
+        &timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, ms, 0);
+    RunUntil([&] { return fired; });
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+
+  const Outcome& Get(uintptr_t token) { return listener_.outcomes[token]; }
+  bool AllDone() {
+    for (auto& [token, o] : listener_.outcomes) {
+      if (!o.done) return false;
+    }
+    return true;
+  }
+
+  RedisServer server_;
+  uv_loop_t loop_;
+  RecordingListener listener_;
+  std::unique_ptr<RedisClient> client_;
+  uintptr_t next_token_ = 1;
+};
+
+TEST_F(RedisClientTest, PipelinedRepliesReachTheirOwnCallers) {
+  MakeClient();
+  std::vector<uintptr_t> sets, gets;
+  for (int i = 0; i < 2000; ++i) {
+    sets.push_back(Send({"SET", "k" + std::to_string(i), "v" + std::to_string(i)}));
+  }
+  for (int i = 0; i < 2000; ++i) gets.push_back(Send({"GET", "k" + std::to_string(i)}));
+  uintptr_t incr = Send({"INCRBY", "counter", "5"});
+  uintptr_t missing = Send({"GET", "missing"});
+  uintptr_t wrong = Send({"LPUSH", "k1", "x"});
+  EXPECT_EQ(client_->Stats().connections_opened, 0u) << "nothing is written before the loop runs";
+  RunUntil([&] { return AllDone(); });
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(Get(sets[i]).value, "OK");
+    EXPECT_EQ(Get(gets[i]).value, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(Get(incr).value, "5");
+  EXPECT_EQ(Get(missing).value, "(nil)");
+  EXPECT_FALSE(Get(wrong).ok);
+  EXPECT_EQ(Get(wrong).value.rfind("WRONGTYPE", 0), 0u);
+  EXPECT_EQ(client_->Stats().connections_opened, 1u);
+  EXPECT_FALSE(listener_.busy);
+}
+
+TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
+  ClientOptions options;
+  options.command_timeout_ms = 300;
+  MakeClient(options);
+  uintptr_t first = Send({"SET", "k", "mine"});
+  RunUntil([&] { return Get(first).done; });
+  // BLPOP holds the connection for 400 ms (Redis checks blocking timeouts every 100 ms, so
+  // up to 500): everything behind it passes its deadline, but the connection answers before
+  // twice the deadline, so it is not declared dead.
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.4"});
+  uintptr_t set = Send({"SET", "k", "v2"});
+  uintptr_t get = Send({"GET", "k"});
+  RunUntil([&] { return Get(blocked).done && Get(set).done && Get(get).done; });
+  EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
+  EXPECT_EQ(Get(set).value, "ETIMEDOUT");
+  EXPECT_EQ(Get(get).value, "ETIMEDOUT");
+  Sleep(400);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
+  uintptr_t after = Send({"GET", "k"});
+  uintptr_t echo = Send({"ECHO", "later"});
+  RunUntil([&] { return Get(after).done && Get(echo).done; });
+  EXPECT_EQ(Get(after).value, "v2") << "the written SET ran even though its caller timed out";
+  EXPECT_EQ(Get(echo).value, "later");
+}
+
+TEST_F(RedisClientTest, AConnectionSilentForTwiceTheDeadlineIsDeclaredDead) {
+  ClientOptions options;
+  options.command_timeout_ms = 100;
+  MakeClient(options);
+  uintptr_t first = Send({"PING"});
+  RunUntil([&] { return Get(first).done; });
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "3"});
+  uintptr_t behind = Send({"INCR", "behind"});
+  RunUntil([&] { return Get(blocked).done && Get(behind).done; });
+  EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
+  Sleep(400);  // Nothing awaits now, so only a timer of the test's keeps the loop running.
+  EXPECT_EQ(client_->Stats().connections_opened, 2u);
+  EXPECT_EQ(client_->LastError().code, "ETIMEDOUT");
+  uintptr_t check = Send({"GET", "behind"});
+  RunUntil([&] { return Get(check).done; });
+  EXPECT_EQ(Get(check).value, "(nil)") << "the INCR behind the dead connection's BLPOP never ran";
+}
+
+TEST_F(RedisClientTest, RefusedConnectionFailsFastAndLaterCallsFailAtOnce) {
+  ClientOptions options;
+  options.host = "127.0.0.1";
+  options.port = static_cast<uint16_t>(FreePort());  // nothing listens there
+  client_ = std::make_unique<RedisClient>(&loop_, options, &listener_);
+  uintptr_t first = Send({"GET", "a"});
+  RunUntil([&] { return Get(first).done; });
+  EXPECT_EQ(Get(first).value, "ECONNREFUSED");
+  EXPECT_EQ(client_->state(), ClientState::kDown);
+  uintptr_t second = Send({"GET", "b"});
+  EXPECT_FALSE(Get(second).done) << "an early failure is settled at the end of the loop turn";
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(Get(second).value, "ECONNREFUSED");
+  EXPECT_EQ(client_->LastError().code, "ECONNREFUSED");
+}
+
+TEST_F(RedisClientTest, AKilledConnectionFailsWrittenCommandsAsOutcomeUnknownAndReconnects) {
+  MakeClient();
+  uintptr_t named = Send({"CLIENT", "SETNAME", "victim"});
+  RunUntil([&] { return Get(named).done; });
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "5"});
+  Sleep(50);  // BLPOP is written and blocking on the server.
+  RedisClient killer(
+      &loop_,
+      [&] {
+        ClientOptions o;
+        o.host = "127.0.0.1";
+        o.port = static_cast<uint16_t>(server_.port());
+        return o;
+      }(),
+      &listener_);
+  uintptr_t kill = next_token_++;
+  listener_.outcomes[kill];
+  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
+  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
+  RunUntil([&] { return Get(blocked).done && Get(kill).done; });
+  EXPECT_EQ(Get(blocked).value, "ERR_OUTCOME_UNKNOWN");
+  uintptr_t after = Send({"PING"});
+  RunUntil([&] { return Get(after).done; });
+  EXPECT_EQ(Get(after).value, "PONG");
+  EXPECT_EQ(client_->Stats().connections_opened, 2u);
+  bool killer_closed = false;
+  listener_.closed = false;
+  killer.Disconnect();
+  RunUntil([&] { return listener_.closed; });
+  killer_closed = listener_.closed;
+  listener_.closed = false;
+  EXPECT_TRUE(killer_closed);
+}
+
+TEST_F(RedisClientTest, DisconnectSettlesEverythingAndQuitWaitsForReplies) {
+  MakeClient();
+  std::vector<uintptr_t> tokens;
+  for (int i = 0; i < 100; ++i) tokens.push_back(Send({"INCR", "n"}));
+  client_->Quit();
+  EXPECT_EQ(Get(Send({"GET", "n"})).value, "closed") << "no command is accepted after quit";
+  RunUntil([&] { return listener_.closed; });
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(Get(tokens[i]).value, std::to_string(i + 1));
+  client_.reset();
+
+  listener_.closed = false;
+  MakeClient();
+  uintptr_t queued = Send({"GET", "n"});
+  client_->Disconnect();  // Before the loop ever ran: the command was never written.
+  EXPECT_EQ(Get(queued).value, "ERR_CLIENT_CLOSED");
+  RunUntil([&] { return listener_.closed; });
+}
+
+TEST_F(RedisClientTest, UnsentCommandsPastTheQueueBoundAreRefused) {
+  ClientOptions options;
+  options.max_queue = 3;
+  MakeClient(options);
+  Send({"PING"});
+  Send({"PING"});
+  Send({"PING"});
+  uintptr_t over = Send({"PING"});
+  RunUntil([&] { return AllDone(); });
+  EXPECT_EQ(Get(over).value, "ERR_QUEUE_FULL");
+}
+
+TEST_F(RedisClientTest, HandshakeSelectsTheDatabaseAndNamesTheConnection) {
+  ClientOptions options;
+  options.db = 3;
+  options.client_name = "hirecache-test";
+  MakeClient(options);
+  uintptr_t set = Send({"SET", "only-in-3", "x"});
+  uintptr_t name = Send({"CLIENT", "GETNAME"});
+  uintptr_t db = Send({"EVAL", "return redis.call('DBSIZE')", "0"});
+  RunUntil([&] { return AllDone(); });
+  EXPECT_EQ(Get(set).value, "OK");
+  EXPECT_EQ(Get(name).value, "hirecache-test");
+  EXPECT_EQ(Get(db).value, "1");
+}
+
+}  // namespace
+}  // namespace hirecache

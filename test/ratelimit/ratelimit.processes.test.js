@@ -1,0 +1,117 @@
+'use strict';
+// Proves that separate processes share one bucket through Redis: 4 processes firing 1,000
+// concurrent consumes each on one key get exactly the capacity between them, and processes
+// whose clocks disagree by minutes still agree on the bucket, because the script reads
+// Redis's clock (TIME), never the app server's.
+const { spawn } = require('child_process');
+const path = require('path');
+const { createLimiter } = require('../../lib/ratelimit');
+const { createClient } = require('../../lib/redis');
+const { suiteDatabase } = require('../helpers/suite-db');
+
+const LIB = path.join(__dirname, '..', '..', 'lib');
+
+let db;
+let client;
+
+beforeAll(async () => {
+  db = await suiteDatabase();
+  client = createClient({ url: db.url });
+});
+
+afterAll(async () => {
+  await client.quit();
+});
+
+beforeEach(async () => {
+  await db.flush();
+});
+
+/**
+ * Runs `body` (the source of an async function of ({ createLimiter, createClient, url, arg }))
+ * in a new Node process whose wall clock is shifted by skewMs, and resolves with what it
+ * returned (JSON). The shift covers Date.now() and new Date(), as a machine whose clock is
+ * wrong would show them.
+ */
+function inChild(body, { skewMs = 0, arg = null, waitFor = null } = {}) {
+  const source = `
+    const skew = ${JSON.stringify(skewMs)};
+    if (skew !== 0) {
+      const RealDate = Date;
+      const realNow = RealDate.now.bind(RealDate);
+      class SkewedDate extends RealDate {
+        constructor(...a) { if (a.length === 0) super(realNow() + skew); else super(...a); }
+        static now() { return realNow() + skew; }
+      }
+      globalThis.Date = SkewedDate;
+    }
+    const { createLimiter } = require(${JSON.stringify(path.join(LIB, 'ratelimit'))});
+    const { createClient } = require(${JSON.stringify(path.join(LIB, 'redis'))});
+    const run = ${body};
+    const go = async () => {
+      ${waitFor ? `await new Promise((r) => process.stdin.once('data', r));` : ''}
+      return run({ createLimiter, createClient, url: ${JSON.stringify(db.url)}, arg: ${JSON.stringify(arg)} });
+    };
+    go().then((v) => { process.stdout.write(JSON.stringify({ clock: Date.now(), value: v })); process.exit(0); },
+              (e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
+  `;
+  const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const done = new Promise((resolve, reject) => {
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child failed (${code}): ${err}`))));
+  });
+  return { child, done, go: () => child.stdin.write('go\n') };
+}
+
+test('4 processes x 1,000 concurrent consumes on one key admit exactly the capacity', async () => {
+  const capacity = 137;
+  const body = `async ({ createLimiter, createClient, url }) => {
+    const client = createClient({ url });
+    const limiter = createLimiter({ keyPrefix: 'rl:proc', points: ${capacity}, duration: 86400, client });
+    const results = await Promise.allSettled(Array.from({ length: 1000 }, () => limiter.consume('shared')));
+    const admitted = results.filter((r) => r.status === 'fulfilled').length;
+    const refusedAsResults = results.filter((r) => r.status === 'rejected' && typeof r.reason.msBeforeNext === 'number').length;
+    await client.quit();
+    return { admitted, refusedAsResults };
+  }`;
+  const children = Array.from({ length: 4 }, () => inChild(body, { waitFor: true }));
+  // Every process has loaded before any of them fires (they wait for 'go' on stdin).
+  await new Promise((r) => setTimeout(r, 300));
+  for (const c of children) c.go();
+  const results = (await Promise.all(children.map((c) => c.done))).map((r) => r.value);
+  const admitted = results.reduce((n, r) => n + r.admitted, 0);
+  expect(admitted).toBe(capacity);
+  expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - capacity);
+  const check = createLimiter({ keyPrefix: 'rl:proc', points: capacity, duration: 86400, client });
+  expect((await check.get('shared')).consumedPoints).toBe(capacity);
+}, 60000);
+
+test('processes with clocks minutes apart agree on the bucket', async () => {
+  // 5 points per 10 minutes: a point every 2 minutes. If either process read its own clock,
+  // the one 10 minutes "later" would find the bucket full again.
+  const body = `async ({ createLimiter, createClient, url, arg }) => {
+    const client = createClient({ url });
+    const limiter = createLimiter({ keyPrefix: 'rl:skew', points: 5, duration: 600, client });
+    const out = [];
+    for (let i = 0; i < arg; i++) {
+      try { out.push({ ok: true, ...(await limiter.consume('user')).toJSON() }); }
+      catch (r) { out.push({ ok: false, ...r.toJSON() }); }
+    }
+    await client.quit();
+    return out;
+  }`;
+  const behind = await inChild(body, { skewMs: -5 * 60000, arg: 3 }).done;
+  const ahead = await inChild(body, { skewMs: +5 * 60000, arg: 1 }).done;
+  // The children's clocks really were 10 minutes apart.
+  expect(ahead.clock - behind.clock).toBeGreaterThan(9 * 60000);
+  expect(behind.value.map((r) => r.remainingPoints)).toEqual([4, 3, 2]);
+  expect(ahead.value).toEqual([expect.objectContaining({ ok: true, remainingPoints: 1, consumedPoints: 4, isFirstInDuration: false })]);
+  const again = await inChild(body, { skewMs: -5 * 60000, arg: 2 }).done;
+  expect(again.value.map((r) => r.ok)).toEqual([true, false]);
+  // Both report the same wait: about 2 minutes until the next point.
+  expect(again.value[1].msBeforeNext).toBeGreaterThan(110000);
+  expect(again.value[1].msBeforeNext).toBeLessThanOrEqual(120000);
+}, 60000);
