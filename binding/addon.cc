@@ -3,8 +3,8 @@
 #include "addon.h"
 
 #include "client/client_wrap.h"
-#include "store/memory_store_wrap.h"
 #include "ratelimit/rate_limiter_wrap.h"
+#include "store/memory_store_wrap.h"
 
 namespace hirecache::binding {
 
@@ -13,6 +13,7 @@ HirecacheAddon::HirecacheAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("LocalLimiter", DefineLocalLimiter(env));
   exports.Set("MemoryStore", DefineMemoryStore(env));
   exports.Set("Client", ClientWrap::Define(env));
+  exports.Set("clientConstants", ClientConstants(env));
 
   napi_add_async_cleanup_hook(env, OnEnvCleanup, this, &cleanup_handle_);
 }

@@ -51,8 +51,16 @@ const byKind = {
   protocol: ProtocolError,
 };
 
-/** Called by the native client to build the error for a failed command. */
+/**
+ * Called by the native client to build the error for a failed command, or (kind 'range')
+ * for an argument it refuses, so that every error belongs to this module's realm.
+ */
 function nativeError(kind, code, message) {
+  if (kind === 'range') {
+    const err = new RangeError(message);
+    err.code = code;
+    return err;
+  }
   const Class = byKind[kind] || HirecacheError;
   return new Class(message, code);
 }

@@ -8,6 +8,9 @@
 #include <cstring>
 
 #include "addon.h"
+#include "client/redis_client.h"
+#include "client/reply_policy.h"
+#include "util/raw_method.h"
 
 namespace hirecache::binding {
 
@@ -31,21 +34,14 @@ const char* KindName(ErrorKind kind) {
   return "connection";
 }
 
-uint32_t GetUint(const Napi::Object& o, const char* name, uint32_t fallback) {
-  Napi::Value v = o.Get(name);
-  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
-}
-
-std::string GetString(const Napi::Object& o, const char* name) {
-  Napi::Value v = o.Get(name);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
-}
+// The default of maxValueBytes: the largest argument a command may carry.
+constexpr double kDefaultMaxValueBytes = 64.0 * 1024 * 1024;
 
 // Takes over a client whose JS object was collected while its handles were still open,
 // and deletes it once libuv has closed them.
 class OrphanedClient : public ReplyListener {
  public:
-  OrphanedClient(std::unique_ptr<RedisClient> core, HirecacheAddon* addon)
+  OrphanedClient(std::unique_ptr<CommandSink> core, HirecacheAddon* addon)
       : core_(std::move(core)), addon_(addon) {
     core_->SetListener(this);
     core_->Disconnect();
@@ -62,7 +58,7 @@ class OrphanedClient : public ReplyListener {
   }
 
  private:
-  std::unique_ptr<RedisClient> core_;
+  std::unique_ptr<CommandSink> core_;
   HirecacheAddon* addon_;
 };
 
@@ -94,6 +90,44 @@ void ArgumentBuffer::Clear() {
   }
 }
 
+Napi::Object ClientConstants(Napi::Env env) {
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("REPLY_BUFFERS", static_cast<double>(kReplyBuffers));
+  flags.Set("SOFT_FAIL", static_cast<double>(kSoftFail));
+  flags.Set("REPLY_IS_OK", static_cast<double>(kReplyIsOk));
+  flags.Set("REPLY_LATIN1", static_cast<double>(kReplyLatin1));
+  Napi::Array states = Napi::Array::New(env, kClientStateCount);
+  for (size_t i = 0; i < kClientStateCount; ++i) {
+    states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));
+  }
+  const ClientOptions d;
+  Napi::Object defaults = Napi::Object::New(env);
+  defaults.Set("host", d.host);
+  defaults.Set("port", static_cast<double>(d.port));
+  defaults.Set("connectTimeout", static_cast<double>(d.connect_timeout_ms));
+  defaults.Set("commandTimeout", static_cast<double>(d.command_timeout_ms));
+  defaults.Set("keepAlive", static_cast<double>(d.keepalive_delay_s) * 1000);
+  defaults.Set("noDelay", d.no_delay);
+  defaults.Set("maxQueue", static_cast<double>(d.max_queue));
+  defaults.Set("maxInFlight", static_cast<double>(d.max_in_flight));
+  defaults.Set("reconnectBaseDelay", static_cast<double>(d.reconnect_base_delay_ms));
+  defaults.Set("reconnectMaxDelay", static_cast<double>(d.reconnect_max_delay_ms));
+  defaults.Set("maxValueBytes", kDefaultMaxValueBytes);
+  defaults.Set("maxBulkBytes", static_cast<double>(d.limits.max_bulk_bytes));
+  defaults.Set("maxAggregateElements", static_cast<double>(d.limits.max_aggregate_elements));
+  defaults.Set("maxLineBytes", static_cast<double>(d.limits.max_line_bytes));
+  defaults.Set("maxDepth", static_cast<double>(d.limits.max_depth));
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("commandFlags", flags);
+  out.Set("states", states);
+  out.Set("defaults", defaults);
+  out.Freeze();
+  flags.Freeze();
+  defaults.Freeze();
+  states.Freeze();
+  return out;
+}
+
 Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
@@ -108,27 +142,36 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
 
 // new Client(options, errorFactory): options were validated in lib/client/config.js.
 ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<ClientWrap>(info), env_(info.Env()) {
+    : Napi::ObjectWrap<ClientWrap>(info),
+      env_(info.Env()),
+      max_value_bytes_(static_cast<size_t>(kDefaultMaxValueBytes)) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
     throw Napi::TypeError::New(env, "Client(options, errorFactory): bad arguments");
   }
-  Napi::Object o = info[0].As<Napi::Object>();
+  OptionReader o(info[0].As<Napi::Object>());
   ClientOptions options;
-  options.host = GetString(o, "host");
-  options.port = static_cast<uint16_t>(GetUint(o, "port", 6379));
-  options.username = GetString(o, "username");
-  options.password = GetString(o, "password");
-  options.db = GetUint(o, "db", 0);
-  options.client_name = GetString(o, "name");
-  options.connect_timeout_ms = GetUint(o, "connectTimeout", options.connect_timeout_ms);
-  options.command_timeout_ms = GetUint(o, "commandTimeout", options.command_timeout_ms);
-  options.keepalive_delay_s = GetUint(o, "keepAliveSeconds", options.keepalive_delay_s);
-  options.no_delay = o.Get("noDelay").ToBoolean().Value();
-  options.max_queue = GetUint(o, "maxQueue", options.max_queue);
-  options.reconnect_base_delay_ms =
-      GetUint(o, "reconnectBaseDelay", options.reconnect_base_delay_ms);
-  options.reconnect_max_delay_ms = GetUint(o, "reconnectMaxDelay", options.reconnect_max_delay_ms);
+  options.host = o.String("host");
+  options.port = static_cast<uint16_t>(o.Uint32("port", options.port));
+  options.username = o.String("username");
+  options.password = o.String("password");
+  options.db = o.Uint32("db", options.db);
+  options.client_name = o.String("name");
+  options.connect_timeout_ms = o.Uint32("connectTimeout", options.connect_timeout_ms);
+  options.command_timeout_ms = o.Uint32("commandTimeout", options.command_timeout_ms);
+  options.keepalive_delay_s = o.Uint32("keepAliveSeconds", options.keepalive_delay_s);
+  options.no_delay = o.Bool("noDelay", options.no_delay);
+  options.max_queue = o.Uint32("maxQueue", options.max_queue);
+  options.max_in_flight = o.Uint32("maxInFlight", options.max_in_flight);
+  options.reconnect_base_delay_ms = o.Uint32("reconnectBaseDelay", options.reconnect_base_delay_ms);
+  options.reconnect_max_delay_ms = o.Uint32("reconnectMaxDelay", options.reconnect_max_delay_ms);
+  options.limits.max_bulk_bytes = o.Uint64("maxBulkBytes", options.limits.max_bulk_bytes);
+  options.limits.max_aggregate_elements =
+      o.Uint64("maxAggregateElements", options.limits.max_aggregate_elements);
+  options.limits.max_line_bytes = o.Uint64("maxLineBytes", options.limits.max_line_bytes);
+  options.limits.max_depth = std::min<uint32_t>(o.Uint32("maxDepth", options.limits.max_depth), 7);
+  max_value_bytes_ =
+      static_cast<size_t>(o.Uint64("maxValueBytes", static_cast<uint64_t>(kDefaultMaxValueBytes)));
 
   error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_resource_ = Napi::Persistent(Napi::Object::New(env));
@@ -163,12 +206,15 @@ void ClientWrap::AddArgument(napi_value v) {
   napi_valuetype type;
   napi_typeof(env, v, &type);
   if (type == napi_string) {
-    // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy.
+    // A UTF-16 unit never takes more than 3 bytes of UTF-8: room for that, one copy. A
+    // string of more units than maxValueBytes is too large whatever it holds.
     size_t units = 0;
     napi_get_value_string_utf16(env, v, nullptr, 0, &units);
+    if (units > max_value_bytes_) ThrowValueTooLarge(units);
     size_t room = 3 * units + 1;
     size_t len = 0;
     napi_get_value_string_utf8(env, v, args_.Reserve(room), room, &len);
+    if (len > max_value_bytes_) ThrowValueTooLarge(len);
     args_.Commit(len);
   } else if (type == napi_number) {
     double d = 0;
@@ -190,6 +236,7 @@ void ClientWrap::AddArgument(napi_value v) {
     void* data = nullptr;
     size_t len = 0;
     napi_get_buffer_info(env, v, &data, &len);
+    if (len > max_value_bytes_) ThrowValueTooLarge(len);
     args_.Append(static_cast<const char*>(data), len);
   }
   arg_refs_.push_back({nullptr, at, args_.size() - at});
@@ -352,9 +399,8 @@ void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
       return;
     }
     std::string_view text(reply->str, reply->len);
-    size_t space = text.find(' ');
-    std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
-    napi_reject_deferred(env_, deferred, MakeError("reply", code, std::string(text)));
+    napi_reject_deferred(env_, deferred,
+                         MakeError("reply", std::string(ErrorCodeOf(text)), std::string(text)));
     return;
   }
   if (flags & kReplyIsOk) {
@@ -452,9 +498,7 @@ napi_value ClientWrap::ConvertReply(const redisReply* reply, uint32_t flags) {
     case REDIS_REPLY_ERROR: {
       // An error inside an array (EXEC, scripts) becomes an Error value, not a rejection.
       std::string_view text(reply->str, reply->len);
-      size_t space = text.find(' ');
-      std::string code(text.substr(0, space == std::string_view::npos ? text.size() : space));
-      return MakeError("reply", code, std::string(text));
+      return MakeError("reply", std::string(ErrorCodeOf(text)), std::string(text));
     }
     default:
       napi_get_undefined(env_, &v);
@@ -488,6 +532,15 @@ napi_value ClientWrap::MakeError(const char* kind, const std::string& code,
   if (napi_create_error(env_, args[1], args[2], &error) != napi_ok)
     napi_get_undefined(env_, &error);
   return error;
+}
+
+// A RangeError built by lib/errors.js (so it belongs to the caller's realm), thrown.
+void ClientWrap::ThrowValueTooLarge(size_t size) {
+  napi_value error =
+      MakeError("range", "ERR_VALUE_TOO_LARGE",
+                "a command argument is " + std::to_string(size) +
+                    " bytes, more than maxValueBytes (" + std::to_string(max_value_bytes_) + ")");
+  throw Napi::Error(env_, error);
 }
 
 napi_value ClientWrap::MakeClientError(const ClientError& error) {

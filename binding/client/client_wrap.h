@@ -1,6 +1,6 @@
-// The JS face of RedisClient: turns JS arguments into a queued command and a promise, and
-// settles that promise when the core reports the reply. Converts values; owns promises;
-// nothing else.
+// The JS face of a CommandSink (today one RedisClient): turns JS arguments into a queued
+// command and a promise, and settles that promise when the core reports the reply.
+// Converts values; owns promises; nothing else.
 #ifndef HIRECACHE_BINDING_CLIENT_CLIENT_WRAP_H_
 #define HIRECACHE_BINDING_CLIENT_CLIENT_WRAP_H_
 
@@ -10,13 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "client/redis_client.h"
+#include "client/command_sink.h"
 
 namespace hirecache::binding {
 
 class HirecacheAddon;
 
-// Bits of the `flags` argument of command(): how to shape this command's answer.
+// Bits of the `flags` argument of command(): how to shape this command's answer. The addon
+// exports them (constants.commandFlags), so lib/ never writes them again.
 enum CommandFlags : uint32_t {
   kReplyBuffers = 1u << 0,  // bulk strings as Buffers instead of strings
   kSoftFail = 1u << 1,      // resolve with null on any failure instead of rejecting
@@ -42,6 +43,9 @@ class ArgumentBuffer {
   size_t size_ = 0;
   size_t capacity_ = 0;
 };
+
+// Exports the constants JS shares with this side: command flags, state names, defaults.
+Napi::Object ClientConstants(Napi::Env env);
 
 class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
  public:
@@ -74,10 +78,12 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   napi_value ConvertReply(const redisReply* reply, uint32_t flags);
   napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
   napi_value MakeClientError(const ClientError& error);
+  [[noreturn]] void ThrowValueTooLarge(size_t size);
 
   napi_env env_;
   HirecacheAddon* addon_ = nullptr;
-  std::unique_ptr<RedisClient> core_;
+  std::unique_ptr<CommandSink> core_;
+  size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
   Napi::ObjectReference async_resource_;

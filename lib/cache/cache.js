@@ -9,7 +9,7 @@ const { getRedisClient } = require('../redis');
 const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('../client/client');
 const { HirecacheError } = require('../errors');
 
-const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_VALUE_BYTES = require('../binding').clientConstants.defaults.maxValueBytes;
 
 function describe(value) {
   if (value === null) return 'null';

@@ -59,7 +59,11 @@ class RedisClient {
     this.#native = new binding.Client(config, nativeError);
   }
 
-  /** Sends any command: `call('HSET', key, field, value)`. Bulk replies come back as strings. */
+  /**
+   * Sends any command: `call('HSET', key, field, value)`. Bulk replies come back as strings.
+   * An argument over maxValueBytes throws a RangeError (ERR_VALUE_TOO_LARGE) before anything
+   * is sent.
+   */
   call(command, ...args) {
     return this.#native.command(0, command, ...args);
   }
@@ -82,7 +86,6 @@ class RedisClient {
    * maxValueBytes throws a RangeError (ERR_VALUE_TOO_LARGE) before anything is sent.
    */
   set(key, value, ttlSec) {
-    checkValueSize(value, this.#config.maxValueBytes);
     if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
     checkTtl(ttlSec);
     return this.#native.setex(0, key, value, ttlSec);

@@ -2,22 +2,15 @@
 // Reads the Redis configuration from the environment and from options in code (which win),
 // validates it, and returns the checked settings the native client receives.
 const { ConfigError, UnsupportedError } = require('../errors');
+const { clientConstants } = require('../binding');
 
+// The native client's own defaults (one source: src/client/redis_client.h and the binding).
 const DEFAULTS = Object.freeze({
-  host: '127.0.0.1',
-  port: 6379,
   username: '',
   password: '',
   db: 0,
   name: '',
-  connectTimeout: 10000,
-  commandTimeout: 5000,
-  keepAlive: 30000,
-  noDelay: true,
-  maxQueue: 10000,
-  maxValueBytes: 64 * 1024 * 1024,
-  reconnectBaseDelay: 50,
-  reconnectMaxDelay: 2000,
+  ...clientConstants.defaults,
 });
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -201,7 +194,12 @@ function resolveConfig(env = process.env, options = {}) {
     commandTimeout: { min: 0, max: MAX_TIMER_MS },
     keepAlive: { min: 0, max: MAX_TIMER_MS },
     maxQueue: { min: 1, max: 2 ** 31 - 1 },
+    maxInFlight: { min: 1, max: 2 ** 31 - 1 },
     maxValueBytes: { min: 1, max: MAX_BULK },
+    maxBulkBytes: { min: 1, max: Number.MAX_SAFE_INTEGER },
+    maxAggregateElements: { min: 1, max: 2 ** 31 - 1 },
+    maxLineBytes: { min: 64, max: 2 ** 31 - 1 },
+    maxDepth: { min: 1, max: 7 },
     reconnectBaseDelay: { min: 1, max: MAX_TIMER_MS },
     reconnectMaxDelay: { min: 1, max: MAX_TIMER_MS },
   };

@@ -5,27 +5,18 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
-#include <cstring>
 
 #include "client/command_encoder.h"
+#include "client/reply_policy.h"
 
 namespace hirecache {
 
 namespace {
 
-// hiredis's reader compacts its buffer (a memmove of everything unread) each time it has
-// consumed 1 KiB. Feeding it a large read at once makes that quadratic, so reads are fed
-// in slices no larger than this.
-constexpr size_t kReaderFeedSlice = 4096;
-constexpr size_t kReadBufferSize = 64 * 1024;
 // A large read settles its replies in slices of this many: between slices the continuations
 // run and the commands they issued are written, so Redis works on them while the rest of
 // the read is settled, instead of Node and Redis taking turns.
 constexpr size_t kSettleSlice = 128;
-// Keep the reader's buffer between replies instead of freeing it after each drain.
-constexpr size_t kReaderKeepBuffer = 1024 * 1024;
-// The output buffer's capacity is kept between writes up to this size.
-constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
 // A connection that lasted at least this long resets the reconnect backoff when it is lost.
 constexpr uint64_t kStableConnectionMs = 2000;
 
@@ -35,34 +26,9 @@ uint64_t WallClockMs() {
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
 }
 
-std::string Endpoint(const ClientOptions& o) {
-  bool v6 = o.host.find(':') != std::string::npos;
-  return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
-}
-
 ClientError ErrorFromUv(int status, const std::string& what) {
-  ClientError e;
-  e.kind = ErrorKind::kConnection;
-  e.code = CodeForUvStatus(status);
-  e.message = what + ": " + uv_strerror(status);
-  return e;
-}
-
-// The server's error text without any echo of the command's arguments ("unknown command
-// 'AUTH', with args beginning with: …" would carry a password).
-std::string WithoutArguments(const redisReply* reply) {
-  std::string text(reply->str, reply->len);
-  size_t args = text.find(" with args");
-  if (args != std::string::npos) text.erase(args);
-  while (!text.empty() && (text.back() == ',' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-// The first word of a server error ("WRONGPASS invalid username-password pair") is its code.
-std::string ServerErrorCode(const redisReply* reply) {
-  std::string_view text(reply->str, reply->len);
-  size_t space = text.find(' ');
-  return std::string(text.substr(0, space == std::string_view::npos ? text.size() : space));
+  return ClientError{ErrorKind::kConnection, CodeForUvStatus(status),
+                     what + ": " + uv_strerror(status)};
 }
 
 // Brackets a run of settlements so the listener can open one scope for all of them; nests.
@@ -94,69 +60,31 @@ const char* ClientStateName(ClientState state) {
     case ClientState::kClosed:
       return "closed";
   }
-  return "unknown";
+  return "closed";
 }
-
-struct RedisClient::PendingCommand {
-  void* token;
-  uint64_t deadline_ms;  // loop time; 0: none
-  uint32_t encoded_len;  // bytes in outbuf_ while unsent
-  uint32_t flags;
-  CommandKind kind;
-  bool settled;  // the caller already has its answer (deadline); the slot swallows the reply
-};
-
-// One TCP connection. It outlives its place in the client: libuv frees it in the close
-// callback, and `client` is cleared if the client goes first.
-struct RedisClient::Connection {
-  explicit Connection(RedisClient* owner) : client(owner), reader(redisReaderCreate()) {
-    tcp.data = this;
-    connect_req.data = this;
-    if (reader != nullptr) reader->maxbuf = kReaderKeepBuffer;
-  }
-  ~Connection() {
-    if (reader != nullptr) redisReaderFree(reader);
-  }
-  uv_tcp_t tcp;
-  uv_connect_t connect_req;
-  RedisClient* client;
-  redisReader* reader;
-  bool dead = false;  // declared dead: whatever it still reads is dropped
-  char read_buffer[kReadBufferSize];
-};
-
-// A resolver request runs on libuv's thread pool and cannot be taken back once started, so
-// an abandoned one (deadline passed, client closing) is only marked; its callback frees it
-// and the client does not finish closing before that.
-struct RedisClient::DnsRequest {
-  uv_getaddrinfo_t req;
-  RedisClient* client;
-  bool abandoned;
-};
-
-struct RedisClient::WriteRequest {
-  uv_write_t req;
-  Connection* conn;
-  std::string bytes;  // bytes.substr(offset) is what libuv is writing
-  size_t offset;
-};
 
 RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* listener)
     : loop_(loop),
       options_(std::move(options)),
       listener_(listener),
       reconnect_policy_(options_.reconnect_base_delay_ms, options_.reconnect_max_delay_ms),
+      handles_([](void* self) { static_cast<RedisClient*>(self)->MaybeFinishClose(); }, this),
+      idle_(&handles_),
+      prepare_(&handles_),
+      check_(&handles_),
+      deadline_timer_(&handles_),
+      state_timer_(&handles_),
       jitter_state_(uv_hrtime() | 1) {
-  uv_idle_init(loop_, &idle_);
-  uv_prepare_init(loop_, &prepare_);
-  uv_check_init(loop_, &check_);
-  uv_timer_init(loop_, &deadline_timer_);
-  uv_timer_init(loop_, &state_timer_);
-  open_handles_ = 5;
-  for (uv_handle_t* h :
-       {reinterpret_cast<uv_handle_t*>(&idle_), reinterpret_cast<uv_handle_t*>(&prepare_),
-        reinterpret_cast<uv_handle_t*>(&check_), reinterpret_cast<uv_handle_t*>(&deadline_timer_),
-        reinterpret_cast<uv_handle_t*>(&state_timer_)}) {
+  bool v6 = options_.host.find(':') != std::string::npos;
+  endpoint_ =
+      (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(options_.port);
+  uv_idle_init(loop_, idle_.get());
+  uv_prepare_init(loop_, prepare_.get());
+  uv_check_init(loop_, check_.get());
+  uv_timer_init(loop_, deadline_timer_.get());
+  uv_timer_init(loop_, state_timer_.get());
+  for (uv_handle_t* h : {idle_.base(), prepare_.base(), check_.base(), deadline_timer_.base(),
+                         state_timer_.base()}) {
     h->data = this;
     uv_unref(h);
   }
@@ -164,8 +92,11 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
 
 RedisClient::~RedisClient() {
   // The owner deletes the client only after OnClosed: every handle is closed by then.
-  assert(open_handles_ == 0 && dns_outstanding_ == 0);
+  assert(handles_.open() == 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// Accepting commands
 
 SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void* token,
                                  uint32_t flags) {
@@ -176,35 +107,21 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   // the retries fail at once instead of waiting on an attempt that will likely fail too.
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
-  if (down || fifo_.size() - written_ >= options_.max_queue) {
-    EarlyFailure failure{token, flags, {}};
-    if (down) {
-      failure.error = last_error_;
-      failure.error.message =
-          "Redis is unreachable (" + last_error_.message + "); retrying in the background";
-    } else {
-      failure.error = {ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
-                       "more than " + std::to_string(options_.max_queue) +
-                           " commands are waiting to be sent to Redis"};
-    }
-    early_failures_.push_back(std::move(failure));
-    if (++awaiting_ == 1) {
-      listener_->OnBusyChanged(true);
-      EnsureRef();
-    }
-    uv_idle_start(&idle_, [](uv_idle_t* h) {
-      auto* client = static_cast<RedisClient*>(h->data);
-      uv_idle_stop(h);
-      client->SettleEarlyFailures();
-    });
+  if (down) {
+    ClientError error = last_error_;
+    error.message =
+        "Redis is unreachable (" + last_error_.message + "); retrying in the background";
+    RefuseEarly(token, flags, std::move(error));
+    return SubmitResult::kAccepted;
+  }
+  if (!HasRoom()) {
+    RefuseEarly(token, flags, QueueFullError());
     return SubmitResult::kAccepted;
   }
 
-  size_t len = AppendCommand(outbuf_, argv, argc);
   uint64_t deadline =
-      options_.command_timeout_ms == 0 ? 0 : uv_now(loop_) + options_.command_timeout_ms;
-  fifo_.push_back(PendingCommand{token, deadline, static_cast<uint32_t>(len), flags,
-                                 CommandKind::kUser, false});
+      options_.command_timeout_ms == 0 ? 0 : MonotonicNowMs() + options_.command_timeout_ms;
+  pipeline_.Push(argv, argc, token, flags, deadline);
   if (++awaiting_ == 1) {
     listener_->OnBusyChanged(true);
     EnsureRef();
@@ -212,9 +129,9 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   if (!deadline_armed_ && deadline != 0) {
     deadline_armed_ = true;
     uv_timer_start(
-        &deadline_timer_,
+        deadline_timer_.get(),
         [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
-        options_.command_timeout_ms, 0);
+        TimerDelayUntil(loop_, deadline), 0);
   }
   if (state_ == ClientState::kIdle) {
     StartConnect();
@@ -224,139 +141,87 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   return SubmitResult::kAccepted;
 }
 
+// Whether one more command may be accepted. While the connection is ready and the socket
+// takes bytes, a command accepted now is written at the end of this loop turn, so it waits
+// for nothing: those are limited only by the in-flight bound. Beyond that, maxQueue more may
+// wait (for a connection, for the socket, or for replies to make room).
+bool RedisClient::HasRoom() const {
+  size_t writable = 0;
+  if (state_ == ClientState::kReady && conn_ != nullptr && !conn_->write_pending() &&
+      !drain_then_reconnect_ && pipeline_.written() < options_.max_in_flight) {
+    writable = options_.max_in_flight - pipeline_.written();
+  }
+  return pipeline_.unsent() < writable + options_.max_queue;
+}
+
+ClientError RedisClient::QueueFullError() const {
+  std::string why;
+  if (state_ != ClientState::kReady) {
+    why = std::to_string(pipeline_.unsent()) +
+          " commands are already waiting for the connection to Redis (maxQueue " +
+          std::to_string(options_.max_queue) + ")";
+  } else if (pipeline_.written() >= options_.max_in_flight) {
+    why = std::to_string(pipeline_.written()) +
+          " commands are awaiting replies from Redis (maxInFlight " +
+          std::to_string(options_.max_in_flight) + ") and " + std::to_string(pipeline_.unsent()) +
+          " more are queued (maxQueue " + std::to_string(options_.max_queue) + ")";
+  } else {
+    why = "Redis is not taking bytes as fast as they come: " + std::to_string(pipeline_.unsent()) +
+          " commands are queued behind the socket (maxQueue " + std::to_string(options_.max_queue) +
+          ")";
+  }
+  return ClientError{ErrorKind::kQueueFull, "ERR_QUEUE_FULL", "command refused: " + why};
+}
+
+// Settles a refused command at the end of this loop turn (never synchronously).
+void RedisClient::RefuseEarly(void* token, uint32_t flags, ClientError error) {
+  early_failures_.push_back(EarlyFailure{token, flags, std::move(error)});
+  if (++awaiting_ == 1) {
+    listener_->OnBusyChanged(true);
+    EnsureRef();
+  }
+  uv_idle_start(idle_.get(), [](uv_idle_t* h) {
+    uv_idle_stop(h);
+    static_cast<RedisClient*>(h->data)->SettleEarlyFailures();
+  });
+}
+
 // ---------------------------------------------------------------------------------------
 // Connecting
 
 void RedisClient::StartConnect() {
   state_ = ClientState::kConnecting;
-  addresses_.clear();
-  next_address_ = 0;
-  last_connect_error_ = ClientError{};
   uv_timer_start(
-      &state_timer_, [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
+      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
       options_.connect_timeout_ms, 0);
-
-  // An address literal needs no resolver (and no thread-pool hop).
-  sockaddr_storage literal{};
-  if (uv_ip4_addr(options_.host.c_str(), options_.port, reinterpret_cast<sockaddr_in*>(&literal)) ==
-          0 ||
-      uv_ip6_addr(options_.host.c_str(), options_.port,
-                  reinterpret_cast<sockaddr_in6*>(&literal)) == 0) {
-    addresses_.push_back(literal);
-    ConnectNextAddress();
-    return;
-  }
-  dns_ = new DnsRequest{};
-  dns_->client = this;
-  dns_->abandoned = false;
-  dns_->req.data = dns_;
-  ++dns_outstanding_;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  std::string port = std::to_string(options_.port);
-  int rc = uv_getaddrinfo(
-      loop_, &dns_->req,
-      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
-        auto* dns = static_cast<DnsRequest*>(req->data);
-        RedisClient* client = dns->client;
-        bool abandoned = dns->abandoned;
-        delete dns;
-        --client->dns_outstanding_;
-        if (abandoned) {
-          if (res != nullptr) uv_freeaddrinfo(res);
-          client->MaybeFinishClose();
-          return;
-        }
-        client->dns_ = nullptr;
-        client->OnResolved(status, res);
-      },
-      options_.host.c_str(), port.c_str(), &hints);
-  if (rc != 0) {
-    delete dns_;
-    dns_ = nullptr;
-    --dns_outstanding_;
-    FailConnectAttempt(ErrorFromUv(rc, "resolving " + options_.host + " failed"));
-  }
+  ConnectionOptions co;
+  co.host = options_.host;
+  co.port = options_.port;
+  co.keepalive_delay_s = options_.keepalive_delay_s;
+  co.no_delay = options_.no_delay;
+  co.limits = options_.limits;
+  conn_ = new Connection(loop_, co, this, &handles_);
+  conn_->SetRef(refd_);
+  conn_->Start();  // May report OnConnectFailed before it returns.
 }
 
-void RedisClient::OnResolved(int status, addrinfo* res) {
-  if (status != 0) {
-    FailConnectAttempt(ErrorFromUv(status, "resolving " + options_.host + " failed"));
-    return;
-  }
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-    sockaddr_storage addr{};
-    std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
-    addresses_.push_back(addr);
-  }
-  uv_freeaddrinfo(res);
-  ConnectNextAddress();
-}
-
-void RedisClient::ConnectNextAddress() {
-  while (next_address_ < addresses_.size()) {
-    const sockaddr* addr = reinterpret_cast<const sockaddr*>(&addresses_[next_address_++]);
-    conn_ = new Connection(this);
-    uv_tcp_init(loop_, &conn_->tcp);
-    ++open_handles_;
-    if (!refd_) uv_unref(reinterpret_cast<uv_handle_t*>(&conn_->tcp));
-    int rc =
-        uv_tcp_connect(&conn_->connect_req, &conn_->tcp, addr, [](uv_connect_t* req, int status) {
-          auto* conn = static_cast<Connection*>(req->data);
-          if (conn->dead || conn->client == nullptr) return;
-          conn->client->OnTcpConnected(conn, status);
-        });
-    if (rc == 0) return;
-    last_connect_error_ = ErrorFromUv(rc, "connecting to " + Endpoint(options_) + " failed");
-    CloseConnection();
-  }
-  ClientError error = last_connect_error_;
-  if (error.code.empty()) {
-    error.code = "ENOTFOUND";
-    error.message = "no IPv4 or IPv6 address found for " + options_.host;
-  }
-  FailConnectAttempt(error);
-}
-
-void RedisClient::OnTcpConnected(Connection* conn, int status) {
-  assert(conn == conn_);
-  if (status < 0) {
-    last_connect_error_ = ErrorFromUv(status, "connecting to " + Endpoint(options_) + " failed");
-    CloseConnection();
-    ConnectNextAddress();
-    return;
-  }
-  if (conn->reader == nullptr) {
-    FailConnectAttempt(ClientError{ErrorKind::kConnection, "ENOMEM", "out of memory"});
-    return;
-  }
-  uv_tcp_nodelay(&conn->tcp, options_.no_delay ? 1 : 0);
-  if (options_.keepalive_delay_s > 0) uv_tcp_keepalive(&conn->tcp, 1, options_.keepalive_delay_s);
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&conn->tcp),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* c = static_cast<Connection*>(h->data);
-        *buf = uv_buf_init(c->read_buffer, sizeof(c->read_buffer));
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        auto* c = static_cast<Connection*>(s->data);
-        if (c->dead || c->client == nullptr) return;
-        c->client->OnRead(c, nread, buf);
-      });
+void RedisClient::OnConnected() {
   ++connections_opened_;
   StartHandshake();
 }
 
+void RedisClient::OnConnectFailed(const ClientError& error) {
+  conn_ = nullptr;  // It closed itself.
+  FailConnectAttempt(error);
+}
+
 void RedisClient::StartHandshake() {
   std::string bytes;
-  std::vector<PendingCommand> steps;
+  size_t steps = 0;
   auto add = [&](std::initializer_list<std::string_view> args) {
     std::vector<std::string_view> argv(args);
     AppendCommand(bytes, argv.data(), argv.size());
-    steps.push_back(PendingCommand{nullptr, 0, 0, 0, CommandKind::kHandshake, false});
+    ++steps;
   };
   if (!options_.password.empty()) {
     if (options_.username.empty()) {
@@ -368,23 +233,21 @@ void RedisClient::StartHandshake() {
   std::string db = std::to_string(options_.db);
   if (options_.db != 0) add({"SELECT", db});
   if (!options_.client_name.empty()) add({"CLIENT", "SETNAME", options_.client_name});
-  if (steps.empty()) {
+  if (steps == 0) {
     OnHandshakeDone();
     return;
   }
   // The handshake goes ahead of every queued command; those wait for it to succeed.
-  fifo_.insert(fifo_.begin(), steps.begin(), steps.end());
-  written_ = steps.size();
-  expired_prefix_ = std::min(expired_prefix_ + steps.size(), fifo_.size());
-  handshake_pending_ = steps.size();
-  WriteBytes(bytes, 0);
+  pipeline_.PrependHandshake(steps);
+  handshake_pending_ = steps;
+  WriteOrFail(bytes);
 }
 
 void RedisClient::OnHandshakeDone() {
-  uv_timer_stop(&state_timer_);
+  uv_timer_stop(state_timer_.get());
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
-  connected_at_ = uv_now(loop_);
+  connected_at_ms_ = MonotonicNowMs();
   if (quit_requested_) StartQuitDeadline();
   EnsureRef();
   Flush();
@@ -399,11 +262,10 @@ void RedisClient::RecordError(const ClientError& error) {
 void RedisClient::FailConnectAttempt(const ClientError& error) {
   SettleScope scope(listener_);
   RecordError(error);
-  if (conn_ != nullptr) CloseConnection();
-  AbandonDns();
-  uv_timer_stop(&state_timer_);
+  CloseConnection();
+  uv_timer_stop(state_timer_.get());
   // Handshake commands of this attempt go with it; user commands were never written.
-  while (written_ > 0) PopFront();
+  pipeline_.FailWritten([](void*, uint32_t) {});
   handshake_pending_ = 0;
   ++reconnect_attempts_;
   ++backoff_level_;
@@ -426,17 +288,13 @@ void RedisClient::FailConnection(const ClientError& error) {
   SettleScope scope(listener_);
   RecordError(error);
   CloseConnection();
-  ClientError unknown;
-  unknown.kind = ErrorKind::kOutcomeUnknown;
-  unknown.code = "ERR_OUTCOME_UNKNOWN";
-  unknown.message = "the connection to Redis was lost after the command was sent (" + error.code +
-                    "); it may or may not have run";
-  FailWritten(unknown);
+  FailWritten(ClientError{ErrorKind::kOutcomeUnknown, "ERR_OUTCOME_UNKNOWN",
+                          "the connection to Redis was lost after the command was sent (" +
+                              error.code + "); it may or may not have run"});
   drain_then_reconnect_ = false;
   if (quit_requested_) {
-    ClientError closed{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
-                       "the client was closed before the command was sent"};
-    FailUnsent(closed);
+    FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                           "the client was closed before the command was sent"});
     CloseHandles();
     return;
   }
@@ -447,7 +305,7 @@ void RedisClient::FailConnection(const ClientError& error) {
 // written wait for the new connection, within their deadlines); otherwise back off, so that
 // a server which accepts and then drops connections is not hammered.
 void RedisClient::LoseConnection(const ClientError& error) {
-  if (uv_now(loop_) - connected_at_ >= kStableConnectionMs) backoff_level_ = 0;
+  if (MonotonicNowMs() - connected_at_ms_ >= kStableConnectionMs) backoff_level_ = 0;
   if (backoff_level_++ == 0) {
     StartConnect();
     return;
@@ -464,14 +322,14 @@ void RedisClient::ScheduleReconnect() {
   jitter_state_ ^= jitter_state_ << 17;
   double r = static_cast<double>(jitter_state_ >> 11) / static_cast<double>(1ULL << 53);
   uv_timer_start(
-      &state_timer_, [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
+      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
       reconnect_policy_.DelayMs(backoff_level_, r), 0);
 }
 
 void RedisClient::OnStateTimer() {
   if (state_ == ClientState::kConnecting) {
     FailConnectAttempt(ClientError{ErrorKind::kConnection, "ETIMEDOUT",
-                                   "connecting to " + Endpoint(options_) + " took longer than " +
+                                   "connecting to " + endpoint_ + " took longer than " +
                                        std::to_string(options_.connect_timeout_ms) + " ms"});
   } else if (state_ == ClientState::kDown) {
     StartConnect();
@@ -486,26 +344,14 @@ void RedisClient::StartQuitDeadline() {
   uint32_t ms =
       options_.command_timeout_ms != 0 ? options_.command_timeout_ms : options_.connect_timeout_ms;
   uv_timer_start(
-      &state_timer_, [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); }, ms,
-      0);
+      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
+      ms, 0);
 }
 
 void RedisClient::CloseConnection() {
-  Connection* conn = conn_;
-  if (conn == nullptr) return;
+  if (conn_ == nullptr) return;
+  conn_->Close();
   conn_ = nullptr;
-  conn->dead = true;
-  write_in_flight_ = false;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
-  uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), [](uv_handle_t* h) {
-    auto* c = static_cast<Connection*>(h->data);
-    RedisClient* client = c->client;
-    delete c;
-    if (client != nullptr) {
-      --client->open_handles_;
-      client->MaybeFinishClose();
-    }
-  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -516,186 +362,88 @@ void RedisClient::RequestFlush() {
   flush_scheduled_ = true;
   // Whichever of prepare (before the loop polls) and check (right after) comes first sends
   // everything queued during this turn of the loop in one write.
-  uv_prepare_start(&prepare_,
-                   [](uv_prepare_t* h) { OnPrepareOrCheck(reinterpret_cast<uv_handle_t*>(h)); });
-  uv_check_start(&check_,
-                 [](uv_check_t* h) { OnPrepareOrCheck(reinterpret_cast<uv_handle_t*>(h)); });
+  uv_prepare_start(prepare_.get(),
+                   [](uv_prepare_t* h) { OnFlushHook(reinterpret_cast<uv_handle_t*>(h)); });
+  uv_check_start(check_.get(),
+                 [](uv_check_t* h) { OnFlushHook(reinterpret_cast<uv_handle_t*>(h)); });
 }
 
-void RedisClient::OnPrepareOrCheck(uv_handle_t* handle) {
+void RedisClient::OnFlushHook(uv_handle_t* handle) {
   auto* client = static_cast<RedisClient*>(handle->data);
   client->flush_scheduled_ = false;
-  uv_prepare_stop(&client->prepare_);
-  uv_check_stop(&client->check_);
+  uv_prepare_stop(client->prepare_.get());
+  uv_check_stop(client->check_.get());
   client->Flush();
 }
 
-void RedisClient::SettleEarlyFailures() {
-  SettleScope scope(listener_);
-  std::vector<EarlyFailure> failures;
-  failures.swap(early_failures_);
-  for (const EarlyFailure& f : failures) listener_->OnFailure(f.token, f.flags, f.error);
-  TrackSettled(failures.size());
-}
-
+// Writes the unsent commands, as many as the in-flight bound allows, unless a write is
+// still pending (OnWriteDrained calls again) or the connection is not ready.
 void RedisClient::Flush() {
   if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
-  if (write_in_flight_ || drain_then_reconnect_ || conn_ == nullptr) return;
-  if (outbuf_.size() == outbuf_skip_) return;
-  written_ = fifo_.size();
-  // The bytes leave outbuf_ before the write: a failed write settles callers, whose JS
-  // continuations may queue new commands into outbuf_; these bytes must never go out again.
-  std::string bytes;
-  bytes.swap(outbuf_);
-  size_t from = outbuf_skip_;
-  outbuf_skip_ = 0;
-  WriteBytes(bytes, from);
-  // Reuse the buffer's capacity next turn (WriteBytes took it if the socket was full).
-  if (outbuf_.empty() && bytes.capacity() <= kKeepOutbufCapacity) {
-    bytes.clear();
-    outbuf_.swap(bytes);
-  }
+  if (conn_ == nullptr || conn_->write_pending() || drain_then_reconnect_) return;
+  if (pipeline_.unsent() == 0) return;
+  size_t in_flight = pipeline_.written();
+  if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
+  pipeline_.TakeUnsent(options_.max_in_flight - in_flight, write_buffer_);
+  WriteOrFail(write_buffer_);
 }
 
-// Writes what the socket takes now and hands the rest (with `bytes` itself) to libuv.
-// Returns false when the connection failed (and was handled) instead.
-bool RedisClient::WriteBytes(std::string& bytes, size_t from) {
-  auto* stream = reinterpret_cast<uv_stream_t*>(&conn_->tcp);
-  size_t len = bytes.size() - from;
-  uv_buf_t buf = uv_buf_init(bytes.data() + from, static_cast<unsigned int>(len));
-  int n = uv_try_write(stream, &buf, 1);
-  if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
-  if (n < 0) {
-    FailConnection(ErrorFromUv(n, "writing to " + Endpoint(options_) + " failed"));
-    return false;
-  }
-  if (static_cast<size_t>(n) == len) return true;
-  auto* req = new WriteRequest{};
-  req->req.data = req;
-  req->conn = conn_;
-  req->offset = from + static_cast<size_t>(n);
-  req->bytes = std::move(bytes);
-  uv_buf_t rest = uv_buf_init(req->bytes.data() + req->offset,
-                              static_cast<unsigned int>(req->bytes.size() - req->offset));
-  int rc = uv_write(&req->req, stream, &rest, 1, OnWritten);
-  if (rc != 0) {
-    delete req;
-    FailConnection(ErrorFromUv(rc, "writing to " + Endpoint(options_) + " failed"));
-    return false;
-  }
-  write_in_flight_ = true;
-  return true;
+// The bytes left the pipeline before the write: a failed write settles callers, whose JS
+// continuations may queue new commands; these bytes must never go out again.
+void RedisClient::WriteOrFail(std::string& bytes) {
+  int rc = conn_->Write(bytes, 0);
+  if (rc != 0) FailConnection(ErrorFromUv(rc, "writing to " + endpoint_ + " failed"));
 }
 
-void RedisClient::OnWritten(uv_write_t* req, int status) {
-  auto* w = static_cast<WriteRequest*>(req->data);
-  Connection* conn = w->conn;
-  delete w;
-  if (conn->dead || conn->client == nullptr) return;
-  RedisClient* client = conn->client;
-  client->write_in_flight_ = false;
-  if (status < 0) {
-    client->FailConnection(
-        ErrorFromUv(status, "writing to " + Endpoint(client->options_) + " failed"));
-    return;
-  }
-  client->Flush();
-}
+void RedisClient::OnWriteDrained() { Flush(); }
 
 // ---------------------------------------------------------------------------------------
 // Reading
 
-void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
-  if (nread == 0) return;
+void RedisClient::OnReadBegin() {
+  settled_in_read_ = 0;
   listener_->BeginSettle();
-  if (nread < 0) {
-    ClientError error =
-        nread == UV_EOF ? ClientError{ErrorKind::kConnection, "ECONNRESET",
-                                      "Redis at " + Endpoint(options_) + " closed the connection"}
-                        : ErrorFromUv(static_cast<int>(nread),
-                                      "reading from " + Endpoint(options_) + " failed");
-    if (state_ == ClientState::kClosing && fifo_.empty()) {
-      // The server closed the connection after answering QUIT.
-      CloseConnection();
-      CloseHandles();
-    } else {
-      FailConnection(error);
-    }
-    listener_->EndSettle();
+}
+
+void RedisClient::OnReply(redisReply* reply) {
+  if (pipeline_.written() == 0) {
+    FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",
+                    "Redis sent a reply nobody asked for; the connection is out of step"});
     return;
   }
-
-  ClientError failure;
-  bool failed = false;
-  size_t offset = 0;
-  size_t settled_in_slice = 0;
-  while (offset < static_cast<size_t>(nread) && !failed) {
-    size_t slice = std::min(kReaderFeedSlice, static_cast<size_t>(nread) - offset);
-    if (redisReaderFeed(conn->reader, buf->base + offset, slice) != REDIS_OK) {
-      failure = {ErrorKind::kProtocol, "ERR_PROTOCOL", "Redis sent bytes hiredis cannot parse"};
-      failed = true;
+  PendingCommand cmd = pipeline_.PopWritten();
+  switch (cmd.kind) {
+    case CommandKind::kHandshake:
+      if (reply->type == REDIS_REPLY_ERROR) {
+        std::string_view text(reply->str, reply->len);
+        FailConnection({ErrorKind::kConnection, std::string(ErrorCodeOf(text)),
+                        "Redis refused the connection handshake: " + WithoutArguments(text)});
+      } else if (--handshake_pending_ == 0) {
+        OnHandshakeDone();
+      }
+      return;
+    case CommandKind::kQuit:
+      CloseConnection();
+      CloseHandles();
+      return;
+    case CommandKind::kUser:
+      if (ClassifyReply(reply) == ReplyClass::kReadOnly) {
+        // A failover made this server a replica: finish what was written, then reconnect.
+        drain_then_reconnect_ = true;
+      }
+      SettleReply(cmd, reply);
       break;
-    }
-    offset += slice;
-    for (;;) {
-      void* raw = nullptr;
-      if (redisReaderGetReply(conn->reader, &raw) != REDIS_OK) {
-        failure = {ErrorKind::kProtocol, "ERR_PROTOCOL",
-                   std::string("protocol error from Redis: ") + conn->reader->errstr};
-        failed = true;
-        break;
-      }
-      if (raw == nullptr) break;
-      auto* reply = static_cast<redisReply*>(raw);
-      if (written_ == 0) {
-        freeReplyObject(reply);
-        failure = {ErrorKind::kProtocol, "ERR_PROTOCOL",
-                   "Redis sent a reply nobody asked for; the connection is out of step"};
-        failed = true;
-        break;
-      }
-      PendingCommand cmd = fifo_.front();
-      PopFront();
-      if (cmd.kind == CommandKind::kHandshake) {
-        if (reply->type == REDIS_REPLY_ERROR) {
-          failure = {ErrorKind::kConnection, ServerErrorCode(reply),
-                     "Redis refused the connection handshake: " + WithoutArguments(reply)};
-          failed = true;
-        } else if (--handshake_pending_ == 0) {
-          OnHandshakeDone();
-        }
-      } else if (cmd.kind == CommandKind::kQuit) {
-        freeReplyObject(reply);
-        CloseConnection();
-        CloseHandles();
-        break;
-      } else if (cmd.kind == CommandKind::kUser) {
-        if (reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
-            std::memcmp(reply->str, "READONLY", 8) == 0) {
-          // A failover made this server a replica: finish what was written, then reconnect.
-          drain_then_reconnect_ = true;
-        }
-        SettleReply(cmd, reply);
-        ++settled_in_slice;
-      }
-      freeReplyObject(reply);
-      if (failed) break;
-      if (settled_in_slice == kSettleSlice && state_ == ClientState::kReady) {
-        settled_in_slice = 0;
-        listener_->EndSettle();  // Continuations run and may queue commands, or close.
-        if (conn_ != conn) return;
-        Flush();
-        if (conn_ != conn) return;
-        listener_->BeginSettle();
-      }
-    }
-    if (conn_ != conn) break;
   }
-  if (conn_ != conn) {
-    // Closed meanwhile (QUIT answered): the rest of this read is not parsed.
-  } else if (failed) {
-    FailConnection(failure);
-  } else if (drain_then_reconnect_ && written_ == 0 && conn_ == conn) {
+  if (++settled_in_read_ == kSettleSlice && state_ == ClientState::kReady) {
+    settled_in_read_ = 0;
+    listener_->EndSettle();  // Continuations run and may queue commands, or close.
+    Flush();
+    listener_->BeginSettle();
+  }
+}
+
+void RedisClient::OnReadEnd() {
+  if (drain_then_reconnect_ && pipeline_.written() == 0 && conn_ != nullptr) {
     ClientError readonly{ErrorKind::kConnection, "READONLY",
                          "Redis answered READONLY (a failover happened); reconnecting"};
     RecordError(readonly);
@@ -704,6 +452,18 @@ void RedisClient::OnRead(Connection* conn, ssize_t nread, const uv_buf_t* buf) {
     LoseConnection(readonly);
   }
   listener_->EndSettle();  // JS continuations run here and may call back into the client.
+  // Commands held back by the in-flight bound go out now that replies made room.
+  if (pipeline_.unsent() > 0 && state_ == ClientState::kReady) RequestFlush();
+}
+
+void RedisClient::OnFailed(const ClientError& error) {
+  if (state_ == ClientState::kClosing && pipeline_.empty()) {
+    // The server closed the connection after answering QUIT.
+    CloseConnection();
+    CloseHandles();
+    return;
+  }
+  FailConnection(error);
 }
 
 void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
@@ -712,56 +472,32 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
   TrackSettled(1);
 }
 
-void RedisClient::PopFront() {
-  fifo_.pop_front();
-  if (written_ > 0) --written_;
-  if (expired_prefix_ > 0) --expired_prefix_;
-}
-
 // ---------------------------------------------------------------------------------------
 // Deadlines
 
 void RedisClient::OnDeadlineTimer() {
   deadline_armed_ = false;
-  uint64_t now = uv_now(loop_);
+  // libuv runs timers before it polls sockets: after a stall of the loop, replies may be
+  // waiting in the socket already. They win over their deadlines.
+  if (conn_ != nullptr) conn_->ReadNow();
+  if (closing_handles_) return;
+  uint64_t now = MonotonicNowMs();
   SettleScope scope(listener_);
   ClientError timeout{
       ErrorKind::kTimeout, "ETIMEDOUT",
       "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
-  size_t i = expired_prefix_;
-  while (i < fifo_.size()) {
-    PendingCommand& cmd = fifo_[i];
-    if (cmd.settled || cmd.deadline_ms == 0) {
-      ++i;
-      continue;
-    }
-    if (cmd.deadline_ms > now) break;
-    void* token = cmd.token;
-    uint32_t flags = cmd.flags;
-    if (i < written_) {
-      cmd.settled = true;  // The slot stays to swallow the late reply.
-      ++i;
-    } else {
-      // Never written: drop it and its bytes so it never runs. Deadlines grow along the
-      // FIFO, so an expiring unsent command is the first unsent one: its bytes lead outbuf_.
-      assert(i == written_);
-      outbuf_skip_ += cmd.encoded_len;
-      fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i));
-    }
+  size_t expired = 0;
+  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
     listener_->OnFailure(token, flags, timeout);
-    TrackSettled(1);
-  }
-  expired_prefix_ = i;
-  if (outbuf_skip_ == outbuf_.size()) {
-    outbuf_.clear();
-    outbuf_skip_ = 0;
-  }
+    ++expired;
+  });
+  if (expired > 0) TrackSettled(expired);
   // A connection whose oldest written command got no reply for twice the command timeout is
   // dead in all but name (a partition without a reset): fail it, so callers fail fast.
-  if (written_ > 0 && conn_ != nullptr && fifo_.front().deadline_ms != 0 &&
-      fifo_.front().deadline_ms + options_.command_timeout_ms <= now) {
+  uint64_t oldest = pipeline_.OldestWrittenDeadline();
+  if (conn_ != nullptr && oldest != 0 && oldest + options_.command_timeout_ms <= now) {
     FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
-                    "Redis at " + Endpoint(options_) + " sent nothing for " +
+                    "Redis at " + endpoint_ + " sent nothing for " +
                         std::to_string(2 * static_cast<uint64_t>(options_.command_timeout_ms)) +
                         " ms; the connection is considered dead"});
   }
@@ -772,55 +508,48 @@ void RedisClient::OnDeadlineTimer() {
 // written command would make the connection count as dead, whichever comes first.
 void RedisClient::ArmDeadlineTimer() {
   if (closing_handles_ || options_.command_timeout_ms == 0) return;
-  uint64_t wake = 0;
-  for (size_t i = expired_prefix_; i < fifo_.size(); ++i) {
-    if (!fifo_[i].settled && fifo_[i].deadline_ms != 0) {
-      wake = fifo_[i].deadline_ms;
-      break;
-    }
-  }
-  if (written_ > 0 && conn_ != nullptr && fifo_.front().deadline_ms != 0) {
-    uint64_t dead_at = fifo_.front().deadline_ms + options_.command_timeout_ms;
+  uint64_t wake = pipeline_.NextDeadline();
+  uint64_t oldest = pipeline_.OldestWrittenDeadline();
+  if (conn_ != nullptr && oldest != 0) {
+    uint64_t dead_at = oldest + options_.command_timeout_ms;
     if (wake == 0 || dead_at < wake) wake = dead_at;
   }
   if (wake == 0) return;
-  uint64_t now = uv_now(loop_);
   deadline_armed_ = true;
   uv_timer_start(
-      &deadline_timer_,
+      deadline_timer_.get(),
       [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
-      wake > now ? wake - now : 0, 0);
+      TimerDelayUntil(loop_, wake), 0);
 }
 
 // ---------------------------------------------------------------------------------------
 // Settling in bulk, closing
 
 void RedisClient::FailWritten(const ClientError& error) {
-  while (written_ > 0) {
-    PendingCommand cmd = fifo_.front();
-    PopFront();
-    if (cmd.kind == CommandKind::kUser && !cmd.settled) {
-      listener_->OnFailure(cmd.token, cmd.flags, error);
-      TrackSettled(1);
-    }
-  }
+  size_t failed = 0;
+  pipeline_.FailWritten([&](void* token, uint32_t flags) {
+    listener_->OnFailure(token, flags, error);
+    ++failed;
+  });
   handshake_pending_ = 0;
+  if (failed > 0) TrackSettled(failed);
 }
 
 void RedisClient::FailUnsent(const ClientError& error) {
-  outbuf_.clear();
-  outbuf_skip_ = 0;
   size_t failed = 0;
-  for (size_t i = written_; i < fifo_.size(); ++i) {
-    const PendingCommand& cmd = fifo_[i];
-    if (cmd.kind == CommandKind::kUser && !cmd.settled) {
-      listener_->OnFailure(cmd.token, cmd.flags, error);
-      ++failed;
-    }
-  }
-  fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(written_), fifo_.end());
+  pipeline_.FailUnsent([&](void* token, uint32_t flags) {
+    listener_->OnFailure(token, flags, error);
+    ++failed;
+  });
   if (failed > 0) TrackSettled(failed);
-  expired_prefix_ = std::min(expired_prefix_, fifo_.size());
+}
+
+void RedisClient::SettleEarlyFailures() {
+  SettleScope scope(listener_);
+  std::vector<EarlyFailure> failures;
+  failures.swap(early_failures_);
+  for (const EarlyFailure& f : failures) listener_->OnFailure(f.token, f.flags, f.error);
+  TrackSettled(failures.size());
 }
 
 void RedisClient::TrackSettled(size_t count) {
@@ -835,18 +564,16 @@ void RedisClient::TrackSettled(size_t count) {
 // is draining: an idle client never holds a process open.
 void RedisClient::EnsureRef() {
   bool want = awaiting_ > 0 || (quit_requested_ && !closing_handles_);
-  if (want == refd_) return;
+  if (want == refd_ || closing_handles_) return;
   refd_ = want;
-  auto apply = [want](void* h) {
+  for (uv_handle_t* h : {deadline_timer_.base(), state_timer_.base()}) {
     if (want) {
-      uv_ref(static_cast<uv_handle_t*>(h));
+      uv_ref(h);
     } else {
-      uv_unref(static_cast<uv_handle_t*>(h));
+      uv_unref(h);
     }
-  };
-  apply(&deadline_timer_);
-  apply(&state_timer_);
-  if (conn_ != nullptr) apply(&conn_->tcp);
+  }
+  if (conn_ != nullptr) conn_->SetRef(want);
 }
 
 void RedisClient::Quit() {
@@ -861,9 +588,7 @@ void RedisClient::Quit() {
     case ClientState::kReady: {
       // QUIT goes after every accepted command, so all of them are answered first.
       std::string_view quit("QUIT");
-      size_t len = AppendCommand(outbuf_, &quit, 1);
-      fifo_.push_back(
-          PendingCommand{nullptr, 0, static_cast<uint32_t>(len), 0, CommandKind::kQuit, false});
+      pipeline_.Push(&quit, 1, nullptr, 0, 0, CommandKind::kQuit);
       if (state_ == ClientState::kReady) {
         state_ = ClientState::kClosing;
         StartQuitDeadline();
@@ -883,13 +608,11 @@ void RedisClient::Disconnect() {
   quit_requested_ = true;
   SettleScope scope(listener_);
   CloseConnection();
-  ClientError unknown{ErrorKind::kOutcomeUnknown, "ERR_OUTCOME_UNKNOWN",
-                      "the client was disconnected after the command was sent; it may or may "
-                      "not have run"};
-  FailWritten(unknown);
-  ClientError closed{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
-                     "the client was disconnected before the command was sent"};
-  FailUnsent(closed);
+  FailWritten(ClientError{ErrorKind::kOutcomeUnknown, "ERR_OUTCOME_UNKNOWN",
+                          "the client was disconnected after the command was sent; it may or "
+                          "may not have run"});
+  FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                         "the client was disconnected before the command was sent"});
   if (!early_failures_.empty()) SettleEarlyFailures();
   CloseHandles();
 }
@@ -899,29 +622,16 @@ void RedisClient::CloseHandles() {
   if (!early_failures_.empty()) SettleEarlyFailures();
   closing_handles_ = true;
   state_ = ClientState::kClosed;
-  if (conn_ != nullptr) CloseConnection();
-  AbandonDns();
-  auto on_close = [](uv_handle_t* h) {
-    auto* client = static_cast<RedisClient*>(h->data);
-    --client->open_handles_;
-    client->MaybeFinishClose();
-  };
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_close);
-  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
-  uv_close(reinterpret_cast<uv_handle_t*>(&check_), on_close);
-  uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_close);
-  uv_close(reinterpret_cast<uv_handle_t*>(&state_timer_), on_close);
-}
-
-void RedisClient::AbandonDns() {
-  if (dns_ == nullptr) return;
-  dns_->abandoned = true;
-  uv_cancel(reinterpret_cast<uv_req_t*>(&dns_->req));
-  dns_ = nullptr;
+  CloseConnection();
+  idle_.Close();
+  prepare_.Close();
+  check_.Close();
+  deadline_timer_.Close();
+  state_timer_.Close();
 }
 
 void RedisClient::MaybeFinishClose() {
-  if (closing_handles_ && open_handles_ == 0 && dns_outstanding_ == 0 && !closed_notified_) {
+  if (closing_handles_ && handles_.open() == 0 && !closed_notified_) {
     closed_notified_ = true;
     listener_->OnClosed();  // The owner may delete this client here: nothing follows.
   }
@@ -932,8 +642,8 @@ ClientStats RedisClient::Stats() const {
   s.state = state_;
   s.reconnect_attempts = reconnect_attempts_;
   s.connections_opened = connections_opened_;
-  s.in_flight = written_;
-  s.queued = fifo_.size() - written_;
+  s.in_flight = pipeline_.written();
+  s.queued = pipeline_.unsent();
   s.has_last_error = has_last_error_;
   s.last_error = last_error_;
   s.last_error_at_ms = last_error_at_ms_;

@@ -1,0 +1,75 @@
+#include "client/command_pipeline.h"
+
+#include <cassert>
+
+#include "client/command_encoder.h"
+
+namespace hirecache {
+
+namespace {
+// The output buffer's capacity is kept between writes up to this size.
+constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
+}  // namespace
+
+void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
+                           uint64_t deadline_ms, CommandKind kind) {
+  size_t len = AppendCommand(outbuf_, argv, argc);
+  fifo_.push_back(
+      PendingCommand{token, deadline_ms, static_cast<uint32_t>(len), flags, kind, false});
+}
+
+void CommandPipeline::PrependHandshake(size_t count) {
+  assert(written_ == 0);
+  for (size_t i = 0; i < count; ++i) {
+    fifo_.push_front(PendingCommand{nullptr, 0, 0, 0, CommandKind::kHandshake, false});
+  }
+  written_ = count;
+  expired_prefix_ = std::min(expired_prefix_ + count, fifo_.size());
+}
+
+size_t CommandPipeline::TakeUnsent(size_t max_commands, std::string& out) {
+  size_t count = std::min(max_commands, unsent());
+  out.clear();
+  if (count == 0) return 0;
+  if (count == unsent()) {
+    // The common case: everything goes, and the buffers trade places so the output
+    // buffer's capacity is reused next time.
+    out.swap(outbuf_);
+    if (outbuf_skip_ > 0) out.erase(0, outbuf_skip_);
+    outbuf_skip_ = 0;
+    if (outbuf_.capacity() > kKeepOutbufCapacity) std::string().swap(outbuf_);
+  } else {
+    size_t bytes = 0;
+    for (size_t i = written_; i < written_ + count; ++i) bytes += fifo_[i].encoded_len;
+    out.assign(outbuf_, outbuf_skip_, bytes);
+    outbuf_.erase(0, outbuf_skip_ + bytes);
+    outbuf_skip_ = 0;
+  }
+  written_ += count;
+  return count;
+}
+
+PendingCommand CommandPipeline::PopWritten() {
+  assert(written_ > 0);
+  PendingCommand cmd = fifo_.front();
+  fifo_.pop_front();
+  --written_;
+  if (expired_prefix_ > 0) --expired_prefix_;
+  return cmd;
+}
+
+uint64_t CommandPipeline::NextDeadline() const {
+  for (size_t i = expired_prefix_; i < fifo_.size(); ++i) {
+    if (!fifo_[i].settled && fifo_[i].deadline_ms != 0) return fifo_[i].deadline_ms;
+  }
+  return 0;
+}
+
+void CommandPipeline::DropLeadingUnsent() {
+  if (outbuf_skip_ == outbuf_.size()) {
+    outbuf_.clear();
+    outbuf_skip_ = 0;
+  }
+}
+
+}  // namespace hirecache

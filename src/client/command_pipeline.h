@@ -1,0 +1,139 @@
+// The commands of one client, in the order their replies will come: the FIFO that pairs
+// each reply with the command that asked for it, and the encoded bytes of the commands not
+// yet handed to the socket. No libuv and no clock of its own (times are passed in), so it
+// is unit-tested without a server.
+//
+// The FIFO is [written | unsent]. Rules it keeps (docs/architecture.md):
+//   * A written command keeps its slot until its reply arrives or the connection dies. A
+//     deadline settles its caller early (`settled`), and the slot swallows the late reply.
+//   * An unsent command whose deadline passed is dropped with its bytes: it never runs.
+//   * Commands are settled exactly once: each callback below is told of an unsettled user
+//     command once, and the entry is then gone or marked settled.
+#ifndef HIRECACHE_CLIENT_COMMAND_PIPELINE_H_
+#define HIRECACHE_CLIENT_COMMAND_PIPELINE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+namespace hirecache {
+
+enum class CommandKind : uint8_t { kUser, kHandshake, kQuit };
+
+struct PendingCommand {
+  void* token;           // the caller's, handed back when the command is settled
+  uint64_t deadline_ms;  // monotonic ms after which the caller gets ETIMEDOUT; 0: none
+  uint32_t encoded_len;  // bytes in the output buffer while unsent
+  uint32_t flags;        // the caller's, handed back too
+  CommandKind kind;
+  bool settled;  // the caller already has its answer; the slot only swallows the reply
+};
+
+class CommandPipeline {
+ public:
+  // Encodes one command at the end of the unsent bytes and queues its entry.
+  void Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
+            uint64_t deadline_ms, CommandKind kind = CommandKind::kUser);
+
+  // Puts `count` connection-handshake entries (AUTH, SELECT…) at the very front, counted as
+  // written: the caller writes their bytes itself, ahead of everything else.
+  void PrependHandshake(size_t count);
+
+  // Moves the bytes of the first `max_commands` unsent commands into `out` (replacing its
+  // contents) and counts them as written. Returns how many commands that was.
+  size_t TakeUnsent(size_t max_commands, std::string& out);
+
+  // Removes the oldest written entry (its reply has arrived) and returns it.
+  PendingCommand PopWritten();
+
+  // Calls on_expired(token, flags) for each unsettled command whose deadline is at or
+  // before `now_ms`: a written one stays as a settled slot, an unsent one is dropped with
+  // its bytes. Deadlines grow along the FIFO, so this stops at the first one still ahead.
+  template <typename Fn>
+  void ExpireDue(uint64_t now_ms, Fn&& on_expired);
+
+  // Settles and removes every written entry (the connection died): on_failed(token, flags)
+  // for each unsettled user command.
+  template <typename Fn>
+  void FailWritten(Fn&& on_failed);
+  // The same for every unsent entry, and the unsent bytes go.
+  template <typename Fn>
+  void FailUnsent(Fn&& on_failed);
+
+  // The earliest deadline of an unsettled command, or 0 when none has one.
+  uint64_t NextDeadline() const;
+  // The deadline of the oldest written command (0: none, or nothing written).
+  uint64_t OldestWrittenDeadline() const { return written_ > 0 ? fifo_.front().deadline_ms : 0; }
+
+  size_t written() const { return written_; }
+  size_t unsent() const { return fifo_.size() - written_; }
+  bool empty() const { return fifo_.empty(); }
+  // Bytes of unsent commands waiting in the output buffer.
+  size_t unsent_bytes() const { return outbuf_.size() - outbuf_skip_; }
+
+ private:
+  void DropLeadingUnsent();
+
+  std::deque<PendingCommand> fifo_;
+  size_t written_ = 0;
+  // Entries at the front whose deadline no longer matters (settled, or without one); a
+  // scan for the next deadline starts after them.
+  size_t expired_prefix_ = 0;
+  std::string outbuf_;
+  size_t outbuf_skip_ = 0;  // leading bytes of outbuf_ that belong to dropped commands
+};
+
+template <typename Fn>
+void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
+  size_t i = expired_prefix_;
+  while (i < fifo_.size()) {
+    PendingCommand& cmd = fifo_[i];
+    if (cmd.settled || cmd.deadline_ms == 0) {
+      ++i;
+      continue;
+    }
+    if (cmd.deadline_ms > now_ms) break;
+    void* token = cmd.token;
+    uint32_t flags = cmd.flags;
+    if (i == written_) {
+      // The first unsent command: its bytes lead the output buffer, so it can be dropped
+      // and will never run.
+      outbuf_skip_ += cmd.encoded_len;
+      fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i));
+      DropLeadingUnsent();
+    } else {
+      cmd.settled = true;  // Written (or not first in line): the slot swallows its reply.
+      ++i;
+    }
+    on_expired(token, flags);
+  }
+  expired_prefix_ = i;
+}
+
+template <typename Fn>
+void CommandPipeline::FailWritten(Fn&& on_failed) {
+  while (written_ > 0) {
+    PendingCommand cmd = PopWritten();
+    if (cmd.kind == CommandKind::kUser && !cmd.settled) on_failed(cmd.token, cmd.flags);
+  }
+}
+
+template <typename Fn>
+void CommandPipeline::FailUnsent(Fn&& on_failed) {
+  // Taken out first: a callback may queue new commands, which must survive.
+  std::deque<PendingCommand> unsent(fifo_.begin() + static_cast<std::ptrdiff_t>(written_),
+                                    fifo_.end());
+  fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(written_), fifo_.end());
+  outbuf_.clear();
+  outbuf_skip_ = 0;
+  expired_prefix_ = std::min(expired_prefix_, fifo_.size());
+  for (const PendingCommand& cmd : unsent) {
+    if (cmd.kind == CommandKind::kUser && !cmd.settled) on_failed(cmd.token, cmd.flags);
+  }
+}
+
+}  // namespace hirecache
+
+#endif  // HIRECACHE_CLIENT_COMMAND_PIPELINE_H_

@@ -1,0 +1,86 @@
+// The interface between whoever owns the callers' promises (the N-API binding, or a test)
+// and whatever carries their commands to Redis: today one RedisClient, later a cluster
+// router over one client per node. The binding holds a CommandSink and never needs to
+// know which.
+#ifndef HIRECACHE_CLIENT_COMMAND_SINK_H_
+#define HIRECACHE_CLIENT_COMMAND_SINK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "client/client_error.h"
+
+struct redisReply;
+
+namespace hirecache {
+
+// The states a client reports, in the order of ClientStateNames(). One list: the JS layer
+// and its types read the names from the addon.
+enum class ClientState {
+  kIdle,        // never asked to connect
+  kConnecting,  // resolving, connecting or in the handshake
+  kReady,       // connected and handshaken
+  kDown,        // the last connection attempt failed; waiting for the backoff timer
+  kClosing,     // quit(): draining replies
+  kClosed,
+};
+constexpr size_t kClientStateCount = 6;
+
+const char* ClientStateName(ClientState state);
+
+// Implemented by the owner of the callers' promises. Every OnReply / OnFailure happens
+// between one BeginSettle and its EndSettle; EndSettle is where the binding lets JS
+// continuations run, so they may call back into the sink.
+class ReplyListener {
+ public:
+  virtual ~ReplyListener() = default;
+  virtual void BeginSettle() = 0;
+  virtual void EndSettle() = 0;
+  // `reply` belongs to the sink and is freed when OnReply returns.
+  virtual void OnReply(void* token, uint32_t flags, const redisReply* reply) = 0;
+  virtual void OnFailure(void* token, uint32_t flags, const ClientError& error) = 0;
+  // The number of commands awaiting settlement went from 0 to 1 (busy) or back (idle).
+  virtual void OnBusyChanged(bool busy) = 0;
+  // Every libuv handle and request of the sink is closed; it may now be deleted.
+  virtual void OnClosed() = 0;
+};
+
+struct ClientStats {
+  ClientState state = ClientState::kClosed;
+  uint32_t reconnect_attempts = 0;  // consecutive failed attempts since the last success
+  uint64_t connections_opened = 0;
+  uint64_t in_flight = 0;  // written, awaiting replies
+  uint64_t queued = 0;     // accepted, not yet written
+  bool has_last_error = false;
+  ClientError last_error;
+  uint64_t last_error_at_ms = 0;  // wall clock (ms since the epoch)
+};
+
+enum class SubmitResult {
+  kAccepted,  // the command will be settled through the listener (perhaps with an error)
+  kClosed,    // quit() or disconnect() was called: nothing was queued, nothing will be settled
+};
+
+class CommandSink {
+ public:
+  virtual ~CommandSink() = default;
+
+  // Queues one command. `token` and `flags` come back in OnReply / OnFailure. A command
+  // that fails at once (Redis known to be down, a bound reached) is settled at the end of
+  // the loop turn, never synchronously: a caller looping on `await` still lets the loop turn.
+  virtual SubmitResult Submit(const std::string_view* argv, size_t argc, void* token,
+                              uint32_t flags) = 0;
+  // Graceful close: commands already accepted are answered first.
+  virtual void Quit() = 0;
+  // Immediate close: every pending command fails (written ones with ERR_OUTCOME_UNKNOWN).
+  virtual void Disconnect() = 0;
+  virtual ClientStats Stats() const = 0;
+  // Hands the callbacks to another listener (the binding's, when its JS object is collected
+  // before the sink finished closing).
+  virtual void SetListener(ReplyListener* listener) = 0;
+};
+
+}  // namespace hirecache
+
+#endif  // HIRECACHE_CLIENT_COMMAND_SINK_H_

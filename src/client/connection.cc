@@ -1,0 +1,311 @@
+#include "client/connection.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace hirecache {
+
+namespace {
+
+// hiredis's reader compacts its buffer (a memmove of everything unread) each time it has
+// consumed 1 KiB. Feeding it a large read at once makes that quadratic, so reads are fed
+// in slices no larger than this.
+constexpr size_t kReaderFeedSlice = 4096;
+// ReadNow() reads at most this many buffers in one call, so a flood cannot hold the loop.
+constexpr int kReadNowMaxBuffers = 16;
+
+ClientError ErrorFromUv(int status, const std::string& what) {
+  return ClientError{ErrorKind::kConnection, CodeForUvStatus(status),
+                     what + ": " + uv_strerror(status)};
+}
+
+}  // namespace
+
+// A resolver request runs on libuv's thread pool and cannot be taken back once started, so
+// an abandoned one is only marked; its callback frees it. Until then it holds a count in
+// the owner's group: the loop must not be closed under it.
+struct Connection::DnsRequest {
+  uv_getaddrinfo_t req;
+  Connection* conn;
+  HandleGroup* group;
+};
+
+struct Connection::WriteRequest {
+  uv_write_t req;
+  Connection* conn;
+  std::string bytes;  // bytes.substr(offset) is what libuv is writing
+  size_t offset;
+};
+
+Connection::Connection(uv_loop_t* loop, const ConnectionOptions& options, ConnectionEvents* events,
+                       HandleGroup* group)
+    : loop_(loop), options_(options), events_(events), group_(group), reader_(options.limits) {
+  bool v6 = options_.host.find(':') != std::string::npos;
+  endpoint_ =
+      (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(options_.port);
+  connect_req_.data = this;
+  group_->Acquire();
+}
+
+Connection::~Connection() { group_->Release(); }
+
+void Connection::Start() {
+  // An address literal needs no resolver (and no thread-pool hop).
+  sockaddr_storage literal{};
+  if (uv_ip4_addr(options_.host.c_str(), options_.port, reinterpret_cast<sockaddr_in*>(&literal)) ==
+          0 ||
+      uv_ip6_addr(options_.host.c_str(), options_.port,
+                  reinterpret_cast<sockaddr_in6*>(&literal)) == 0) {
+    addresses_.push_back(literal);
+    ConnectNext();
+    return;
+  }
+  dns_ = new DnsRequest{};
+  dns_->conn = this;
+  dns_->group = group_;
+  dns_->req.data = dns_;
+  group_->Acquire();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  std::string port = std::to_string(options_.port);
+  ++pending_;
+  int rc = uv_getaddrinfo(
+      loop_, &dns_->req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        auto* dns = static_cast<DnsRequest*>(req->data);
+        Connection* conn = dns->conn;
+        HandleGroup* group = dns->group;
+        delete dns;
+        if (conn == nullptr) {  // abandoned by Close()
+          if (res != nullptr) uv_freeaddrinfo(res);
+          group->Release();
+          return;
+        }
+        group->Release();  // The connection itself still holds one.
+        conn->dns_ = nullptr;
+        --conn->pending_;
+        conn->OnResolved(status, res);
+      },
+      options_.host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    --pending_;
+    group_->Release();
+    delete dns_;
+    dns_ = nullptr;
+    OnResolved(rc, nullptr);
+  }
+}
+
+void Connection::OnResolved(int status, addrinfo* res) {
+  if (status != 0) {
+    last_error_ = ErrorFromUv(status, "resolving " + options_.host + " failed");
+  } else {
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      sockaddr_storage addr{};
+      std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+      addresses_.push_back(addr);
+    }
+    uv_freeaddrinfo(res);
+  }
+  ConnectNext();
+}
+
+// Tries the next resolved address; after the last one, reports the failure.
+void Connection::ConnectNext() {
+  while (!closed_ && next_address_ < addresses_.size()) {
+    const sockaddr* addr = reinterpret_cast<const sockaddr*>(&addresses_[next_address_++]);
+    tcp_ = new uv_tcp_t;
+    uv_tcp_init(loop_, tcp_);
+    tcp_->data = this;
+    ++pending_;
+    if (!ref_) uv_unref(reinterpret_cast<uv_handle_t*>(tcp_));
+    int rc = uv_tcp_connect(&connect_req_, tcp_, addr, [](uv_connect_t* req, int status) {
+      static_cast<Connection*>(req->data)->OnTcpConnected(status);
+    });
+    if (rc == 0) return;
+    last_error_ = ErrorFromUv(rc, "connecting to " + endpoint_ + " failed");
+    CloseSocket();
+  }
+  if (closed_) return;
+  ClientError error = last_error_;
+  if (error.code.empty()) {
+    error = {ErrorKind::kConnection, "ENOTFOUND",
+             "no IPv4 or IPv6 address found for " + options_.host};
+  }
+  ConnectionEvents* events = events_;
+  Close();
+  events->OnConnectFailed(error);
+}
+
+void Connection::OnTcpConnected(int status) {
+  if (closed_) return;  // UV_ECANCELED after Close(), or a late answer
+  if (status < 0) {
+    last_error_ = ErrorFromUv(status, "connecting to " + endpoint_ + " failed");
+    CloseSocket();
+    ConnectNext();
+    return;
+  }
+  if (!reader_.ok()) {
+    ConnectionEvents* events = events_;
+    Close();
+    events->OnConnectFailed(ClientError{ErrorKind::kConnection, "ENOMEM", "out of memory"});
+    return;
+  }
+  uv_tcp_nodelay(tcp_, options_.no_delay ? 1 : 0);
+  if (options_.keepalive_delay_s > 0) uv_tcp_keepalive(tcp_, 1, options_.keepalive_delay_s);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(tcp_),
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* c = static_cast<Connection*>(h->data);
+        *buf = uv_buf_init(c->read_buffer_, sizeof(c->read_buffer_));
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        static_cast<Connection*>(s->data)->HandleRead(nread, buf->base);
+      });
+  events_->OnConnected();
+}
+
+int Connection::Write(std::string& bytes, size_t from) {
+  auto* stream = reinterpret_cast<uv_stream_t*>(tcp_);
+  size_t len = bytes.size() - from;
+  if (!write_pending_) {
+    uv_buf_t buf = uv_buf_init(bytes.data() + from, static_cast<unsigned int>(len));
+    int n = uv_try_write(stream, &buf, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+    if (n < 0) return n;
+    if (static_cast<size_t>(n) == len) return 0;
+    from += static_cast<size_t>(n);
+  }
+  auto* req = new WriteRequest{};
+  req->req.data = req;
+  req->conn = this;
+  req->offset = from;
+  req->bytes = std::move(bytes);
+  bytes.clear();
+  uv_buf_t rest = uv_buf_init(req->bytes.data() + req->offset,
+                              static_cast<unsigned int>(req->bytes.size() - req->offset));
+  int rc = uv_write(&req->req, stream, &rest, 1, [](uv_write_t* r, int status) {
+    auto* w = static_cast<WriteRequest*>(r->data);
+    Connection* conn = w->conn;
+    delete w;
+    conn->write_pending_ = false;
+    if (conn->closed_) return;
+    if (status < 0) {
+      conn->events_->OnFailed(ErrorFromUv(status, "writing to " + conn->endpoint_ + " failed"));
+    } else {
+      conn->events_->OnWriteDrained();
+    }
+  });
+  if (rc != 0) {
+    delete req;
+    return rc;
+  }
+  write_pending_ = true;
+  return 0;
+}
+
+void Connection::ReadNow() {
+  if (closed_ || tcp_ == nullptr || events_ == nullptr) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) return;
+  for (int i = 0; i < kReadNowMaxBuffers && !closed_; ++i) {
+    ssize_t n = recv(fd, read_buffer_, sizeof(read_buffer_), MSG_DONTWAIT);
+    if (n > 0) {
+      HandleRead(n, read_buffer_);
+      if (static_cast<size_t>(n) < sizeof(read_buffer_)) return;
+    } else if (n == 0) {
+      HandleRead(UV_EOF, nullptr);
+      return;
+    } else {
+      return;  // EAGAIN: nothing more; another error: libuv's own read reports it.
+    }
+  }
+}
+
+// One read's bytes (or its error): fed to the reader in slices, each complete reply
+// delivered at once.
+void Connection::HandleRead(ssize_t nread, const char* data) {
+  if (nread == 0 || closed_) return;
+  ConnectionEvents* events = events_;
+  if (nread < 0) {
+    events->OnFailed(
+        nread == UV_EOF
+            ? ClientError{ErrorKind::kConnection, "ECONNRESET",
+                          "Redis at " + endpoint_ + " closed the connection"}
+            : ErrorFromUv(static_cast<int>(nread), "reading from " + endpoint_ + " failed"));
+    return;
+  }
+  events->OnReadBegin();
+  size_t offset = 0;
+  bool failed = false;
+  while (offset < static_cast<size_t>(nread) && !closed_ && !failed) {
+    size_t slice = std::min(kReaderFeedSlice, static_cast<size_t>(nread) - offset);
+    failed = !reader_.Feed(data + offset, slice);
+    offset += slice;
+    while (!failed && !closed_) {
+      redisReply* reply = reader_.Next();
+      if (reply == nullptr) {
+        failed = reader_.failed();
+        break;
+      }
+      events->OnReply(reply);
+      FreeReply(reply);
+    }
+  }
+  if (failed && !closed_) {
+    events->OnFailed(
+        ClientError{ErrorKind::kProtocol, "ERR_PROTOCOL",
+                    reader_.error() + "; the connection to " + endpoint_ + " was dropped"});
+  }
+  events->OnReadEnd();
+}
+
+void Connection::SetRef(bool ref) {
+  ref_ = ref;
+  if (tcp_ == nullptr) return;
+  if (ref) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(tcp_));
+  } else {
+    uv_unref(reinterpret_cast<uv_handle_t*>(tcp_));
+  }
+}
+
+void Connection::CloseSocket() {
+  uv_tcp_t* tcp = tcp_;
+  if (tcp == nullptr) return;
+  tcp_ = nullptr;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp));
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) {
+    auto* conn = static_cast<Connection*>(h->data);
+    delete reinterpret_cast<uv_tcp_t*>(h);
+    --conn->pending_;
+    conn->MaybeDelete();
+  });
+}
+
+void Connection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  events_ = nullptr;
+  if (dns_ != nullptr) {
+    dns_->conn = nullptr;
+    uv_cancel(reinterpret_cast<uv_req_t*>(&dns_->req));
+    dns_ = nullptr;
+    --pending_;
+  }
+  CloseSocket();
+  MaybeDelete();
+}
+
+void Connection::MaybeDelete() {
+  if (closed_ && pending_ == 0) delete this;
+}
+
+}  // namespace hirecache

@@ -1,0 +1,122 @@
+// One connection to one Redis server: name resolution (uv_getaddrinfo, never a blocking
+// getaddrinfo on the loop), TCP connect over each resolved address in turn, the reply
+// reader, and writes. It knows nothing of commands: it reports what happens through
+// ConnectionEvents, in the spirit of hiredis's `ev` hooks.
+//
+// Lifetime: the owner creates it with `new`, calls Start(), and ends it with Close(); it
+// then frees itself once libuv has let go of its handle and any resolver request. No
+// callback reaches the owner after Close(). While it lives it holds one count in the
+// owner's HandleGroup, so the owner knows when everything it opened is gone.
+#ifndef HIRECACHE_CLIENT_CONNECTION_H_
+#define HIRECACHE_CLIENT_CONNECTION_H_
+
+#include <uv.h>
+
+#include <string>
+#include <vector>
+
+#include "client/client_error.h"
+#include "client/reply_reader.h"
+#include "util/uv_handle.h"
+
+struct redisReply;
+
+namespace hirecache {
+
+struct ConnectionOptions {
+  std::string host;
+  uint16_t port = 6379;
+  uint32_t keepalive_delay_s = 30;  // 0: keep-alive off
+  bool no_delay = true;
+  ProtocolLimits limits;
+};
+
+class ConnectionEvents {
+ public:
+  virtual ~ConnectionEvents() = default;
+  // The TCP connection is up; the owner may write (its handshake first).
+  virtual void OnConnected() = 0;
+  // Every address failed (or none was found); the connection is closed already.
+  virtual void OnConnectFailed(const ClientError& error) = 0;
+  // A read begins: replies follow, then OnReadEnd (always, even when the owner closed the
+  // connection in between). Lets the owner bracket the settlements of one read.
+  virtual void OnReadBegin() = 0;
+  // One complete reply, owned by the connection and freed when this returns.
+  virtual void OnReply(redisReply* reply) = 0;
+  virtual void OnReadEnd() = 0;
+  // A write that the socket could not take at once has been written in full.
+  virtual void OnWriteDrained() = 0;
+  // The established connection failed: the server closed it, a read or write failed, or
+  // the server broke the protocol. The owner must Close() it.
+  virtual void OnFailed(const ClientError& error) = 0;
+};
+
+class Connection {
+ public:
+  Connection(uv_loop_t* loop, const ConnectionOptions& options, ConnectionEvents* events,
+             HandleGroup* group);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Resolves the host (an address literal needs no resolver) and connects.
+  void Start();
+
+  // Writes bytes.substr(from). What the socket does not take at once is handed to libuv
+  // together with `bytes` itself (which is then left empty). Returns 0, or a libuv error
+  // (the owner then fails the connection).
+  int Write(std::string& bytes, size_t from);
+  // A write is waiting for the socket to take it.
+  bool write_pending() const { return write_pending_; }
+
+  // Reads whatever the kernel already holds for this socket, now, and delivers its replies
+  // as a libuv read would. Called before deadlines are judged: libuv runs timers before it
+  // polls sockets, and a reply that has arrived must win over its timer.
+  void ReadNow();
+
+  // Whether the socket keeps the loop alive (an idle client never holds a process open).
+  void SetRef(bool ref);
+
+  // Stops every callback to the owner and starts closing; frees itself when done. The one
+  // exception: a read in progress still ends with OnReadEnd, so brackets stay balanced.
+  void Close();
+
+  // "host:port" for messages ("[::1]:6379" for IPv6).
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  struct DnsRequest;
+  struct WriteRequest;
+
+  ~Connection();
+  void OnResolved(int status, addrinfo* res);
+  void ConnectNext();
+  void OnTcpConnected(int status);
+  void CloseSocket();
+  void HandleRead(ssize_t nread, const char* data);
+  void MaybeDelete();
+
+  uv_loop_t* loop_;
+  ConnectionOptions options_;
+  ConnectionEvents* events_;  // nullptr once closed
+  HandleGroup* group_;
+  std::string endpoint_;
+  std::vector<sockaddr_storage> addresses_;
+  size_t next_address_ = 0;
+  ClientError last_error_;
+  ReplyReader reader_;
+  uv_tcp_t* tcp_ = nullptr;  // the current attempt's socket; freed in its close callback
+  uv_connect_t connect_req_;
+  DnsRequest* dns_ = nullptr;  // freed by its own callback
+  // libuv handles and requests that still point at this object: it is deleted when the
+  // count reaches zero after Close(). (Not a HandleGroup: the count's owner is what it
+  // deletes.)
+  int pending_ = 0;
+  bool ref_ = false;
+  bool write_pending_ = false;
+  bool closed_ = false;
+  char read_buffer_[64 * 1024];
+};
+
+}  // namespace hirecache
+
+#endif  // HIRECACHE_CLIENT_CONNECTION_H_

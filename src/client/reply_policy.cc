@@ -1,0 +1,31 @@
+#include "client/reply_policy.h"
+
+#include <hiredis/hiredis.h>
+
+namespace hirecache {
+
+std::string_view ErrorCodeOf(std::string_view error_text) {
+  size_t space = error_text.find(' ');
+  return error_text.substr(0, space == std::string_view::npos ? error_text.size() : space);
+}
+
+std::string WithoutArguments(std::string_view error_text) {
+  std::string text(error_text);
+  size_t args = text.find(" with args");
+  if (args != std::string::npos) text.erase(args);
+  while (!text.empty() && (text.back() == ',' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+ReplyClass ClassifyReply(const redisReply* reply) {
+  if (reply->type != REDIS_REPLY_ERROR) return ReplyClass::kOrdinary;
+  std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));
+  if (code == "READONLY") return ReplyClass::kReadOnly;
+  if (code == "MOVED") return ReplyClass::kMoved;
+  if (code == "ASK") return ReplyClass::kAsk;
+  if (code == "TRYAGAIN") return ReplyClass::kTryAgain;
+  if (code == "LOADING") return ReplyClass::kLoading;
+  return ReplyClass::kOrdinary;
+}
+
+}  // namespace hirecache

@@ -1,0 +1,148 @@
+// CommandPipeline without a server or a loop: the FIFO keeps replies with their callers,
+// deadlines settle early without shifting slots, and unsent commands never leave once
+// dropped.
+#include "client/command_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hirecache {
+namespace {
+
+void* Token(int n) { return reinterpret_cast<void*>(static_cast<intptr_t>(n)); }
+int Id(void* token) { return static_cast<int>(reinterpret_cast<intptr_t>(token)); }
+
+void PushGet(CommandPipeline& p, int id, uint64_t deadline) {
+  std::string key = "k" + std::to_string(id);
+  std::string_view argv[] = {"GET", key};
+  p.Push(argv, 2, Token(id), 0, deadline);
+}
+
+TEST(CommandPipelineTest, TakesAllUnsentBytesInOrderAndCountsThemWritten) {
+  CommandPipeline p;
+  PushGet(p, 1, 0);
+  PushGet(p, 2, 0);
+  EXPECT_EQ(p.unsent(), 2u);
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(100, out), 2u);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
+  EXPECT_EQ(p.written(), 2u);
+  EXPECT_EQ(p.unsent(), 0u);
+  EXPECT_EQ(p.unsent_bytes(), 0u);
+  EXPECT_EQ(Id(p.PopWritten().token), 1);
+  EXPECT_EQ(Id(p.PopWritten().token), 2);
+  EXPECT_TRUE(p.empty());
+}
+
+TEST(CommandPipelineTest, APartialTakeLeavesTheRestQueuedWithTheirBytes) {
+  CommandPipeline p;
+  for (int i = 1; i <= 5; ++i) PushGet(p, i, 0);
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(2, out), 2u);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
+  EXPECT_EQ(p.written(), 2u);
+  EXPECT_EQ(p.unsent(), 3u);
+  EXPECT_EQ(p.TakeUnsent(100, out), 3u);
+  EXPECT_EQ(out.substr(0, 21), "*2\r\n$3\r\nGET\r\n$2\r\nk3\r\n");
+  EXPECT_EQ(p.written(), 5u);
+}
+
+TEST(CommandPipelineTest, AnExpiredWrittenCommandKeepsItsSlotToSwallowItsReply) {
+  CommandPipeline p;
+  PushGet(p, 1, 100);
+  PushGet(p, 2, 200);
+  std::string out;
+  p.TakeUnsent(100, out);
+  std::vector<int> expired;
+  p.ExpireDue(150, [&](void* t, uint32_t) { expired.push_back(Id(t)); });
+  EXPECT_EQ(expired, std::vector<int>({1}));
+  EXPECT_EQ(p.written(), 2u);  // The slot stays.
+  PendingCommand first = p.PopWritten();
+  EXPECT_EQ(Id(first.token), 1);
+  EXPECT_TRUE(first.settled);  // Its late reply is swallowed, not given to command 2.
+  PendingCommand second = p.PopWritten();
+  EXPECT_EQ(Id(second.token), 2);
+  EXPECT_FALSE(second.settled);
+}
+
+TEST(CommandPipelineTest, AnExpiredUnsentCommandIsDroppedAndItsBytesNeverLeave) {
+  CommandPipeline p;
+  PushGet(p, 1, 100);
+  PushGet(p, 2, 300);
+  std::vector<int> expired;
+  p.ExpireDue(100, [&](void* t, uint32_t) { expired.push_back(Id(t)); });
+  EXPECT_EQ(expired, std::vector<int>({1}));
+  EXPECT_EQ(p.unsent(), 1u);
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(100, out), 1u);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
+  EXPECT_EQ(Id(p.PopWritten().token), 2);
+}
+
+TEST(CommandPipelineTest, NothingExpiresBeforeItsDeadlineAndNextDeadlineSkipsSettled) {
+  CommandPipeline p;
+  PushGet(p, 1, 100);
+  PushGet(p, 2, 200);
+  PushGet(p, 3, 0);  // no deadline
+  int calls = 0;
+  p.ExpireDue(99, [&](void*, uint32_t) { ++calls; });
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(p.NextDeadline(), 100u);
+  std::string out;
+  p.TakeUnsent(100, out);
+  p.ExpireDue(100, [&](void*, uint32_t) { ++calls; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(p.NextDeadline(), 200u);
+  EXPECT_EQ(p.OldestWrittenDeadline(), 100u);
+  p.ExpireDue(1000, [&](void*, uint32_t) { ++calls; });
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(p.NextDeadline(), 0u);
+}
+
+TEST(CommandPipelineTest, FailingSettlesEachUnsettledUserCommandOnce) {
+  CommandPipeline p;
+  PushGet(p, 1, 100);
+  PushGet(p, 2, 0);
+  std::string out;
+  p.TakeUnsent(100, out);
+  PushGet(p, 3, 0);
+  PushGet(p, 4, 0);
+  p.ExpireDue(100, [](void*, uint32_t) {});  // 1 is settled by its deadline
+  std::vector<int> written;
+  p.FailWritten([&](void* t, uint32_t) { written.push_back(Id(t)); });
+  EXPECT_EQ(written, std::vector<int>({2}));
+  std::vector<int> unsent;
+  p.FailUnsent([&](void* t, uint32_t) { unsent.push_back(Id(t)); });
+  EXPECT_EQ(unsent, std::vector<int>({3, 4}));
+  EXPECT_TRUE(p.empty());
+  EXPECT_EQ(p.unsent_bytes(), 0u);
+}
+
+TEST(CommandPipelineTest, HandshakeGoesAheadAndIsNeverReportedToCallers) {
+  CommandPipeline p;
+  PushGet(p, 1, 0);
+  p.PrependHandshake(2);
+  EXPECT_EQ(p.written(), 2u);
+  EXPECT_EQ(p.unsent(), 1u);
+  EXPECT_EQ(p.PopWritten().kind, CommandKind::kHandshake);
+  std::vector<int> failed;
+  p.FailWritten([&](void* t, uint32_t) { failed.push_back(Id(t)); });
+  EXPECT_TRUE(failed.empty());
+  EXPECT_EQ(p.unsent(), 1u);
+}
+
+TEST(CommandPipelineTest, QuitIsQueuedLikeACommandButIsNoCallersCommand) {
+  CommandPipeline p;
+  PushGet(p, 1, 0);
+  std::string_view quit("QUIT");
+  p.Push(&quit, 1, nullptr, 0, 0, CommandKind::kQuit);
+  std::vector<int> failed;
+  p.FailUnsent([&](void* t, uint32_t) { failed.push_back(Id(t)); });
+  EXPECT_EQ(failed, std::vector<int>({1}));
+}
+
+}  // namespace
+}  // namespace hirecache

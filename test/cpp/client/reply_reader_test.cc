@@ -1,0 +1,159 @@
+// ReplyReader and ProtocolGuard: replies parse whatever the chunking, hostile headers fail
+// at once without allocating by them, and the cost is linear in the bytes received.
+#include "client/reply_reader.h"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <string>
+
+namespace hirecache {
+namespace {
+
+// Feeds `bytes` in chunks of `chunk` and returns the replies' types (or -1 at an error).
+std::vector<int> Parse(ReplyReader& r, const std::string& bytes, size_t chunk) {
+  std::vector<int> types;
+  for (size_t at = 0; at < bytes.size(); at += chunk) {
+    if (!r.Feed(bytes.data() + at, std::min(chunk, bytes.size() - at))) {
+      types.push_back(-1);
+      return types;
+    }
+    while (redisReply* reply = r.Next()) {
+      types.push_back(reply->type);
+      FreeReply(reply);
+    }
+    if (r.failed()) {
+      types.push_back(-1);
+      return types;
+    }
+  }
+  return types;
+}
+
+TEST(ReplyReaderTest, ParsesEveryTypeWhateverTheChunking) {
+  const std::string bytes =
+      "+OK\r\n-ERR bad\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n"
+      "*3\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n$-1\r\n";
+  for (size_t chunk : {1, 2, 3, 7, 64}) {
+    ReplyReader r{ProtocolLimits{}};
+    std::vector<int> types = Parse(r, bytes, chunk);
+    EXPECT_EQ(types, std::vector<int>({REDIS_REPLY_STATUS, REDIS_REPLY_ERROR, REDIS_REPLY_INTEGER,
+                                       REDIS_REPLY_STRING, REDIS_REPLY_NIL, REDIS_REPLY_NIL,
+                                       REDIS_REPLY_ARRAY, REDIS_REPLY_STRING, REDIS_REPLY_ARRAY}))
+        << "chunk " << chunk;
+  }
+}
+
+TEST(ReplyReaderTest, ArraysAreBuiltAsTheirElementsArrive) {
+  ReplyReader r{ProtocolLimits{}};
+  std::string bytes = "*5\r\n";
+  for (int i = 0; i < 5; ++i) bytes += "$1\r\n" + std::to_string(i) + "\r\n";
+  bytes += "*1\r\n*1\r\n:7\r\n";
+  ASSERT_TRUE(r.Feed(bytes.data(), bytes.size()));
+  redisReply* a = r.Next();
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->type, REDIS_REPLY_ARRAY);
+  ASSERT_EQ(a->elements, 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(std::string(a->element[i]->str), std::to_string(i));
+  FreeReply(a);
+  redisReply* nested = r.Next();
+  ASSERT_NE(nested, nullptr);
+  ASSERT_EQ(nested->elements, 1u);
+  ASSERT_EQ(nested->element[0]->elements, 1u);
+  EXPECT_EQ(nested->element[0]->element[0]->integer, 7);
+  FreeReply(nested);
+}
+
+TEST(ReplyReaderTest, AHugeArrayHeaderFailsAtOnce) {
+  ReplyReader r{ProtocolLimits{}};
+  std::string bytes = "*2147483647\r\n";
+  EXPECT_FALSE(r.Feed(bytes.data(), bytes.size()));
+  EXPECT_NE(r.error().find("maxAggregateElements"), std::string::npos) << r.error();
+}
+
+// Bytes the C library has handed out (heap and mmap'd blocks). Under AddressSanitizer,
+// which replaces malloc, this reads zero and the check below holds trivially.
+size_t AllocatedBytes() {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+TEST(ReplyReaderTest, AnArrayHeaderAllocatesNothingByItsCount) {
+  ProtocolLimits limits;
+  limits.max_aggregate_elements = 2147483647;  // let the header through the guard
+  ReplyReader r{limits};
+  size_t before = AllocatedBytes();
+  std::string bytes = "*2147483647\r\n:1\r\n:2\r\n";
+  ASSERT_TRUE(r.Feed(bytes.data(), bytes.size()));
+  EXPECT_EQ(r.Next(), nullptr);
+  EXPECT_FALSE(r.failed());
+  // hiredis's own object functions would have reserved 16 GiB of element slots here.
+  EXPECT_LT(AllocatedBytes() - std::min(before, AllocatedBytes()), 1u << 20);
+}  // Freeing the partial reply visits two elements, not 2^31 slots.
+
+TEST(ReplyReaderTest, ABulkLargerThanTheLimitFailsAtItsHeader) {
+  ProtocolLimits limits;
+  limits.max_bulk_bytes = 1024;
+  ReplyReader r{limits};
+  std::string ok = "$1024\r\n" + std::string(1024, 'x') + "\r\n";
+  ASSERT_TRUE(r.Feed(ok.data(), ok.size()));
+  redisReply* reply = r.Next();
+  ASSERT_NE(reply, nullptr);
+  EXPECT_EQ(reply->len, 1024u);
+  FreeReply(reply);
+  std::string big = "$1099511627776\r\n";  // 2^40
+  EXPECT_FALSE(r.Feed(big.data(), big.size()));
+  EXPECT_NE(r.error().find("maxBulkBytes"), std::string::npos) << r.error();
+}
+
+TEST(ReplyReaderTest, ALineWithoutEndFailsAtTheLineLimitNotAfterEverything) {
+  ProtocolLimits limits;
+  limits.max_line_bytes = 4096;
+  ReplyReader r{limits};
+  std::string start = "+";
+  ASSERT_TRUE(r.Feed(start.data(), start.size()));
+  std::string chunk(1024, 'a');
+  int fed = 0;
+  while (r.Feed(chunk.data(), chunk.size())) {
+    EXPECT_EQ(r.Next(), nullptr);
+    ASSERT_LT(++fed, 10);
+  }
+  EXPECT_EQ(fed, 3);  // 1 + 3 * 1024 bytes fit in 4096; the fourth KiB does not
+  EXPECT_NE(r.error().find("maxLineBytes"), std::string::npos) << r.error();
+}
+
+TEST(ReplyReaderTest, NestingDeeperThanTheLimitFails) {
+  ProtocolLimits limits;
+  limits.max_depth = 3;
+  ReplyReader ok{limits};
+  std::string three = "*1\r\n*1\r\n*1\r\n:1\r\n";
+  EXPECT_EQ(Parse(ok, three, 64), std::vector<int>({REDIS_REPLY_ARRAY}));
+  ReplyReader r{limits};
+  std::string four = "*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n";
+  EXPECT_EQ(Parse(r, four, 64), std::vector<int>({-1}));
+  EXPECT_NE(r.error().find("maxDepth"), std::string::npos) << r.error();
+}
+
+TEST(ReplyReaderTest, MalformedFramingFails) {
+  for (std::string bad : {"?what\r\n", "$abc\r\n", "*-5\r\n", "$-2\r\n", "$\r\n", "$1x\r\n"}) {
+    ReplyReader r{ProtocolLimits{}};
+    EXPECT_EQ(Parse(r, bad, 64), std::vector<int>({-1})) << bad;
+  }
+}
+
+TEST(ProtocolGuardTest, LargeBulkPayloadsAreSkippedInConstantTimePerChunk) {
+  ProtocolGuard guard{ProtocolLimits{}};
+  std::string header = "$100000000\r\n";
+  ASSERT_TRUE(guard.Check(header.data(), header.size()));
+  std::string chunk(1 << 20, 'z');
+  for (int i = 0; i < 95; ++i) ASSERT_TRUE(guard.Check(chunk.data(), chunk.size()));
+  std::string rest(100000000 - 95 * (1 << 20), 'z');
+  rest += "\r\n:1\r\n";
+  EXPECT_TRUE(guard.Check(rest.data(), rest.size()));
+}
+
+}  // namespace
+}  // namespace hirecache
