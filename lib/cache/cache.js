@@ -86,8 +86,6 @@ class RedisCache {
   }
 
   // SCAN with an escaped MATCH pattern and a large COUNT; each batch of keys that really start
-  // with the prefix is UNLINKed without waiting, so deletes travel with the next SCAN.
-  // SCAN with an escaped MATCH pattern and a large COUNT; each batch of keys that really start
   // with the prefix is UNLINKed without waiting, so deletes travel with the next SCAN. Key
   // names come back as Latin-1 strings (one char per byte): any bytes survive the round
   // trip, without the cost of a Buffer per key.

@@ -156,19 +156,20 @@ bool RedisClient::HasRoom() const {
 
 ClientError RedisClient::QueueFullError() const {
   std::string why;
-  if (state_ != ClientState::kReady) {
+  const std::string queue = " (maxQueue " + std::to_string(options_.max_queue) + ")";
+  if (state_ != ClientState::kReady || conn_ == nullptr) {
     why = std::to_string(pipeline_.unsent()) +
-          " commands are already waiting for the connection to Redis (maxQueue " +
-          std::to_string(options_.max_queue) + ")";
-  } else if (pipeline_.written() >= options_.max_in_flight) {
-    why = std::to_string(pipeline_.written()) +
-          " commands are awaiting replies from Redis (maxInFlight " +
-          std::to_string(options_.max_in_flight) + ") and " + std::to_string(pipeline_.unsent()) +
-          " more are queued (maxQueue " + std::to_string(options_.max_queue) + ")";
-  } else {
+          " commands are already waiting for the connection to Redis" + queue;
+  } else if (conn_->write_pending() || drain_then_reconnect_) {
     why = "Redis is not taking bytes as fast as they come: " + std::to_string(pipeline_.unsent()) +
-          " commands are queued behind the socket (maxQueue " + std::to_string(options_.max_queue) +
-          ")";
+          " commands are queued behind the socket" + queue;
+  } else {
+    size_t total = pipeline_.written() + pipeline_.unsent();
+    size_t waiting = total > options_.max_in_flight ? total - options_.max_in_flight : 0;
+    why = std::to_string(total - waiting) +
+          " commands are awaiting replies from Redis or about to be written (maxInFlight " +
+          std::to_string(options_.max_in_flight) + ") and " + std::to_string(waiting) +
+          " more are queued" + queue;
   }
   return ClientError{ErrorKind::kQueueFull, "ERR_QUEUE_FULL", "command refused: " + why};
 }

@@ -35,11 +35,17 @@ test('200 commands issued in one turn take at most a few write system calls', as
   expect(writes).toBeLessThanOrEqual(3);
 });
 
-test('commands issued in separate turns are not held back waiting for a batch', async () => {
-  // Each await needs its reply before the next command is issued, so a client that
-  // waited for a timer or a batch size would stall here; the test only checks it finishes
-  // with the right replies.
-  for (let i = 0; i < 50; i++) await expect(client.call('ECHO', `s${i}`)).resolves.toBe(`s${i}`);
+test('a command issued alone is written in the turn it was issued, not held for a batch', async () => {
+  // setImmediate runs in the check phase of this same loop turn, after the client's own
+  // flush: by then the command must have been handed to the socket (in flight, not queued).
+  // A client that waited for a timer or for a batch to fill would still hold it queued.
+  for (let i = 0; i < 50; i++) {
+    const reply = client.call('ECHO', `s${i}`);
+    expect(client.status()).toMatchObject({ inFlight: 0, queued: 1 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(client.status()).toMatchObject({ inFlight: 1, queued: 0 });
+    await expect(reply).resolves.toBe(`s${i}`);
+  }
 });
 
 test('one turn of commands reaches the server as one chunk through a proxy', async () => {

@@ -131,7 +131,9 @@ test('a server that accepts and drops every connection is retried with backoff, 
   // With backoff capped at 2 s the client needs only a handful of attempts a second; an
   // immediate reconnect after each drop makes thousands.
   expect(accepted - before).toBeLessThan(30);
-  expect(c.status().reconnectAttempts + c.status().connectionsOpened).toBeGreaterThan(0);
+  // …but it does keep trying: backoff from 50 ms reaches the server again within a second.
+  expect(accepted - before).toBeGreaterThanOrEqual(2);
+  expect(c.status().connectionsOpened).toBeGreaterThanOrEqual(3);
 });
 
 test('the handshake never echoes the password into errors or status()', async () => {

@@ -1,0 +1,135 @@
+'use strict';
+// Proves what waits is bounded and what does not wait is not refused: a burst issued in
+// one tick while connected is written (a cache warm-up of 20,000 sets succeeds), while
+// against a server that accepts and never answers, written-but-unanswered commands stop
+// at maxInFlight, queued ones at maxQueue, and the rest fail at once with ERR_QUEUE_FULL.
+const net = require('net');
+const { createClient } = require('../../lib/redis');
+const { createCache } = require('../../lib/cache');
+const { QueueFullError } = require('../../lib/errors');
+const { suiteDatabase } = require('../helpers/suite-db');
+const { waitFor } = require('../helpers/async');
+
+let db;
+const clients = [];
+const servers = [];
+
+function open(options) {
+  const client = createClient(options);
+  clients.push(client);
+  return client;
+}
+
+/** A server that accepts connections and reads everything, answering nothing. */
+async function silentServer() {
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const entry = {
+    url: `redis://127.0.0.1:${server.address().port}`,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  servers.push(entry);
+  return entry;
+}
+
+beforeAll(async () => {
+  db = await suiteDatabase();
+});
+
+afterEach(async () => {
+  while (clients.length) clients.pop().disconnect();
+  while (servers.length) await servers.pop().close();
+});
+
+test('20,000 cacheSet calls issued in one tick all succeed (default maxQueue 10,000)', async () => {
+  const client = open({ url: db.url });
+  const cache = createCache({ client });
+  await client.call('PING');
+  const results = await Promise.all(Array.from({ length: 20000 }, (_, i) => cache.cacheSet(`warm:${i}`, `v${i}`, 60)));
+  expect(results.filter((r) => r !== true)).toHaveLength(0);
+  expect(await client.call('DBSIZE')).toBe(20000);
+  expect(await client.get('warm:19999')).toBe('v19999');
+});
+
+test('a burst issued before the connection is ready is bounded by maxQueue', async () => {
+  const client = open({ url: db.url, maxQueue: 100 });
+  const calls = Array.from({ length: 150 }, (_, i) => client.call('SET', `q:${i}`, 'x').then(() => 'ok', (e) => e));
+  const results = await Promise.all(calls);
+  expect(results.filter((r) => r === 'ok')).toHaveLength(100);
+  const refused = results.filter((r) => r !== 'ok');
+  expect(refused).toHaveLength(50);
+  for (const err of refused) {
+    expect(err).toBeInstanceOf(QueueFullError);
+    expect(err.code).toBe('ERR_QUEUE_FULL');
+    expect(err.message).toMatch(/maxQueue 100/);
+  }
+});
+
+test('against a server that never answers, in-flight commands stop at maxInFlight', async () => {
+  const server = await silentServer();
+  const client = open({ url: server.url, maxInFlight: 1000, maxQueue: 200, commandTimeout: 60000 });
+  const cache = createCache({ client });
+  // The silent server needs no handshake: the connection is ready once TCP is up.
+  const first = cache.cacheGet('first');
+  await waitFor(() => client.status().state === 'ready');
+  const gets = Array.from({ length: 5000 }, (_, i) => cache.cacheGet(`k${i}`));
+  const refusedNow = client.call('GET', 'one-more').catch((e) => e);
+  // The refused ones settle on the next turn; the written ones wait for their deadline.
+  const err = await refusedNow;
+  expect(err.code).toBe('ERR_QUEUE_FULL');
+  await new Promise((resolve) => setImmediate(resolve)); // past this turn's write
+  const s = client.status();
+  expect(s.inFlight).toBe(1000);
+  expect(s.queued).toBe(200);
+  expect(err.message).toMatch(/maxInFlight 1000/);
+  // cacheGet never rejects: the refused ones read as misses at once.
+  const settled = await Promise.race([Promise.all(gets.slice(1199)), new Promise((r) => setTimeout(() => r('pending'), 5000))]);
+  expect(settled).toEqual(Array(3801).fill(null));
+  client.disconnect();
+  expect(await Promise.all(gets.slice(0, 1199))).toEqual(Array(1199).fill(null));
+  expect(await first).toBeNull();
+});
+
+test('one million cacheGets against a silent server leave at most the default bounds waiting', async () => {
+  const server = await silentServer();
+  const client = open({ url: server.url, commandTimeout: 60000 });
+  const cache = createCache({ client });
+  const defaults = client.options;
+  const first = cache.cacheGet('first');
+  await waitFor(() => client.status().state === 'ready');
+  let settledEarly = 0;
+  const all = [];
+  for (let i = 0; i < 1000000; i++) {
+    const p = cache.cacheGet(`key:${i % 1000}`);
+    all.push(p);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const s = client.status();
+  expect(s.inFlight).toBeLessThanOrEqual(defaults.maxInFlight);
+  expect(s.queued).toBeLessThanOrEqual(defaults.maxQueue);
+  expect(s.inFlight + s.queued).toBeLessThan(1000000 - 800000);
+  // The first cacheGet holds one in-flight slot.
+  const waiting = defaults.maxInFlight - 1 + defaults.maxQueue;
+  for (const p of all.slice(waiting)) p.then(() => settledEarly++);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(settledEarly).toBe(1000000 - waiting);
+  client.disconnect();
+  await Promise.all(all);
+  expect(await first).toBeNull();
+}, 60000);
+
+test('commands held back by maxInFlight are written as replies make room', async () => {
+  const client = open({ url: db.url, maxInFlight: 10, maxQueue: 1000 });
+  await client.call('PING');
+  const values = await Promise.all(Array.from({ length: 500 }, (_, i) => client.call('ECHO', `m${i}`)));
+  expect(values).toEqual(Array.from({ length: 500 }, (_, i) => `m${i}`));
+});

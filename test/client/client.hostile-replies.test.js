@@ -1,0 +1,140 @@
+'use strict';
+// Proves a reply is untrusted input: a fake server sending hostile headers (a 2^31-1
+// element array, a 2^40-byte bulk, a line that never ends, arrays nested past the limit)
+// makes the connection fail with ERR_PROTOCOL at the header, without waiting for the
+// bytes it announces, and the client keeps working against a sane server afterwards.
+const net = require('net');
+const { createClient } = require('../../lib/redis');
+const { ProtocolError } = require('../../lib/errors');
+
+const servers = [];
+const clients = [];
+
+/**
+ * A server that answers every command it reads with `reply(n)` (n counts commands), or
+ * streams `tail` after it. Handshake-free: the client sends no AUTH/SELECT by default.
+ */
+async function fakeServer(reply) {
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    let n = 0;
+    socket.on('data', (chunk) => {
+      // One answer per command ("*" starts each RESP command the client sends).
+      for (const byte of chunk) {
+        if (byte === 0x2a) {
+          const out = reply(n++);
+          if (out) socket.write(out);
+        }
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const entry = {
+    url: `redis://127.0.0.1:${server.address().port}`,
+    sockets,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  servers.push(entry);
+  return entry;
+}
+
+function open(options) {
+  const client = createClient({ commandTimeout: 20000, ...options });
+  clients.push(client);
+  return client;
+}
+
+afterEach(async () => {
+  while (clients.length) clients.pop().disconnect();
+  while (servers.length) await servers.pop().close();
+});
+
+async function expectProtocolError(promise, pattern) {
+  const err = await promise.then(
+    () => null,
+    (e) => e,
+  );
+  expect(err).toBeInstanceOf(Error);
+  // The command had been written when the connection was dropped: its outcome is unknown,
+  // and the protocol error is what the client reports as the cause.
+  expect(['ERR_OUTCOME_UNKNOWN', 'ERR_PROTOCOL']).toContain(err.code);
+  return err;
+}
+
+test('an array header of 2^31-1 elements fails the connection at once', async () => {
+  const server = await fakeServer(() => '*2147483647\r\n');
+  const client = open({ url: server.url });
+  await expectProtocolError(client.call('PING'));
+  const s = client.status();
+  expect(s.lastError.code).toBe('ERR_PROTOCOL');
+  expect(s.lastError.message).toMatch(/maxAggregateElements/);
+});
+
+test('a 2^40-byte bulk header fails before any of its bytes arrive', async () => {
+  const server = await fakeServer(() => '$1099511627776\r\n');
+  const client = open({ url: server.url });
+  await expectProtocolError(client.call('GET', 'k'));
+  expect(client.status().lastError.message).toMatch(/maxBulkBytes/);
+});
+
+test('a bulk larger than a configured maxBulkBytes fails; one within it is read', async () => {
+  const server = await fakeServer((n) => (n === 0 ? `$1000\r\n${'x'.repeat(1000)}\r\n` : `$1001\r\n${'x'.repeat(1001)}\r\n`));
+  const client = open({ url: server.url, maxBulkBytes: 1000 });
+  expect(await client.call('GET', 'a')).toBe('x'.repeat(1000));
+  await expectProtocolError(client.call('GET', 'b'));
+  expect(client.status().lastError.message).toMatch(/maxBulkBytes \(1000\)/);
+});
+
+test('a line that never ends fails at maxLineBytes instead of being rescanned forever', async () => {
+  let sent = 0;
+  const server = await fakeServer(() => null);
+  const client = open({ url: server.url, maxLineBytes: 65536 });
+  const pending = client.call('PING').then(
+    () => null,
+    (e) => e,
+  );
+  // Stream a status line of 10 MB without CRLF, in 64 KiB chunks.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const [socket] = server.sockets;
+  socket.write('+');
+  const chunk = 'a'.repeat(65536);
+  while (sent < 10 * 1024 * 1024 && !socket.destroyed) {
+    const ok = socket.write(chunk);
+    sent += chunk.length;
+    if (!ok) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+  }
+  const err = await pending;
+  expect(err.code).toBe('ERR_OUTCOME_UNKNOWN');
+  expect(client.status().lastError.message).toMatch(/maxLineBytes/);
+  // It failed at the limit, not after the whole 10 MB.
+  expect(sent).toBeLessThan(10 * 1024 * 1024);
+});
+
+test('arrays nested deeper than maxDepth fail', async () => {
+  const server = await fakeServer(() => '*1\r\n*1\r\n*1\r\n:1\r\n');
+  const client = open({ url: server.url, maxDepth: 2 });
+  await expectProtocolError(client.call('PING'));
+  expect(client.status().lastError.message).toMatch(/maxDepth \(2\)/);
+});
+
+test('a large legitimate array is read whole', async () => {
+  const n = 100000;
+  const body = `*${n}\r\n${':1\r\n'.repeat(n)}`;
+  const server = await fakeServer(() => body);
+  const client = open({ url: server.url });
+  const reply = await client.call('LRANGE', 'k', 0, -1);
+  expect(reply).toHaveLength(n);
+});
+
+test('the reader limits are validated as options', () => {
+  expect(() => createClient({ maxBulkBytes: 0 })).toThrow(RangeError);
+  expect(() => createClient({ maxDepth: 8 })).toThrow(/maxDepth/);
+  expect(() => createClient({ maxLineBytes: 'big' })).toThrow(TypeError);
+  expect(ProtocolError).toBeDefined();
+});
