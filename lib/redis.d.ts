@@ -18,10 +18,25 @@ export interface ClientOptions {
   /** TCP keep-alive delay in milliseconds; 0 turns it off. Default 30000. */
   keepAlive?: number;
   noDelay?: boolean;
-  /** Commands accepted but not yet written, at most. Default 10000. */
+  /**
+   * Commands that may wait to be written: for a connection, behind a socket that takes no
+   * more, or for replies to free in-flight room. Past it, calls fail at once with
+   * ERR_QUEUE_FULL. A burst issued in one turn while connected does not count against it
+   * (up to maxInFlight). Default 10000.
+   */
   maxQueue?: number;
-  /** The largest value cacheSet accepts, in bytes. Default 64 MiB. */
+  /** Commands written and not yet answered, at most. Default 100000. */
+  maxInFlight?: number;
+  /** The largest argument of any command (and the largest value cacheSet accepts), in bytes. Default 64 MiB. */
   maxValueBytes?: number;
+  /** The largest bulk string accepted from the server, in bytes. Default 512 MiB (Redis's proto-max-bulk-len). */
+  maxBulkBytes?: number;
+  /** The most elements one array reply may announce. Default 16777216. */
+  maxAggregateElements?: number;
+  /** The longest reply line (status, error, integer, header), in bytes. Default 65536. */
+  maxLineBytes?: number;
+  /** How deeply array replies may nest, 1 to 7. Default 7. */
+  maxDepth?: number;
   reconnectBaseDelay?: number;
   reconnectMaxDelay?: number;
   /** TLS is not supported yet: any truthy value throws UnsupportedError. */
@@ -31,8 +46,12 @@ export interface ClientOptions {
 export type RedisArg = string | Buffer | number;
 export type RedisReply = string | number | null | Buffer | Error | RedisReply[];
 
+/** The states of a client, in the order of CLIENT_STATES. */
+export type ClientState = 'idle' | 'connecting' | 'ready' | 'down' | 'closing' | 'closed';
+export const CLIENT_STATES: readonly ClientState[];
+
 export interface ClientStatus {
-  state: 'idle' | 'connecting' | 'ready' | 'down' | 'closing' | 'closed';
+  state: ClientState;
   ready: boolean;
   host: string;
   port: number;

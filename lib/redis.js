@@ -5,6 +5,10 @@
 const { RedisClient } = require('./client/client');
 const { resolveConfig } = require('./client/config');
 const { nativeError, ...errors } = require('./errors');
+const { clientConstants } = require('./binding');
+
+/** Every state status().state can report, in order (the native client's own list). */
+const CLIENT_STATES = clientConstants.states;
 
 let singleton;
 let singletonError;
@@ -50,5 +54,6 @@ module.exports = {
   createClient,
   quitRedisClient,
   RedisClient,
+  CLIENT_STATES,
   ...errors,
 };

@@ -1,13 +1,22 @@
 'use strict';
 // Proves status() reports what the contract lists: the state machine from idle to closed,
 // in-flight counts, the last error, and the fallbacks other modules announce.
-const { createClient } = require('../../lib/redis');
+const fs = require('fs');
+const path = require('path');
+const { createClient, CLIENT_STATES } = require('../../lib/redis');
 const { createProxy } = require('../helpers/proxy');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { freePort } = require('../helpers/redis-server');
 const { waitFor } = require('../helpers/async');
 
-const STATES = ['idle', 'connecting', 'ready', 'reconnecting', 'down', 'closing', 'closed'];
+const STATES = CLIENT_STATES;
+
+test('the states are one list: the native client, the runtime export and the types agree', () => {
+  expect(STATES).toEqual(['idle', 'connecting', 'ready', 'down', 'closing', 'closed']);
+  const dts = fs.readFileSync(path.join(__dirname, '..', '..', 'lib', 'redis.d.ts'), 'utf8');
+  const union = /export type ClientState = ([^;]+);/.exec(dts)[1];
+  expect(union.split('|').map((s) => s.trim().replace(/'/g, ''))).toEqual([...STATES]);
+});
 
 let db;
 let proxy;

@@ -2,7 +2,8 @@
 // only type-checked (tsc --noEmit, by test/types.check.test.js), never run. The lines under
 // `@ts-expect-error` are misuses the declarations must reject: if the types were too loose
 // (e.g. `any`), the unused directive would fail the check.
-import { createClient, getRedisClient, isRedisEnabled } from 'hirecache/redis';
+import { createClient, getRedisClient, isRedisEnabled, CLIENT_STATES } from 'hirecache/redis';
+import type { ClientState } from 'hirecache/redis';
 import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix } from 'hirecache/cache';
 import { createLimiter, rateLimitByIp, rateLimitByKey, RateLimitResult } from 'hirecache/ratelimit';
 import type { IncomingMessage, ServerResponse } from 'http';
@@ -28,7 +29,6 @@ export async function limits(req: IncomingMessage & { body: { email?: string } }
   createLimiter({ keyPrefix: 'x', points: '5', duration: 1 });
 }
 
-type State = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'down' | 'closing' | 'closed';
 
 export async function route(ownerId: string, id: string): Promise<unknown> {
   const key = `cache:stats:campaign:v1:${ownerId}:${id}`;
@@ -76,7 +76,12 @@ export async function client(): Promise<void> {
   const u: number = await c.unlink('a');
 
   const status = c.status();
-  const state: State = status.state;
+  const state: ClientState = status.state;
+  const states: readonly ClientState[] = CLIENT_STATES;
+  void states;
+  // @ts-expect-error a state the client never reports
+  const never: ClientState = 'reconnecting';
+  void never;
   const ready: boolean = status.ready;
   const code: string | undefined = status.lastError?.code;
   const message: string | undefined = status.lastError?.message;
