@@ -34,9 +34,6 @@ const char* KindName(ErrorKind kind) {
   return "connection";
 }
 
-// The default of maxValueBytes: the largest argument a command may carry.
-constexpr double kDefaultMaxValueBytes = 64.0 * 1024 * 1024;
-
 // Takes over a client whose JS object was collected while its handles were still open,
 // and deletes it once libuv has closed them.
 class OrphanedClient : public ReplyListener {
@@ -64,70 +61,6 @@ class OrphanedClient : public ReplyListener {
 
 }  // namespace
 
-char* ArgumentBuffer::Reserve(size_t extra) {
-  if (capacity_ - size_ < extra) {
-    size_t capacity = std::max({capacity_ * 2, size_ + extra, static_cast<size_t>(256)});
-    std::unique_ptr<char[]> bigger(new char[capacity]);
-    if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
-    data_ = std::move(bigger);
-    capacity_ = capacity;
-  }
-  return data_.get() + size_;
-}
-
-void ArgumentBuffer::Append(const char* bytes, size_t n) {
-  if (n == 0) return;
-  std::memcpy(Reserve(n), bytes, n);
-  size_ += n;
-}
-
-void ArgumentBuffer::Clear() {
-  size_ = 0;
-  constexpr size_t kKeep = 64 * 1024;
-  if (capacity_ > kKeep) {
-    data_.reset();
-    capacity_ = 0;
-  }
-}
-
-Napi::Object ClientConstants(Napi::Env env) {
-  Napi::Object flags = Napi::Object::New(env);
-  flags.Set("REPLY_BUFFERS", static_cast<double>(kReplyBuffers));
-  flags.Set("SOFT_FAIL", static_cast<double>(kSoftFail));
-  flags.Set("REPLY_IS_OK", static_cast<double>(kReplyIsOk));
-  flags.Set("REPLY_LATIN1", static_cast<double>(kReplyLatin1));
-  Napi::Array states = Napi::Array::New(env, kClientStateCount);
-  for (size_t i = 0; i < kClientStateCount; ++i) {
-    states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));
-  }
-  const ClientOptions d;
-  Napi::Object defaults = Napi::Object::New(env);
-  defaults.Set("host", d.host);
-  defaults.Set("port", static_cast<double>(d.port));
-  defaults.Set("connectTimeout", static_cast<double>(d.connect_timeout_ms));
-  defaults.Set("commandTimeout", static_cast<double>(d.command_timeout_ms));
-  defaults.Set("keepAlive", static_cast<double>(d.keepalive_delay_s) * 1000);
-  defaults.Set("noDelay", d.no_delay);
-  defaults.Set("maxQueue", static_cast<double>(d.max_queue));
-  defaults.Set("maxInFlight", static_cast<double>(d.max_in_flight));
-  defaults.Set("reconnectBaseDelay", static_cast<double>(d.reconnect_base_delay_ms));
-  defaults.Set("reconnectMaxDelay", static_cast<double>(d.reconnect_max_delay_ms));
-  defaults.Set("maxValueBytes", kDefaultMaxValueBytes);
-  defaults.Set("maxBulkBytes", static_cast<double>(d.limits.max_bulk_bytes));
-  defaults.Set("maxAggregateElements", static_cast<double>(d.limits.max_aggregate_elements));
-  defaults.Set("maxLineBytes", static_cast<double>(d.limits.max_line_bytes));
-  defaults.Set("maxDepth", static_cast<double>(d.limits.max_depth));
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("commandFlags", flags);
-  out.Set("states", states);
-  out.Set("defaults", defaults);
-  out.Freeze();
-  flags.Freeze();
-  defaults.Freeze();
-  states.Freeze();
-  return out;
-}
-
 Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
@@ -144,7 +77,7 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
 ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ClientWrap>(info),
       env_(info.Env()),
-      max_value_bytes_(static_cast<size_t>(kDefaultMaxValueBytes)) {
+      max_value_bytes_(kDefaultMaxValueBytes) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
     throw Napi::TypeError::New(env, "Client(options, errorFactory): bad arguments");
@@ -170,8 +103,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
       o.Uint64("maxAggregateElements", options.limits.max_aggregate_elements);
   options.limits.max_line_bytes = o.Uint64("maxLineBytes", options.limits.max_line_bytes);
   options.limits.max_depth = std::min<uint32_t>(o.Uint32("maxDepth", options.limits.max_depth), 7);
-  max_value_bytes_ =
-      static_cast<size_t>(o.Uint64("maxValueBytes", static_cast<uint64_t>(kDefaultMaxValueBytes)));
+  max_value_bytes_ = static_cast<size_t>(o.Uint64("maxValueBytes", kDefaultMaxValueBytes));
 
   error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_resource_ = Napi::Persistent(Napi::Object::New(env));

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "client/argument_buffer.h"
 #include "client/command_sink.h"
 
 namespace hirecache::binding {
@@ -26,23 +27,8 @@ enum CommandFlags : uint32_t {
                             // and far cheaper to make than Buffers (key names from SCAN)
 };
 
-// The argument bytes of the command being converted. Grows without zero-filling, and lets go
-// of its memory after an unusually large command so one big value does not stay pinned.
-class ArgumentBuffer {
- public:
-  // Room for `extra` more bytes at the end; returns where they go.
-  char* Reserve(size_t extra);
-  void Commit(size_t n) { size_ += n; }
-  void Append(const char* bytes, size_t n);
-  void Clear();
-  const char* data() const { return data_.get(); }
-  size_t size() const { return size_; }
-
- private:
-  std::unique_ptr<char[]> data_;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-};
+// The default of maxValueBytes: the largest argument a command may carry.
+constexpr size_t kDefaultMaxValueBytes = 64 * 1024 * 1024;
 
 // Exports the constants JS shares with this side: command flags, state names, defaults.
 Napi::Object ClientConstants(Napi::Env env);

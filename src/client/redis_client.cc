@@ -1,3 +1,7 @@
+// RedisClient's transitions, in one file on purpose (~650 lines): connecting, accepting,
+// writing, reading, deadlines and closing all move the same state machine, and reading
+// them side by side is how its invariants are checked. Every job that does not need the
+// state machine lives in its own part (connection, pipeline, reader, policies).
 #include "client/redis_client.h"
 
 #include <hiredis/hiredis.h>
