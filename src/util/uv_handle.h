@@ -57,8 +57,12 @@ class UvHandle {
   UvHandle(const UvHandle&) = delete;
   UvHandle& operator=(const UvHandle&) = delete;
 
-  T* get() const { return &handle_->handle; }
-  uv_handle_t* base() const { return reinterpret_cast<uv_handle_t*>(&handle_->handle); }
+  // The handle; only while it is open (after Close() there is none to touch).
+  T* get() const {
+    assert(handle_ != nullptr);
+    return &handle_->handle;
+  }
+  uv_handle_t* base() const { return reinterpret_cast<uv_handle_t*>(get()); }
   bool closed() const { return handle_ == nullptr; }
 
   // Starts closing the handle; callbacks registered on it no longer run after this. The
