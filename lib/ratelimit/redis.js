@@ -13,9 +13,9 @@ const {
   ClientClosedError,
 } = require('../errors');
 const {
-  ALLOWED, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  makeResult, describe, nativeLimiter,
-  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  ALLOWED, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  makeResult, nativeLimiter,
+  keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
 const { MemoryRateLimiter } = require('./memory');
@@ -417,9 +417,8 @@ class RedisRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    if (typeof secDuration !== 'number' || !(secDuration >= 0) || secDuration > MAX_BLOCK_SEC) {
-      return Promise.reject(new RangeError(`rate limiter: secDuration must be a number from 0 to ${MAX_BLOCK_SEC}, got ${describe(secDuration)}`));
-    }
+    const err = secDurationError(secDuration);
+    if (err !== null) return Promise.reject(err);
     const ms = Math.ceil(secDuration * 1000);
     return this._run(
       'b',

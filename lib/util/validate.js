@@ -82,30 +82,43 @@ function integerRange(min, max) {
 }
 
 /**
- * Returns `value` when it is an integer from `min` to `max` (default: any safe integer >=
- * min); otherwise throws: a TypeError ("must be a number") when it is not a number at all,
- * a RangeError ("must be an integer from min to max") for NaN, a fraction or a value out of
- * range. `expected` replaces the range's wording; the other options go to
- * invalidParameterError.
+ * The error for `value` unless it is an integer from `min` to `max` (default: any safe
+ * integer >= min), else null: a TypeError ("must be a number") when it is not a number at
+ * all, a RangeError ("must be an integer from min to max") for NaN, a fraction or a value out
+ * of range. `expected` replaces the range's wording; the other options go to
+ * invalidParameterError. For an API that rejects a promise rather than throwing.
  */
-function checkInteger(name, value, { min = 0, max = Number.MAX_SAFE_INTEGER, expected, ...errorOptions } = {}) {
-  if (typeof value !== 'number') throw invalidParameterError(name, 'a number', value, errorOptions);
+function integerError(name, value, { min = 0, max = Number.MAX_SAFE_INTEGER, expected, ...errorOptions } = {}) {
+  if (typeof value !== 'number') return invalidParameterError(name, 'a number', value, errorOptions);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw invalidParameterError(name, expected || integerRange(min, max), value, { ...errorOptions, kind: 'range' });
+    return invalidParameterError(name, expected || integerRange(min, max), value, { ...errorOptions, kind: 'range' });
   }
+  return null;
+}
+
+/** Returns `value` when integerError finds nothing wrong with it; throws its error otherwise. */
+function checkInteger(name, value, options) {
+  const err = integerError(name, value, options);
+  if (err !== null) throw err;
   return value;
 }
 
 /**
- * Returns `value` when it is a finite number from `min` to `max` (both included);
- * otherwise throws as checkInteger does (NaN and Infinity are out of range).
+ * The error for `value` unless it is a finite number from `min` to `max` (both included),
+ * else null; classes and options as integerError's (NaN and Infinity are out of range).
  */
-function checkNumber(name, value, { min = -Infinity, max = Infinity, expected, ...errorOptions } = {}) {
-  if (typeof value !== 'number') throw invalidParameterError(name, 'a number', value, errorOptions);
+function numberError(name, value, { min = -Infinity, max = Infinity, expected, ...errorOptions } = {}) {
+  if (typeof value !== 'number') return invalidParameterError(name, 'a number', value, errorOptions);
   if (!Number.isFinite(value) || value < min || value > max) {
-    const range = expected || `a finite number from ${min} to ${max}`;
-    throw invalidParameterError(name, range, value, { ...errorOptions, kind: 'range' });
+    return invalidParameterError(name, expected || `a finite number from ${min} to ${max}`, value, { ...errorOptions, kind: 'range' });
   }
+  return null;
+}
+
+/** Returns `value` when numberError finds nothing wrong with it; throws its error otherwise. */
+function checkNumber(name, value, options) {
+  const err = numberError(name, value, options);
+  if (err !== null) throw err;
   return value;
 }
 
@@ -151,7 +164,9 @@ function checkKnownOptions(options, known, { where, path = '', code } = {}) {
 module.exports = {
   describe,
   invalidParameterError,
+  integerError,
   checkInteger,
+  numberError,
   checkNumber,
   checkType,
   checkOneOf,

@@ -214,7 +214,10 @@ describe('rateLimitByIp', () => {
   });
 
   test('ipKey refuses a subnet that is not a prefix length', () => {
-    for (const subnet of [0, 129, 64.5, NaN, '56']) expect(() => ipKey('2001:db8::1', subnet)).toThrow(RangeError);
+    for (const subnet of [0, 129, 64.5, NaN]) expect(() => ipKey('2001:db8::1', subnet)).toThrow(RangeError);
+    // Not a number at all: a TypeError, as for every option of hirecache (lib/util/validate.js).
+    expect(() => ipKey('2001:db8::1', '56')).toThrow(TypeError);
+    expect(() => ipKey('2001:db8::1', '56')).toThrow(/subnet/);
     expect(ipKey('2001:db8::1', 128)).toBe('2001:db8::1/128');
   });
 
