@@ -25,8 +25,9 @@ const MAX_BLOCK_SEC = 2 ** 31 - 1;
 const STATE_CHECK_MS = 50;
 // A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
 const FOREVER_MS = 2 ** 52;
-// The Lua script caps a penalty's debt here (the C++ core's kMaxDebtUnits).
-const MAX_DEBT_UNITS = 2 ** 50;
+// The cap on a bucket's debt, defined once by the C++ core (kMaxDebtUnits); the Lua script
+// applies it too (lib/ratelimit/redis.js checks that it does).
+const MAX_DEBT_UNITS = LocalLimiter.MAX_DEBT_UNITS;
 // How long a refusal that Redis answered is trusted locally at most (another process may
 // delete or reward the key meanwhile); then Redis is asked again.
 const KNOWN_REFUSED_TRUST_MS = 1000;
