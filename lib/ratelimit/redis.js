@@ -305,7 +305,8 @@ class RedisRateLimiter extends BaseLimiter {
       else this._shadow.delete(key);
     }
     const consumed = Math.ceil(after / this._interval);
-    return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, false);
+    // As the local limiter (and rate-limiter-flexible) say: first when the bucket was full.
+    return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
   }
 
   /**
