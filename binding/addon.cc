@@ -3,8 +3,8 @@
 #include "addon.h"
 
 #include "client/client_wrap.h"
-#include "store/memory_store_wrap.h"
 #include "ratelimit/rate_limiter_wrap.h"
+#include "store/memory_store_wrap.h"
 
 namespace hirecache::binding {
 

@@ -278,12 +278,11 @@ LimiterShared::LimiterShared(const TokenBucket& bucket, size_t max_entries, size
 Napi::Function DefineLocalLimiter(Napi::Env env) { return LocalLimiterWrap::Define(env); }
 
 Napi::Function LocalLimiterWrap::Define(Napi::Env env) {
+  const Napi::Number max_debt = Napi::Number::New(env, static_cast<double>(kMaxDebtUnits));
   return DefineClass(env, "LocalLimiter",
                      {
                          StaticMethod<&LocalLimiterWrap::Shape>("shape"),
-                         StaticValue("MAX_DEBT_UNITS",
-                                     Napi::Number::New(env, static_cast<double>(kMaxDebtUnits)),
-                                     napi_enumerable),
+                         StaticValue("MAX_DEBT_UNITS", max_debt, napi_enumerable),
                          InstanceMethod<&LocalLimiterWrap::Clear>("clear"),
                          InstanceMethod<&LocalLimiterWrap::Stats>("stats"),
                      });

@@ -30,6 +30,7 @@ function checkValue(value, maxValueBytes) {
   checkValueSize(value, maxValueBytes);
 }
 
+// eslint-disable-next-line no-control-regex -- ASCII includes the control characters
 const ASCII = /^[\x00-\x7f]*$/;
 
 /** Escapes the glob characters of `prefix` so that SCAN MATCH treats them literally. */

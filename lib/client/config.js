@@ -42,6 +42,7 @@ const URL_FORM = 'redis://[user[:password]@]host[:port][/db] or the word disable
 const SHOWN_QUERY_KEYS = new Set(['db', 'name']);
 // A scheme as RFC 3986 writes it, after any spaces or control characters (which new URL()
 // would strip too).
+// eslint-disable-next-line no-control-regex -- the characters new URL() strips from the ends
 const SCHEME = /^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:/;
 // A user name as RFC 3986 allows it unencoded. Anything else before the ':' (an '@', a '/')
 // means the text is cut in the wrong place, and what looks like the user name may be a

@@ -28,7 +28,7 @@ const { MemoryRateLimiter } = require('./memory');
 const SCRIPT_BYTES = fs.readFileSync(path.join(__dirname, 'token_bucket.lua'));
 const SCRIPT = SCRIPT_BYTES.toString('latin1');
 const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT_BYTES).digest('hex');
-if (!/^[\x00-\x7f]*$/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`)) {
+if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`)) {
   // A script whose bytes differ from what Redis hashes, or whose debt cap differs from the
   // C++ core's, would break EVALSHA or the agreement between the limiters.
   throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS}`);

@@ -20,7 +20,8 @@ const memoryLimiter = (options) => createLimiter({ store: 'memory', keyPrefix: `
 
 /** Starts `app` on a loopback port; resolves with request(path, { headers, method, body }). */
 async function serve(app) {
-  app.use((err, req, res, next) => res.status(500).json({ error: err.message, code: err.code }));
+  // Four parameters, or Express would not take it for an error handler.
+  app.use((err, req, res, _next) => res.status(500).json({ error: err.message, code: err.code }));
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
