@@ -1,6 +1,7 @@
 'use strict';
 // Reads the Redis configuration from the environment and from options in code (which win),
 // validates it, and returns the checked settings the native client receives.
+const net = require('net');
 const { inspect } = require('util');
 const { ConfigError, UnsupportedError } = require('../errors');
 const { invalidParameterError, checkInteger, checkType } = require('../util/validate');
@@ -127,6 +128,25 @@ function decodeCredential(name, part, raw) {
   }
 }
 
+/**
+ * Returns `host` when it can be a host name or an IP address (an IPv6 one possibly in
+ * brackets), what the connection resolves. A URL or a "user:password@host" written where a
+ * host goes (REDIS_HOST=redis://...) would otherwise reach the resolver's error messages, the
+ * client's status and its inspect output whole, password included; it is refused here, and
+ * the message does not show it, since no shape of such a text is safe to print.
+ */
+function checkHost(name, host) {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const zoneless = bare.split('%')[0];
+  if (/[@/\\?#\s]/.test(host) || (bare.includes(':') && !net.isIPv6(zoneless)) || (bare !== host && !net.isIPv6(zoneless))) {
+    throw configError(
+      `${name} must be a host name or an IP address, not a URL or a host with a port or credentials ` +
+        '(its value is not shown, as it may hold a password); put a URL in REDIS_URL or the option url',
+    );
+  }
+  return host;
+}
+
 /** The decimal integer that an environment variable holds, from `min` to `max`. */
 function parseInteger(name, raw, { min, max }) {
   const text = String(raw).trim();
@@ -221,7 +241,7 @@ function resolveConfig(env = process.env, options = {}) {
   // without credentials still takes REDIS_PASSWORD, a common way to keep secrets apart).
   let fromEnv = { enabled: true };
   if (env.REDIS_HOST !== undefined && String(env.REDIS_HOST).trim() !== '') {
-    fromEnv.host = String(env.REDIS_HOST).trim();
+    fromEnv.host = checkHost('REDIS_HOST', String(env.REDIS_HOST).trim());
   }
   if (env.REDIS_PORT !== undefined && String(env.REDIS_PORT).trim() !== '') {
     fromEnv.port = parseInteger('REDIS_PORT', env.REDIS_PORT, { min: 1, max: 65535 });
@@ -252,6 +272,7 @@ function resolveConfig(env = process.env, options = {}) {
     const secret = key === 'password';
     if (options[key] !== undefined) config[key] = checkType(`option ${key}`, options[key], 'string', { ...OPTION, secret });
   }
+  if (options.host !== undefined && options.host !== '') checkHost('option host', options.host);
   const numberKeys = {
     port: { min: 1, max: 65535 },
     db: { min: 0, max: MAX_DB },

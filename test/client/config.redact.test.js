@@ -1,10 +1,10 @@
 'use strict';
-// Proves that a password written into REDIS_URL (or the option url) never reaches an error,
-// whatever shape the URL has: with or without '//', with one or three slashes, backslashes,
-// a leading space, no scheme, no host, a password where the port should be, a password
-// split by '/', '#' or '?', a query parameter named like a secret. Each malformed URL must be
-// refused, and the password (and every piece of it) must be absent from the error's message,
-// its stack and util.inspect(err).
+// Proves that a password written into REDIS_URL or the option url (or, by mistake, into
+// REDIS_HOST or the option host) never reaches an error, whatever shape the URL has: with or
+// without '//', with one or three slashes, backslashes, a leading space, no scheme, no host, a
+// password where the port should be, a password split by '/', '#' or '?', a query parameter
+// named like a secret. Each malformed URL must be refused, and the password (and every piece
+// of it) must be absent from the error's message, its stack and util.inspect(err).
 const util = require('util');
 const { resolveConfig, redactUrl } = require('../../lib/client/config');
 
@@ -106,6 +106,43 @@ describe('redactUrl', () => {
   ])('keeps what helps find the mistake: %s shows as %s', (url, shown) => {
     expect(redactUrl(url)).toBe(shown);
   });
+});
+
+describe('a URL where a host goes (REDIS_HOST=redis://...)', () => {
+  // Such a host would reach the resolver's error ("resolving <host> failed"), the client's
+  // status().lastError and util.inspect(client) whole: it is refused before any of that.
+  const hostShapes = [
+    (p) => `redis://app:${p}@127.0.0.1:6379`,
+    (p) => `redis:app:${p}@127.0.0.1`,
+    (p) => `app:${p}@127.0.0.1`,
+    (p) => `:${p}@cache.internal`,
+    (p) => `${p}@cache.internal`,
+    (p) => `cache.internal/${p}`,
+    (p) => `app:${p}`,
+  ];
+  const hostCases = [];
+  for (const make of hostShapes) for (const password of PASSWORDS) hostCases.push([make(password), password]);
+
+  test.each(hostCases)('REDIS_HOST=%j is refused without showing the password', (host, password) => {
+    const err = thrown(() => resolveConfig({ REDIS_HOST: host }));
+    expect(err.message).toMatch(/REDIS_HOST/);
+    expect(err.code).toBe('ERR_INVALID_CONFIG');
+    expectNoPassword(err, password);
+  });
+
+  test.each(hostCases)('option host %j is refused without showing the password', (host, password) => {
+    const err = thrown(() => resolveConfig({}, { host }));
+    expect(err.message).toMatch(/option host/);
+    expectNoPassword(err, password);
+  });
+
+  test.each(['cache.internal', 'redis-1', 'my_host', '127.0.0.1', '::1', '[::1]', 'fe80::1%eth0', '2001:db8::7'])(
+    'a host name or an IP address is still a host: %s',
+    (host) => {
+      expect(resolveConfig({ REDIS_HOST: host }).host).toBe(host);
+      expect(resolveConfig({}, { host }).host).toBe(host);
+    },
+  );
 });
 
 test('the one shape left out is a well-formed URL, accepted as such', () => {
