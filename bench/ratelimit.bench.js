@@ -46,7 +46,6 @@ const OPEN = { points: 1000000, duration: 60 };
 const FLOOD = { points: 100, duration: 1 };
 
 const isResult = (v) => v !== null && typeof v === 'object' && typeof v.remainingPoints === 'number' && typeof v.msBeforeNext === 'number';
-const settle = (p) => p.catch((r) => r); // a refusal is an answer too; an Error fails the check
 
 function loadRateLimit() {
   return require(path.join(h.ROOT, 'lib', 'ratelimit'));
@@ -267,7 +266,7 @@ const EXPRESS_SERVER = (mode, url, root) => `
   const server = app.listen(0, '127.0.0.1', () => process.send(server.address().port));
 `;
 
-async function expressCase(url, server) {
+async function expressCase(url) {
   const autocannon = require('autocannon');
   const run = async (mode) => {
     const child = spawn(process.execPath, ['-e', EXPRESS_SERVER(mode, url, h.ROOT)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -396,7 +395,7 @@ async function main() {
     if (CASES.includes('redis')) results.redis = await redisCase(rl, url, server);
     if (CASES.includes('flood')) results.flood = await floodCase(rl, url);
     if (CASES.includes('request')) results.request = await requestCase(rl, hirecache, url);
-    if (CASES.includes('express')) results.express = await expressCase(url, server);
+    if (CASES.includes('express')) results.express = await expressCase(url);
     report(results, server);
   } finally {
     const c = hirecache.redis.getRedisClient();

@@ -7,9 +7,10 @@
 //   const loginByIp = createLimiter({ keyPrefix: 'rl:login:ip', points: 20, duration: 600 });
 //   router.post('/login', rateLimitByIp(loginByIp), handler);
 //
-// The bucket arithmetic is the C++ core's (src/token_bucket.h): exact integer GCRA, in units
-// of 1/scale microsecond. The Redis limiter runs the same arithmetic in one Lua script per
-// decision, on one key, with Redis's own clock. See docs/ratelimit.md.
+// The bucket arithmetic is the C++ core's (src/ratelimit/token_bucket.h): exact integer
+// GCRA, in units of 1/scale microsecond. The Redis limiter runs the same arithmetic in one
+// Lua script per decision (lib/ratelimit/token_bucket.lua), on one key, with Redis's own
+// clock. See docs/ratelimit.md.
 const { RateLimitResult, normalizeOptions } = require('./ratelimit/shared');
 const { MemoryRateLimiter } = require('./ratelimit/memory');
 const { RedisRateLimiter, SCRIPT, SCRIPT_SHA } = require('./ratelimit/redis');

@@ -6,9 +6,11 @@
 const { execFileSync, spawnSync } = require('child_process');
 
 const BUILD_PACKAGES = ['cmake', 'g++', 'make', 'pkg-config', 'libhiredis-dev', 'libboost-dev'];
-const TEST_PACKAGES = ['redis-server', 'redis-tools', 'libuv1-dev', 'libgtest-dev'];
+// clang-format: `npm test` checks the C++ style (scripts/lint.js).
+const TEST_PACKAGES = ['redis-server', 'redis-tools', 'libuv1-dev', 'libgtest-dev', 'clang-format'];
 
 function isInstalled(pkg) {
+  // eslint-disable-next-line no-template-curly-in-string -- dpkg-query's own format, not a template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && /install ok installed/.test(r.stdout);
 }

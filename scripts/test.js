@@ -1,7 +1,9 @@
 'use strict';
-// `npm test`: the C++ core's unit tests (plain, then under AddressSanitizer + UBSan), then
+// `npm test`: the style check (scripts/lint.js: ESLint and clang-format, any finding fails
+// the run), the C++ core's unit tests (plain, then under AddressSanitizer + UBSan), then
 // every Jest suite against a real redis-server that Jest's global setup starts. Ends with
-// one line counting every test: "tests: N passed, N failed".
+// one line counting every test: "tests: N passed, N failed"; a failed step (the lint
+// included) makes the run fail whatever the count.
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -9,7 +11,7 @@ const { spawnSync } = require('child_process');
 
 const root = path.resolve(__dirname, '..');
 const totals = { passed: 0, failed: 0 };
-let failedSteps = [];
+const failedSteps = [];
 
 function step(name, cmd, args, parse) {
   console.log(`\n=== ${name}`);
@@ -28,6 +30,8 @@ function parseCtest(out) {
     totals.passed += Number(m[3]) - Number(m[2]);
   }
 }
+
+step('Lint (ESLint, clang-format)', process.execPath, ['scripts/lint.js']);
 
 const skipNative = process.env.HIRECACHE_SKIP_NATIVE_TESTS === '1';
 if (!skipNative) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <exception>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -23,6 +24,9 @@ int64_t NowUs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
+
+// The instant a decision of `s` is made at: the monotonic clock, or the clock JS sets.
+int64_t Now(const LimiterShared& s) { return s.manual_now_us >= 0 ? s.manual_now_us : NowUs(); }
 
 // A whole non-negative count from a double: fractions round up, anything past 2^62
 // saturates. Returns false for NaN and negatives.
@@ -92,6 +96,7 @@ int32_t Report(LimiterShared& s, const BucketDecision& d) {
   // Milliseconds, rounded up: a caller told to wait 0 ms must really be able to go.
   s.out[1] = static_cast<double>(d.wait_us / 1000 + (d.wait_us % 1000 != 0 ? 1 : 0));
   s.out[2] = static_cast<double>(d.consumed);
+  s.out[4] = static_cast<double>(d.debt_after);
   return (d.allowed ? kLimiterAllowed : 0) | (d.first ? kLimiterFirst : 0) |
          (d.blocked ? kLimiterBlocked : 0);
 }
@@ -128,7 +133,7 @@ napi_value KeyCostOperation(napi_env env, LimiterShared& s, napi_value* argv) {
     return nullptr;
   }
   BucketDecision d;
-  (s.limiter.*method)(key, cost, NowUs(), &d);
+  (s.limiter.*method)(key, cost, Now(s), &d);
   return Int32(env, Report(s, d));
 }
 
@@ -143,7 +148,11 @@ napi_value ConsumeOneOperation(napi_env env, LimiterShared& s, napi_value* argv)
     return nullptr;
   }
   BucketDecision d;
-  s.limiter.ConsumeNow(key, 1, &NowUs, &d);
+  if (s.manual_now_us >= 0) {
+    s.limiter.Consume(key, 1, s.manual_now_us, &d);
+  } else {
+    s.limiter.ConsumeNow(key, 1, &NowUs, &d);
+  }
   s.out[3] = Report(s, d);
   return nullptr;
 }
@@ -158,7 +167,7 @@ napi_value CheckOperation(napi_env env, LimiterShared& s, napi_value* argv) {
   }
   BucketDecision d;
   bool known = false;
-  s.limiter.Check(key, cost, NowUs(), &d, &known);
+  s.limiter.Check(key, cost, Now(s), &d, &known);
   return Int32(env, known ? (Report(s, d) | kLimiterFound) : 0);
 }
 
@@ -168,7 +177,7 @@ napi_value GetOperation(napi_env env, LimiterShared& s, napi_value* argv) {
   if (k <= 0) return k == 0 ? Int32(env, kLimiterKeyTooLong) : nullptr;
   BucketDecision d;
   bool found = false;
-  s.limiter.Get(key, NowUs(), &d, &found);
+  s.limiter.Get(key, Now(s), &d, &found);
   return Int32(env, found ? (Report(s, d) | kLimiterFound) : 0);
 }
 
@@ -181,7 +190,7 @@ napi_value BlockOperation(napi_env env, LimiterShared& s, napi_value* argv) {
     return nullptr;
   }
   BucketDecision d;
-  s.limiter.Block(key, MsToUs(ms), NowUs(), &d);
+  s.limiter.Block(key, MsToUs(ms), Now(s), &d);
   return Int32(env, Report(s, d));
 }
 
@@ -194,7 +203,7 @@ napi_value ObserveOperation(napi_env env, LimiterShared& s, napi_value* argv) {
       !CountArg(env, argv[2], "LocalLimiter: trustMs must be a non-negative number", &trust_ms)) {
     return nullptr;
   }
-  s.limiter.Observe(key, debt, MsToUs(trust_ms), NowUs());
+  s.limiter.Observe(key, debt, MsToUs(trust_ms), Now(s));
   return Int32(env, 0);
 }
 
@@ -207,6 +216,16 @@ napi_value DeleteOperation(napi_env env, LimiterShared& s, napi_value* argv) {
   napi_value out = nullptr;
   napi_get_boolean(env, erased, &out);
   return out;
+}
+
+// setClockUs(us): moves the clock of a limiter made with the clockUs option.
+napi_value SetClockOperation(napi_env env, LimiterShared& s, napi_value* argv) {
+  int64_t us = 0;
+  if (!CountArg(env, argv[0], "LocalLimiter: us must be a non-negative number", &us)) {
+    return nullptr;
+  }
+  s.manual_now_us = us;
+  return nullptr;
 }
 
 void DeleteHolder(napi_env /*env*/, void* data, void* /*hint*/) {
@@ -242,7 +261,8 @@ Napi::Float64Array ResultArray(Napi::Env env, const std::shared_ptr<LimiterShare
     throw Napi::Error::New(env);
   }
   napi_value array = nullptr;
-  if (napi_create_typedarray(env, napi_float64_array, 4, buffer, 0, &array) != napi_ok) {
+  if (napi_create_typedarray(env, napi_float64_array, std::size(shared->out), buffer, 0, &array) !=
+      napi_ok) {
     throw Napi::Error::New(env);
   }
   return Napi::Float64Array(env, array);
@@ -258,9 +278,11 @@ LimiterShared::LimiterShared(const TokenBucket& bucket, size_t max_entries, size
 Napi::Function DefineLocalLimiter(Napi::Env env) { return LocalLimiterWrap::Define(env); }
 
 Napi::Function LocalLimiterWrap::Define(Napi::Env env) {
+  const Napi::Number max_debt = Napi::Number::New(env, static_cast<double>(kMaxDebtUnits));
   return DefineClass(env, "LocalLimiter",
                      {
                          StaticMethod<&LocalLimiterWrap::Shape>("shape"),
+                         StaticValue("MAX_DEBT_UNITS", max_debt, napi_enumerable),
                          InstanceMethod<&LocalLimiterWrap::Clear>("clear"),
                          InstanceMethod<&LocalLimiterWrap::Stats>("stats"),
                      });
@@ -298,6 +320,10 @@ LocalLimiterWrap::LocalLimiterWrap(const Napi::CallbackInfo& info)
   Install(env, self, "block", Trampoline<BlockOperation>, shared_);
   Install(env, self, "observe", Trampoline<ObserveOperation>, shared_);
   Install(env, self, "delete", Trampoline<DeleteOperation>, shared_);
+  if (!o.Get("clockUs").IsUndefined()) {
+    shared_->manual_now_us = OptionCount(o, "clockUs");
+    Install(env, self, "setClockUs", Trampoline<SetClockOperation>, shared_);
+  }
 }
 
 Napi::Value LocalLimiterWrap::Shape(const Napi::CallbackInfo& info) {

@@ -3,7 +3,7 @@
 // shadow that answers keys known to be over their limit without asking Redis.
 //
 // The hot path is one call in and one small integer out. The numbers of a decision
-// (remaining, msBeforeNext, consumed, flags) are written into four doubles of the shared
+// (remaining, msBeforeNext, consumed, flags, debt) are written into five doubles of the shared
 // state, which JS sees as the instance's `out` Float64Array (an external ArrayBuffer over
 // that memory, which keeps the state alive: whatever JS does with the buffer, C++ never
 // writes to memory it does not own), and JS builds the result object itself. The per-key methods
@@ -42,26 +42,39 @@ struct LimiterShared {
   LocalLimiter limiter;
   size_t max_key_units;             // the cap on a key, in UTF-16 code units
   std::vector<char16_t> key_units;  // the key being served, as UTF-16 code units
-  double out[4] = {0, 0, 0, 0};     // the numbers of the last decision, JS's `out`
+  // The numbers of the last decision, JS's `out`: remaining, msBeforeNext, consumed, the
+  // flags of consumeOne(), and the units owed after the decision (what the Redis script
+  // stores; JS reads it only to check that both agree).
+  double out[5] = {0, 0, 0, 0, 0};
+  // Negative: decisions read the kernel's monotonic clock. Otherwise the instant, in
+  // microseconds, that JS last set with setClockUs(): a limiter made with the clockUs
+  // option lives on a clock of the caller's, so a test can replay exact times and compare
+  // the decisions with the Redis script's.
+  int64_t manual_now_us = -1;
 };
 
 class LocalLimiterWrap : public Napi::ObjectWrap<LocalLimiterWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
 
-  // new LocalLimiter({ points, durationUs, burst, blockUs, maxEntries, maxKeyLength }).
-  // lib/ratelimit.js validates the options; here only what memory safety needs is
-  // enforced. Sets `out` (a Float64Array of 4) and installs the per-key methods on the new
+  // new LocalLimiter({ points, durationUs, burst, blockUs, maxEntries, maxKeyLength,
+  // clockUs }). lib/ratelimit.js validates the options; here only what memory safety needs
+  // is enforced. Sets `out` (a Float64Array of 5) and installs the per-key methods on the new
   // object:
   //   consume(key, cost) / penalty(key, cost) / reward(key, cost) / check(key, cost),
   //   get(key), block(key, durationMs) -> flags (numbers in `out`), or -1 for a key longer
   //   than maxKeyLength;
   //   observe(key, debtUnits, trustMs) -> 0 or -1; delete(key) -> boolean or -1.
+  // With clockUs (a number of microseconds, for tests), the limiter's clock stands at clockUs
+  // instead of following the kernel's, and moves only when JS calls setClockUs(us), which
+  // only such a limiter has.
   explicit LocalLimiterWrap(const Napi::CallbackInfo& info);
 
  private:
   // LocalLimiter.shape(points, durationUs, burst) -> [scale, interval, tolerance, exact] or
-  // null: the units the Redis script must use to agree with the local arithmetic.
+  // null: the units the Redis script must use to agree with the local arithmetic. The
+  // static LocalLimiter.MAX_DEBT_UNITS is the cap on a bucket's debt (kMaxDebtUnits) that
+  // the script and lib/ratelimit/redis.js must apply too.
   static Napi::Value Shape(const Napi::CallbackInfo& info);
 
   Napi::Value Clear(const Napi::CallbackInfo& info);

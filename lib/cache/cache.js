@@ -8,16 +8,9 @@
 const { getRedisClient } = require('../redis');
 const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('../client/client');
 const { HirecacheError } = require('../errors');
+const { describe, checkInteger } = require('../util/validate');
 
 const DEFAULT_MAX_VALUE_BYTES = require('../binding').clientConstants.defaults.maxValueBytes;
-
-function describe(value) {
-  if (value === null) return 'null';
-  if (Buffer.isBuffer(value)) return 'a Buffer';
-  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
-  if (typeof value === 'number') return String(value);
-  return typeof value;
-}
 
 function checkKey(key, name = 'key') {
   if (typeof key === 'string') {
@@ -37,6 +30,7 @@ function checkValue(value, maxValueBytes) {
   checkValueSize(value, maxValueBytes);
 }
 
+// eslint-disable-next-line no-control-regex -- ASCII includes the control characters
 const ASCII = /^[\x00-\x7f]*$/;
 
 /** Escapes the glob characters of `prefix` so that SCAN MATCH treats them literally. */
@@ -45,9 +39,7 @@ function escapeGlob(prefix) {
 }
 
 function checkPositiveInteger(name, value) {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(`option ${name} must be a positive integer, got ${describe(value)}`);
-  }
+  checkInteger(`option ${name}`, value, { min: 1 });
 }
 
 /** A cache on a Redis client. */

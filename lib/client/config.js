@@ -1,8 +1,11 @@
 'use strict';
 // Reads the Redis configuration from the environment and from options in code (which win),
 // validates it, and returns the checked settings the native client receives.
+const net = require('net');
+const { inspect } = require('util');
 const { ConfigError, UnsupportedError } = require('../errors');
 const { clientConstants } = require('../binding');
+const { invalidParameterError, checkInteger, checkType } = require('../util/validate');
 
 // The native client's own defaults (one source: src/client/redis_client.h and the binding).
 const DEFAULTS = Object.freeze({
@@ -15,26 +18,99 @@ const DEFAULTS = Object.freeze({
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_BULK = 512 * 1024 * 1024; // Redis's own proto-max-bulk-len default.
+const MAX_DB = 2 ** 31 - 1;
 
 function configError(message, Kind = ConfigError) {
-  const err = new Kind(message, Kind === UnsupportedError ? 'ERR_UNSUPPORTED' : 'ERR_INVALID_CONFIG');
-  return err;
+  return new Kind(message, Kind === UnsupportedError ? 'ERR_UNSUPPORTED' : 'ERR_INVALID_CONFIG');
 }
 
+// What the option errors add to the shared vocabulary: the code every configuration error
+// has had, whichever class it is.
+const OPTION = { code: 'ERR_INVALID_CONFIG' };
+// A value read from the environment is not an argument: it is refused as a ConfigError.
+const ENV = { code: 'ERR_INVALID_CONFIG', ErrorClass: ConfigError };
+
+const URL_FORM = 'redis://[user[:password]@]host[:port][/db] or the word disabled';
+// Query parameters whose values an error may show: the ones this parser reads, neither of
+// which can hold a credential. Any other parameter (?password=, ?token=) is hidden.
+const SHOWN_QUERY_KEYS = new Set(['db', 'name']);
+// A scheme as RFC 3986 writes it, after any spaces or control characters (which new URL()
+// would strip too).
+// eslint-disable-next-line no-control-regex -- the characters new URL() strips from the ends
+const SCHEME = /^[\x00-\x20]*[A-Za-z][A-Za-z0-9+.-]*:/;
+// A user name as RFC 3986 allows it unencoded. Anything else before the ':' (an '@', a '/')
+// means the text is cut in the wrong place, and what looks like the user name may be a
+// piece of the password.
+const USER_NAME = /^[A-Za-z0-9._~!$&'()*+,;=%-]+$/;
+
 /**
- * Hides the credentials of a redis:// URL so it can appear in an error message. A password
- * may itself hold '@', '/' or ':', so everything between '//' and the last '@' goes (when
- * the path holds an '@', more is hidden than needed, never less).
+ * Returns `text`, a Redis URL of any shape, well-formed or not, with everything that could
+ * be a credential replaced by "***", so that it can appear in an error message. The rules
+ * assume nothing about where the URL went wrong:
+ * - The scheme and whatever separates it from the rest (any number of '/', '\\' or
+ *   spaces, or none) stay. A text without a scheme is treated as what follows one.
+ * - Everything before the last '@' is user information: a well-formed user name stays,
+ *   whatever follows the first ':' goes ('alice:***@'); without a ':', all of it goes
+ *   ('***@'), since a lone word before '@' is often a password. A password may hold '@',
+ *   '/', ':', '#' or '?', so taking the last '@' hides more than needed when a later part
+ *   holds one, never less.
+ * - A host part with an empty host or a port that is not digits ('h:notaport', or
+ *   'user:password' with the host forgotten) may itself be a piece of a password: it goes
+ *   with all that follows.
+ * - The path (the database number) stays; the query keeps the values of db and name only;
+ *   a fragment goes.
  */
 function redactUrl(text) {
   const s = String(text);
-  const start = s.indexOf('//');
-  const at = s.lastIndexOf('@');
-  if (start < 0 || at < start) return s;
-  const userinfo = s.slice(start + 2, at);
-  const colon = userinfo.indexOf(':');
-  const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
-  return `${s.slice(0, start + 2)}${user && colon >= 0 ? `${user}:***` : '***'}@${s.slice(at + 1)}`;
+  const scheme = SCHEME.exec(s);
+  let shown = scheme ? scheme[0] : '';
+  let rest = s.slice(shown.length);
+  const separator = /^[\s/\\]*/.exec(rest)[0];
+  shown += separator;
+  rest = rest.slice(separator.length);
+
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    const user = colon > 0 ? userinfo.slice(0, colon) : '';
+    shown += USER_NAME.test(user) ? `${user}:***@` : '***@';
+    rest = rest.slice(at + 1);
+  }
+
+  const end = rest.search(/[/?#]/);
+  const hostPort = end < 0 ? rest : rest.slice(0, end);
+  // An IPv6 literal's colons are not a port's.
+  const close = hostPort.startsWith('[') ? hostPort.indexOf(']') : -1;
+  const colon = hostPort.indexOf(':', close + 1);
+  if (colon === 0 || (colon > 0 && !/^\d*$/.test(hostPort.slice(colon + 1)))) return `${shown}***`;
+  shown += hostPort;
+  if (end < 0) return shown;
+
+  const tail = rest.slice(end);
+  const hash = tail.indexOf('#');
+  const beforeHash = hash < 0 ? tail : tail.slice(0, hash);
+  const question = beforeHash.indexOf('?');
+  shown += question < 0 ? beforeHash : beforeHash.slice(0, question);
+  if (question >= 0) {
+    const params = beforeHash.slice(question + 1).split('&').map((param) => {
+      const eq = param.indexOf('=');
+      if (eq < 0) return param === '' ? '' : '***';
+      return SHOWN_QUERY_KEYS.has(param.slice(0, eq).toLowerCase()) ? param : `${param.slice(0, eq)}=***`;
+    });
+    shown += `?${params.join('&')}`;
+  }
+  if (hash >= 0) shown += '#***';
+  return shown;
+}
+
+/**
+ * The ConfigError for a URL that `name` (REDIS_URL or option url) holds: says what is wrong
+ * with it and shows it through redactUrl. Every error about a URL is made here, so none
+ * quotes a piece of the URL that redactUrl has not seen.
+ */
+function urlError(name, problem, text) {
+  return configError(`${name} ${problem}: ${inspect(redactUrl(text))}; expected ${URL_FORM}`);
 }
 
 function decodeCredential(name, part, raw) {
@@ -45,45 +121,33 @@ function decodeCredential(name, part, raw) {
   }
 }
 
-function describe(value) {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  return typeof value;
+/**
+ * Returns `host` when it can be a host name or an IP address (an IPv6 one possibly in
+ * brackets), what the connection resolves. A URL or a "user:password@host" written where a
+ * host goes (REDIS_HOST=redis://...) would otherwise reach the resolver's error messages, the
+ * client's status and its inspect output whole, password included; it is refused here, and
+ * the message does not show it, since no shape of such a text is safe to print.
+ */
+function checkHost(name, host) {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const zoneless = bare.split('%')[0];
+  if (/[@/\\?#\s]/.test(host) || (bare.includes(':') && !net.isIPv6(zoneless)) || (bare !== host && !net.isIPv6(zoneless))) {
+    throw configError(
+      `${name} must be a host name or an IP address, not a URL or a host with a port or credentials ` +
+        '(its value is not shown, as it may hold a password); put a URL in REDIS_URL or the option url',
+    );
+  }
+  return host;
 }
 
+/** The decimal integer that an environment variable holds, from `min` to `max`. */
 function parseInteger(name, raw, { min, max }) {
-  const text = typeof raw === 'number' ? String(raw) : String(raw).trim();
-  if (!/^\d+$/.test(text)) {
-    throw configError(`${name} must be an integer from ${min} to ${max}, got ${describe(raw)}`);
-  }
-  const n = Number(text);
-  if (n < min || n > max) {
-    throw configError(`${name} must be an integer from ${min} to ${max}, got ${describe(raw)}`);
+  const text = String(raw).trim();
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw invalidParameterError(name, `an integer from ${min} to ${max}`, raw, ENV);
   }
   return n;
-}
-
-function checkNumberOption(name, value, { min, max }) {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    const err = new TypeError(`option ${name} must be an integer, got ${describe(value)}`);
-    err.code = 'ERR_INVALID_CONFIG';
-    throw err;
-  }
-  if (value < min || value > max) {
-    const err = new RangeError(`option ${name} must be from ${min} to ${max}, got ${value}`);
-    err.code = 'ERR_INVALID_CONFIG';
-    throw err;
-  }
-  return value;
-}
-
-function checkStringOption(name, value) {
-  if (typeof value !== 'string') {
-    const err = new TypeError(`option ${name} must be a string, got ${describe(value)}`);
-    err.code = 'ERR_INVALID_CONFIG';
-    throw err;
-  }
-  return value;
 }
 
 /** The entries of `source` named in `keys` that `over` does not set itself. */
@@ -97,7 +161,7 @@ function parseTlsFlag(name, raw) {
   const v = String(raw).trim().toLowerCase();
   if (v === '' || v === 'false' || v === '0' || v === 'no') return false;
   if (v === 'true' || v === '1' || v === 'yes') return true;
-  throw configError(`${name} must be true or false, got ${describe(raw)}`);
+  throw invalidParameterError(name, 'true or false', raw, ENV);
 }
 
 function tlsUnsupported(source) {
@@ -105,6 +169,17 @@ function tlsUnsupported(source) {
     `${source} asks for TLS, which hirecache does not support yet; it will not fall back to a plaintext connection`,
     UnsupportedError,
   );
+}
+
+/**
+ * The database number `raw` that the URL `text` holds (in its path or its db parameter).
+ * The error shows the whole URL through redactUrl, never `raw` alone: with a password
+ * that holds a '/', what looks like the path may be the end of the password.
+ */
+function urlDb(name, what, raw, text) {
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n <= MAX_DB)) throw urlError(name, `has ${what} that is not an integer from 0 to ${MAX_DB}`, text);
+  return n;
 }
 
 /**
@@ -118,28 +193,29 @@ function parseRedisUrl(name, raw) {
   try {
     url = new URL(text);
   } catch {
-    throw configError(`${name} is not a valid URL: ${describe(redactUrl(text))}; expected redis://[user[:password]@]host[:port][/db] or the word disabled`);
+    // Node's error would carry the whole URL as its `input`: it is dropped here.
+    throw urlError(name, 'is not a valid URL', text);
   }
   if (url.protocol === 'rediss:') throw tlsUnsupported(name);
-  if (url.protocol !== 'redis:') {
-    throw configError(`${name} must use the redis:// scheme, got ${describe(url.protocol)}`);
-  }
+  if (url.protocol !== 'redis:') throw urlError(name, 'must use the redis:// scheme', text);
   let host = url.hostname;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (!host) throw configError(`${name} has no host: ${describe(redactUrl(text))}`);
+  if (!host) throw urlError(name, 'has no host', text);
   const out = { enabled: true, host };
-  if (url.port !== '') out.port = parseInteger(`the port in ${name}`, url.port, { min: 1, max: 65535 });
+  if (url.port !== '') {
+    // new URL() has checked that the port is digits below 65536; only 0 is left to refuse.
+    out.port = Number(url.port);
+    if (out.port < 1) throw urlError(name, 'has a port outside 1 to 65535', text);
+  }
   // new URL() accepts "host:" with an empty port and drops it; that is a typo, not a default.
   const authority = text.replace(/^[a-z]+:\/\//i, '').split(/[/?#]/)[0];
-  if (authority.endsWith(':')) throw configError(`${name} has an empty port: ${describe(redactUrl(text))}`);
+  if (authority.endsWith(':')) throw urlError(name, 'has an empty port', text);
   if (url.username) out.username = decodeCredential(name, 'user name', url.username);
   if (url.password) out.password = decodeCredential(name, 'password', url.password);
   const path = url.pathname;
-  if (path && path !== '/') {
-    out.db = parseInteger(`the database number in ${name}`, path.slice(1), { min: 0, max: 2 ** 31 - 1 });
-  }
+  if (path && path !== '/') out.db = urlDb(name, 'a database number', path.slice(1), text);
   for (const [key, value] of url.searchParams) {
-    if (key === 'db') out.db = parseInteger(`the db parameter of ${name}`, value, { min: 0, max: 2 ** 31 - 1 });
+    if (key === 'db') out.db = urlDb(name, 'a db parameter', value, text);
     else if (key === 'name') out.name = value;
   }
   return out;
@@ -152,13 +228,13 @@ function parseRedisUrl(name, raw) {
  */
 function resolveConfig(env = process.env, options = {}) {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`options must be an object, got ${describe(options)}`);
+    throw invalidParameterError('options', 'an object', options, OPTION);
   }
   // The separate variables first; REDIS_URL, when set, wins for whatever it names (a URL
   // without credentials still takes REDIS_PASSWORD, a common way to keep secrets apart).
   let fromEnv = { enabled: true };
   if (env.REDIS_HOST !== undefined && String(env.REDIS_HOST).trim() !== '') {
-    fromEnv.host = String(env.REDIS_HOST).trim();
+    fromEnv.host = checkHost('REDIS_HOST', String(env.REDIS_HOST).trim());
   }
   if (env.REDIS_PORT !== undefined && String(env.REDIS_PORT).trim() !== '') {
     fromEnv.port = parseInteger('REDIS_PORT', env.REDIS_PORT, { min: 1, max: 65535 });
@@ -166,7 +242,7 @@ function resolveConfig(env = process.env, options = {}) {
   if (env.REDIS_USERNAME) fromEnv.username = String(env.REDIS_USERNAME);
   if (env.REDIS_PASSWORD) fromEnv.password = String(env.REDIS_PASSWORD);
   if (env.REDIS_DB !== undefined && String(env.REDIS_DB).trim() !== '') {
-    fromEnv.db = parseInteger('REDIS_DB', env.REDIS_DB, { min: 0, max: 2 ** 31 - 1 });
+    fromEnv.db = parseInteger('REDIS_DB', env.REDIS_DB, { min: 0, max: MAX_DB });
   }
   const rawUrl = env.REDIS_URL;
   if (rawUrl !== undefined && String(rawUrl).trim() !== '') {
@@ -178,18 +254,21 @@ function resolveConfig(env = process.env, options = {}) {
   if (env.REDIS_TLS !== undefined && parseTlsFlag('REDIS_TLS', env.REDIS_TLS)) throw tlsUnsupported('REDIS_TLS');
 
   let fromOptions = {};
-  if (options.url !== undefined) fromOptions = parseRedisUrl('option url', checkStringOption('url', options.url));
+  if (options.url !== undefined) fromOptions = parseRedisUrl('option url', checkType('option url', options.url, 'string', OPTION));
   if (options.tls !== undefined && options.tls !== false && options.tls !== null) throw tlsUnsupported('option tls');
   const config = { ...DEFAULTS, ...(options.url !== undefined ? {} : fromEnv), ...fromOptions };
   if (options.url !== undefined) config.enabled = fromOptions.enabled !== false;
 
   const stringKeys = ['host', 'username', 'password', 'name'];
   for (const key of stringKeys) {
-    if (options[key] !== undefined) config[key] = checkStringOption(key, options[key]);
+    // A password given as a number is still a password: its value never reaches a message.
+    const secret = key === 'password';
+    if (options[key] !== undefined) config[key] = checkType(`option ${key}`, options[key], 'string', { ...OPTION, secret });
   }
+  if (options.host !== undefined && options.host !== '') checkHost('option host', options.host);
   const numberKeys = {
     port: { min: 1, max: 65535 },
-    db: { min: 0, max: 2 ** 31 - 1 },
+    db: { min: 0, max: MAX_DB },
     connectTimeout: { min: 1, max: MAX_TIMER_MS },
     commandTimeout: { min: 0, max: MAX_TIMER_MS },
     keepAlive: { min: 0, max: MAX_TIMER_MS },
@@ -204,17 +283,14 @@ function resolveConfig(env = process.env, options = {}) {
     reconnectMaxDelay: { min: 1, max: MAX_TIMER_MS },
   };
   for (const [key, range] of Object.entries(numberKeys)) {
-    if (options[key] !== undefined) config[key] = checkNumberOption(key, options[key], range);
+    if (options[key] !== undefined) config[key] = checkInteger(`option ${key}`, options[key], { ...range, ...OPTION });
   }
-  if (options.noDelay !== undefined) {
-    if (typeof options.noDelay !== 'boolean') throw new TypeError(`option noDelay must be a boolean, got ${describe(options.noDelay)}`);
-    config.noDelay = options.noDelay;
-  }
+  if (options.noDelay !== undefined) config.noDelay = checkType('option noDelay', options.noDelay, 'boolean', OPTION);
   if (config.enabled === undefined) config.enabled = true;
   if (config.enabled) {
     if (!config.host) throw configError('the Redis host is empty');
     if (config.name !== '' && !/^[!-~]+$/.test(config.name)) {
-      throw configError(`option name must be printable ASCII without spaces (CLIENT SETNAME refuses others), got ${describe(config.name)}`);
+      throw invalidParameterError('option name', 'printable ASCII without spaces (CLIENT SETNAME refuses others)', config.name, ENV);
     }
     if (config.username && !config.password) {
       throw configError('a Redis username was given without a password');

@@ -2,8 +2,8 @@
 // The in-process limiter: buckets in the C++ table (src/local_limiter.h), per process.
 const {
   ALLOWED, FIRST, FOUND, KEY_TOO_LONG, FOREVER_MS,
-  makeResult, describe, nativeLimiter,
-  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  makeResult, nativeLimiter,
+  keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
 
@@ -72,9 +72,8 @@ class MemoryRateLimiter extends BaseLimiter {
    * owes what it owed (less the refill meanwhile): a block never cancels a debt.
    */
   block(key, secDuration) {
-    if (typeof secDuration !== 'number' || !(secDuration >= 0)) {
-      return Promise.reject(new RangeError(`rate limiter: secDuration must be a number >= 0, got ${describe(secDuration)}`));
-    }
+    const err = secDurationError(secDuration);
+    if (err !== null) return Promise.reject(err);
     const ms = secDuration === 0 ? 2 ** 53 : Math.ceil(secDuration * 1000);
     return this._sync(key, 0, (k) => this._native.block(k, ms));
   }

@@ -1,7 +1,8 @@
 'use strict';
 // Express middleware on a limiter: rateLimitByIp and rateLimitByKey.
 const net = require('net');
-const { DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, RateLimitResult, describe } = require('./shared');
+const { DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, RateLimitResult } = require('./shared');
+const { invalidParameterError, checkInteger, checkType, checkOneOf, checkKnownOptions } = require('../util/validate');
 
 // Warnings about the deployment are emitted once per process, by their code.
 const warned = new Set();
@@ -82,9 +83,7 @@ function embeddedIpv4(groups) {
  * A zone index (fe80::1%eth0) is ignored.
  */
 function ipKey(address, subnet = 56) {
-  if (!Number.isInteger(subnet) || subnet < 1 || subnet > 128) {
-    throw new RangeError(`ipKey: subnet must be a whole number from 1 to 128, got ${describe(subnet)}`);
-  }
+  checkInteger('subnet', subnet, { where: 'ipKey', min: 1, max: 128 });
   if (typeof address !== 'string') return undefined;
   if (net.isIPv4(address)) return address;
   const g = ipv6Groups(address);
@@ -143,32 +142,27 @@ function clientKey(req, subnet) {
   return ipKey(socketAddress, subnet);
 }
 
-const HEADER_MODES = new Set(['draft', 'legacy', 'both', false]);
+const HEADER_MODES = ['draft', 'legacy', 'both', false];
+const MIDDLEWARE_OPTIONS = ['skip', 'handler', 'cost', 'headers', 'onMissingKey', 'ipv6Subnet', 'policyName', 'message'];
 
 function middlewareOptions(name, limiter, options) {
+  const where = { where: name };
   if (!limiter || typeof limiter.consume !== 'function') {
-    throw new TypeError(`${name}: the first argument must be a limiter from createLimiter()`);
+    throw invalidParameterError('the first argument', 'a limiter from createLimiter()', limiter, where);
   }
-  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object, got ${describe(options)}`);
-  const known = ['skip', 'handler', 'cost', 'headers', 'onMissingKey', 'ipv6Subnet', 'policyName', 'message'];
-  for (const k of Object.keys(options)) {
-    if (!known.includes(k)) throw new TypeError(`${name}: unknown option ${k} (known: ${known.join(', ')})`);
-  }
+  checkType('options', options, 'object', where);
+  checkKnownOptions(options, MIDDLEWARE_OPTIONS, where);
   const { skip, handler, onMissingKey = 'reject', ipv6Subnet = 56, message } = options;
   const cost = options.cost === undefined ? 1 : options.cost;
   const headers = options.headers === undefined ? 'both' : options.headers;
-  if (skip !== undefined && typeof skip !== 'function') throw new TypeError(`${name}: option skip must be a function, got ${describe(skip)}`);
-  if (handler !== undefined && typeof handler !== 'function') throw new TypeError(`${name}: option handler must be a function, got ${describe(handler)}`);
-  if (typeof cost !== 'function' && !(Number.isInteger(cost) && cost >= 0 && cost <= MAX_POINTS)) {
-    throw new RangeError(`${name}: option cost must be a whole number >= 0 or a function, got ${describe(cost)}`);
+  if (skip !== undefined) checkType('option skip', skip, 'function', where);
+  if (handler !== undefined) checkType('option handler', handler, 'function', where);
+  if (typeof cost !== 'function') {
+    checkInteger('option cost', cost, { ...where, min: 0, max: MAX_POINTS, expected: `an integer from 0 to ${MAX_POINTS} or a function` });
   }
-  if (!HEADER_MODES.has(headers)) throw new TypeError(`${name}: option headers must be 'draft', 'legacy', 'both' or false, got ${describe(headers)}`);
-  if (onMissingKey !== 'reject' && onMissingKey !== 'skip' && typeof onMissingKey !== 'function') {
-    throw new TypeError(`${name}: option onMissingKey must be 'reject', 'skip' or a function, got ${describe(onMissingKey)}`);
-  }
-  if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) {
-    throw new RangeError(`${name}: option ipv6Subnet must be a whole number from 1 to 128, got ${describe(ipv6Subnet)}`);
-  }
+  checkOneOf('option headers', headers, HEADER_MODES, "'draft', 'legacy', 'both' or false", where);
+  if (typeof onMissingKey !== 'function') checkOneOf('option onMissingKey', onMissingKey, ['reject', 'skip'], "'reject', 'skip' or a function", where);
+  checkInteger('option ipv6Subnet', ipv6Subnet, { ...where, min: 1, max: 128 });
   // A structured-field string may hold printable ASCII except '"' and '\'.
   const policyName = String(options.policyName === undefined ? limiter.keyPrefix || 'default' : options.policyName).replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '_');
   // The bucket's capacity: what X-RateLimit-Remaining can reach, so X-RateLimit-Limit.
@@ -296,7 +290,7 @@ function rateLimitByIp(limiter, options = {}) {
  * rateLimitByIp.
  */
 function rateLimitByKey(limiter, keyFn, options = {}) {
-  if (typeof keyFn !== 'function') throw new TypeError(`rateLimitByKey: keyFn must be a function, got ${describe(keyFn)}`);
+  checkType('keyFn', keyFn, 'function', { where: 'rateLimitByKey' });
   return makeMiddleware('rateLimitByKey', limiter, keyFn, options);
 }
 

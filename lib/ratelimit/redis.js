@@ -2,6 +2,8 @@
 // The Redis limiter: one Lua script per decision on one key, with a local fallback while
 // Redis cannot be reached and a local memory of refusals Redis answered.
 const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
 const { performance } = require('perf_hooks');
 const { LocalLimiter } = require('../binding');
 const {
@@ -13,121 +15,24 @@ const {
   ClientClosedError,
 } = require('../errors');
 const {
-  ALLOWED, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  makeResult, describe, nativeLimiter,
-  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  ALLOWED, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  makeResult, nativeLimiter,
+  keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
 const { MemoryRateLimiter } = require('./memory');
 
-// One decision on one bucket, in one call: the Redis form of src/token_bucket.cc.
-//
-// KEYS[1] is the bucket. Its value is the theoretical arrival time (TAT) in units of
-// 1/scale microsecond, modulo 2^52 so that every number stays exact in Lua's doubles (a
-// debt is always below 2^51, so the difference to "now" decodes unambiguously), or, while
-// the key is blocked, 'b:<block end>:<TAT>': the block's end in microseconds of Redis's
-// clock (-1: no end) and the TAT (empty for a full bucket). A block only adds refusal
-// time: the TAT, what the key owes, outlives it. The key expires when the block has ended
-// and the bucket is full again, so an absent key is a full bucket; when nothing is owed the
-// key is deleted (never written with PX 0). The clock is Redis's TIME: every app server
-// sees the same one.
-// ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block), cost in tokens (in
-// ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
-// per microsecond, and the block in ms that a refused consume starts (0 for none).
-// Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
-// array): status 1 admitted (or the answer to p/r/g), value the debt before the operation;
-// 0 refused, nothing taken, value the debt; 2 blocked, value the ms until the block has
-// ended and the cost fits; -1 blocked for ever.
-// A number passed to redis.call reaches Redis written exactly (below 2^53 it is an integer).
-const SCRIPT = `local key = KEYS[1]
-local op = ARGV[1]
-local M, H = 4503599627370496, 67108864
-local scale = tonumber(ARGV[5])
-local t = redis.call('TIME')
-local us = t[1] * 1000000 + t[2]
-local hi = math.floor(us / H)
-local now = ((hi * scale) % H * H + (us - hi * H) * scale) % M
-local v = redis.call('GET', key)
-local exists = v
-local bend = false
-local debt = 0
-if v then
-  if string.byte(v, 1) == 98 then
-    local i = string.find(v, ':', 3, true)
-    bend = tonumber(string.sub(v, 3, i - 1))
-    v = string.sub(v, i + 1)
-    if bend >= 0 and bend <= us then bend = false end
-  end
-  if v ~= '' then
-    debt = (tonumber(v) - now) % M
-    if debt >= 2251799813685248 then debt = 0 end
-  end
-end
-local cost = tonumber(ARGV[2])
-local interval = tonumber(ARGV[3])
-local tolerance = tonumber(ARGV[4])
-local function save(owed, ends)
-  local px = 0
-  if owed > 0 then px = math.ceil(owed / scale / 1000) end
-  if ends then
-    local tat = ''
-    if owed > 0 then tat = string.format('%.0f', (now + owed) % M) end
-    local val = 'b:' .. string.format('%.0f', ends) .. ':' .. tat
-    if ends < 0 then
-      redis.call('SET', key, val)
-    else
-      redis.call('SET', key, val, 'PX', math.max(px, math.ceil((ends - us) / 1000)))
-    end
-  elseif owed > 0 then
-    redis.call('SET', key, (now + owed) % M, 'PX', px)
-  elseif exists then
-    redis.call('DEL', key)
-  end
-end
-local function blocked(ends, owed, c)
-  if ends < 0 then return -1 end
-  local ms = math.ceil((ends - us) / 1000)
-  local over = owed + c * interval - tolerance
-  if over > 0 then ms = math.max(ms, math.ceil(over / scale / 1000)) end
-  return ms * 4 + 2
-end
-if op == 'b' then
-  local ends = -1
-  if cost > 0 then ends = us + cost * 1000 end
-  save(debt, ends)
-  return blocked(ends, debt, 0)
-end
-if bend then
-  if op == 'p' then
-    debt = math.min(debt + cost * interval, ${MAX_DEBT_UNITS})
-    save(debt, bend)
-    return blocked(bend, debt, 0)
-  end
-  if op == 'c' then return blocked(bend, debt, cost) end
-  return blocked(bend, debt, 0)
-end
-if op == 'g' then return debt * 4 + 1 end
-local after = cost * interval
-if op == 'c' then
-  after = debt + after
-  if after > tolerance then
-    local block = tonumber(ARGV[6])
-    if block > 0 then
-      local ends = us + block * 1000
-      save(debt, ends)
-      return blocked(ends, debt, cost)
-    end
-    return debt * 4
-  end
-elseif op == 'p' then
-  after = math.min(debt + after, ${MAX_DEBT_UNITS})
-else
-  after = math.max(debt - after, 0)
-end
-save(after, false)
-return debt * 4 + 1
-`;
-const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT).digest('hex');
+// The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
+// read once when this module loads. Its SHA1 (for EVALSHA) is computed from the file's bytes,
+// which are exactly what SCRIPT LOAD sends: the file is ASCII, so the string is the bytes.
+const SCRIPT_BYTES = fs.readFileSync(path.join(__dirname, 'token_bucket.lua'));
+const SCRIPT = SCRIPT_BYTES.toString('latin1');
+const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT_BYTES).digest('hex');
+if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`)) {
+  // A script whose bytes differ from what Redis hashes, or whose debt cap differs from the
+  // C++ core's, would break EVALSHA or the agreement between the limiters.
+  throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS}`);
+}
 
 // Redis answers that mean "not reachable or not able to decide now", as opposed to a
 // mistake (WRONGTYPE on our key, a script error) that must surface.
@@ -360,17 +265,14 @@ class RedisRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    return this._run(
-      'g',
-      k,
-      0,
-      (reply) => {
-        if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
-        const debt = valueOf(reply);
-        return debt === 0 ? null : this._admitted(debt, 0);
-      },
-      (fb) => fb.get(k),
-    );
+    return this._run('g', k, 0, (reply) => this._settleGet(reply), (fb) => fb.get(k));
+  }
+
+  /** The outcome of get() from the script's reply: null for a full bucket. */
+  _settleGet(reply) {
+    if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
+    const debt = valueOf(reply);
+    return debt === 0 ? null : this._admitted(debt, 0);
   }
 
   /** Takes `points` even if they are not there. */
@@ -388,25 +290,23 @@ class RedisRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     if (!validPoints(points)) return Promise.reject(pointsArgError(points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    return this._run(
-      op,
-      k,
-      points,
-      (reply) => {
-        if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
-        const debt = valueOf(reply);
-        const units = points * this._interval;
-        const after = op === 'p' ? Math.min(debt + units, MAX_DEBT_UNITS) : Math.max(debt - units, 0);
-        if (this._shadow !== null) {
-          // A penalty only makes the shadow's refusals safer; a reward may end them.
-          if (op === 'p') this._remember(k, after, Math.ceil(after / this._msDivisor));
-          else this._shadow.delete(k);
-        }
-        const consumed = Math.ceil(after / this._interval);
-        return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, false);
-      },
-      (fb) => local(fb, k, points),
-    );
+    return this._run(op, k, points, (reply) => this._settleChange(op, k, points, reply), (fb) => local(fb, k, points));
+  }
+
+  /** The outcome of a penalty ('p') or a reward ('r') of `points` on `key` from the script's reply. */
+  _settleChange(op, key, points, reply) {
+    if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
+    const debt = valueOf(reply);
+    const units = points * this._interval;
+    const after = op === 'p' ? Math.min(debt + units, MAX_DEBT_UNITS) : Math.max(debt - units, 0);
+    if (this._shadow !== null) {
+      // A penalty only makes the shadow's refusals safer; a reward may end them.
+      if (op === 'p') this._remember(key, after, Math.ceil(after / this._msDivisor));
+      else this._shadow.delete(key);
+    }
+    const consumed = Math.ceil(after / this._interval);
+    // As the local limiter (and rate-limiter-flexible) say: first when the bucket was full.
+    return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
   }
 
   /**
@@ -417,21 +317,17 @@ class RedisRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    if (typeof secDuration !== 'number' || !(secDuration >= 0) || secDuration > MAX_BLOCK_SEC) {
-      return Promise.reject(new RangeError(`rate limiter: secDuration must be a number from 0 to ${MAX_BLOCK_SEC}, got ${describe(secDuration)}`));
-    }
+    const err = secDurationError(secDuration);
+    if (err !== null) return Promise.reject(err);
     const ms = Math.ceil(secDuration * 1000);
-    return this._run(
-      'b',
-      k,
-      ms,
-      (reply) => {
-        const ms = valueOf(reply);
-        if (this._shadow !== null) this._rememberBlock(k, ms, 1);
-        return this._blocked(ms, 0);
-      },
-      (fb) => fb.block(k, secDuration),
-    );
+    return this._run('b', k, ms, (reply) => this._settleBlock(k, reply), (fb) => fb.block(k, secDuration));
+  }
+
+  /** The outcome of block() on `key` from the script's reply. */
+  _settleBlock(key, reply) {
+    const ms = valueOf(reply);
+    if (this._shadow !== null) this._rememberBlock(key, ms, 1);
+    return this._blocked(ms, 0);
   }
 
   /** Forgets the key everywhere; resolves whether Redis had a bucket for it. */

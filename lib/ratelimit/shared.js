@@ -5,6 +5,9 @@ const { inspect } = require('util');
 const { markAsUntransferable } = require('worker_threads');
 const { LocalLimiter } = require('../binding');
 const { RedisClient } = require('../client/client');
+const {
+  invalidParameterError, integerError, checkInteger, numberError, checkNumber, checkType, checkOneOf, checkKnownOptions,
+} = require('../util/validate');
 
 // Flags of the native LocalLimiter methods (binding/rate_limiter_wrap.h).
 const ALLOWED = 1;
@@ -22,8 +25,9 @@ const MAX_BLOCK_SEC = 2 ** 31 - 1;
 const STATE_CHECK_MS = 50;
 // A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
 const FOREVER_MS = 2 ** 52;
-// The Lua script caps a penalty's debt here (the C++ core's kMaxDebtUnits).
-const MAX_DEBT_UNITS = 2 ** 50;
+// The cap on a bucket's debt, defined once by the C++ core (kMaxDebtUnits); the Lua script
+// applies it too (lib/ratelimit/redis.js checks that it does).
+const MAX_DEBT_UNITS = LocalLimiter.MAX_DEBT_UNITS;
 // How long a refusal that Redis answered is trusted locally at most (another process may
 // delete or reward the key meanwhile); then Redis is asked again.
 const KNOWN_REFUSED_TRUST_MS = 1000;
@@ -109,92 +113,67 @@ function makeResult(remainingPoints, msBeforeNext, consumedPoints, isFirstInDura
 
 // ---- Options ----------------------------------------------------------------------------
 
-function describe(v) {
-  if (v === null) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return typeof v;
-}
+// Every refusal of createLimiter says so first.
+const CREATE = { where: 'createLimiter' };
 
-// A number out of range is a RangeError; anything of the wrong type a TypeError.
-function optionError(name, expected, got, numeric = false) {
-  const Class = numeric && typeof got === 'number' ? RangeError : TypeError;
-  return new Class(`createLimiter: option ${name} must be ${expected}, got ${describe(got)}`);
-}
-
-function positiveInteger(options, name, fallback, max) {
+function positiveInteger(options, name, fallback, max, label = `option ${name}`) {
   const v = options[name] === undefined ? fallback : options[name];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-    throw optionError(name, `a whole number from 1 to ${max}`, v, true);
-  }
-  return v;
+  return checkInteger(label, v, { ...CREATE, min: 1, max });
 }
 
-function seconds(options, name, fallback, { min, max, allowZero }) {
+// At least one microsecond, the buckets' clock tick; a block may be 0 (none).
+function seconds(options, name, fallback, { max, allowZero = false }, label = `option ${name}`) {
   const v = options[name] === undefined ? fallback : options[name];
-  if (typeof v !== 'number' || !Number.isFinite(v) || v > max || (allowZero ? v < 0 : v <= 0) || (!allowZero && v * 1e6 < min)) {
-    throw optionError(name, `a number of seconds ${allowZero ? '>= 0' : '> 0'} and <= ${max}`, v, true);
-  }
-  return v;
+  const expected = `a number of seconds ${allowZero ? '>= 0' : '> 0'} and <= ${max}`;
+  return checkNumber(label, v, { ...CREATE, min: allowZero ? 0 : 1e-6, max, expected });
 }
 
-const KNOWN_OPTIONS = new Set([
+const KNOWN_OPTIONS = [
   'keyPrefix', 'points', 'duration', 'burst', 'blockDuration', 'store', 'client', 'fallback',
   'rejectLocally', 'maxEntries', 'maxKeyLength',
-]);
+];
+const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries'];
 
 /** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
 function normalizeOptions(options) {
-  if (options === null || typeof options !== 'object') {
-    throw new TypeError(`createLimiter: options must be an object, got ${describe(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(name)) {
-      throw new TypeError(`createLimiter: unknown option ${name} (known: ${[...KNOWN_OPTIONS].join(', ')})`);
-    }
-  }
-  const keyPrefix = options.keyPrefix === undefined ? 'rl' : options.keyPrefix;
-  if (typeof keyPrefix !== 'string') throw optionError('keyPrefix', 'a string', keyPrefix);
+  checkType('options', options, 'object', CREATE);
+  checkKnownOptions(options, KNOWN_OPTIONS, CREATE);
+  const keyPrefix = checkType('option keyPrefix', options.keyPrefix === undefined ? 'rl' : options.keyPrefix, 'string', CREATE);
   const points = positiveInteger(options, 'points', undefined, MAX_POINTS);
-  const duration = seconds(options, 'duration', undefined, { min: 1, max: MAX_DURATION_SEC });
+  const duration = seconds(options, 'duration', undefined, { max: MAX_DURATION_SEC });
   const burst = positiveInteger(options, 'burst', points, MAX_POINTS);
   const blockDuration = seconds(options, 'blockDuration', 0, { max: MAX_BLOCK_SEC, allowZero: true });
-  const store = options.store;
-  if (store !== undefined && store !== 'redis' && store !== 'memory') {
-    throw optionError('store', "'redis', 'memory' or undefined (Redis when REDIS_URL enables it)", store);
-  }
+  const store = checkOneOf('option store', options.store, ['redis', 'memory', undefined], "'redis', 'memory' or undefined (Redis when REDIS_URL enables it)", CREATE);
   if (options.client !== undefined && !(options.client instanceof RedisClient)) {
-    throw optionError('client', 'a hirecache RedisClient (from createClient or getRedisClient)', options.client);
+    throw invalidParameterError('option client', 'a hirecache RedisClient (from createClient or getRedisClient)', options.client, CREATE);
   }
   const maxEntries = positiveInteger(options, 'maxEntries', DEFAULT_MAX_ENTRIES, 2 ** 30);
   const maxKeyLength = positiveInteger(options, 'maxKeyLength', DEFAULT_MAX_KEY_LENGTH, 2 ** 20);
-  const rejectLocally = options.rejectLocally === undefined ? true : options.rejectLocally;
-  if (typeof rejectLocally !== 'boolean') throw optionError('rejectLocally', 'a boolean', rejectLocally);
+  const rejectLocally = checkType('option rejectLocally', options.rejectLocally === undefined ? true : options.rejectLocally, 'boolean', CREATE);
 
   let fallback = options.fallback === undefined ? true : options.fallback;
   if (fallback === true) {
     fallback = { points, duration, burst };
   } else if (fallback !== false) {
     if (fallback === null || typeof fallback !== 'object') {
-      throw optionError('fallback', 'true, false or { points, duration, burst, maxEntries }', fallback);
+      throw invalidParameterError('option fallback', 'true, false or { points, duration, burst, maxEntries }', fallback, CREATE);
     }
-    for (const name of Object.keys(fallback)) {
-      if (!['points', 'duration', 'burst', 'maxEntries'].includes(name)) {
-        throw new TypeError(`createLimiter: unknown option fallback.${name} (known: points, duration, burst, maxEntries)`);
-      }
-    }
-    const fPoints = positiveInteger(fallback, 'points', points, MAX_POINTS);
+    checkKnownOptions(fallback, KNOWN_FALLBACK_OPTIONS, { ...CREATE, path: 'fallback.' });
+    const of = (name) => `option ${name} of option fallback`;
+    const fPoints = positiveInteger(fallback, 'points', points, MAX_POINTS, of('points'));
     fallback = {
       points: fPoints,
-      duration: seconds(fallback, 'duration', duration, { min: 1, max: MAX_DURATION_SEC }),
-      burst: positiveInteger(fallback, 'burst', fallback.points === undefined ? burst : fPoints, MAX_POINTS),
-      maxEntries: positiveInteger(fallback, 'maxEntries', maxEntries, 2 ** 30),
+      duration: seconds(fallback, 'duration', duration, { max: MAX_DURATION_SEC }, of('duration')),
+      burst: positiveInteger(fallback, 'burst', fallback.points === undefined ? burst : fPoints, MAX_POINTS, of('burst')),
+      maxEntries: positiveInteger(fallback, 'maxEntries', maxEntries, 2 ** 30, of('maxEntries')),
     };
   }
   const config = { keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength };
   // The bucket must fit the exact-integer range of the script (see token_bucket.h).
   if (LocalLimiter.shape(points, Math.round(duration * 1e6), burst) === null) {
-    throw new RangeError(`createLimiter: options burst (${burst}) and duration (${duration}) make a bucket too large to represent`);
+    const err = new RangeError(`createLimiter: options burst (${burst}) and duration (${duration}) make a bucket too large to represent`);
+    err.code = 'ERR_OUT_OF_RANGE';
+    throw err;
   }
   return config;
 }
@@ -218,12 +197,20 @@ function nativeLimiter({ points, duration, burst, blockDuration = 0, maxEntries,
 
 // ---- Arguments of the limiter methods ---------------------------------------------------
 
+// Every refusal of a limiter method says so first.
+const METHOD = { where: 'rate limiter' };
+
 function keyArgError(key) {
-  return new TypeError(`rate limiter: key must be a string or a number, got ${describe(key)}`);
+  return invalidParameterError('key', 'a string or a number', key, METHOD);
 }
 
 function pointsArgError(points) {
-  return new RangeError(`rate limiter: points must be a whole number from 0 to ${MAX_POINTS}, got ${describe(points)}`);
+  return integerError('points', points, { ...METHOD, min: 0, max: MAX_POINTS });
+}
+
+/** The error for block()'s secDuration, or null when it is a number of seconds from 0 to MAX_BLOCK_SEC. */
+function secDurationError(secDuration) {
+  return numberError('secDuration', secDuration, { ...METHOD, min: 0, max: MAX_BLOCK_SEC, expected: `a number of seconds from 0 to ${MAX_BLOCK_SEC}` });
 }
 
 function keyTooLong(limiter) {
@@ -241,7 +228,9 @@ function keyString(key) {
 
 // A request costing more than the burst could never be admitted: no wait would be enough.
 function overBurst(limiter, points) {
-  return new RangeError(`rate limiter: points (${points}) must not exceed the burst (${limiter.burst}): a request of more points than the bucket holds can never be admitted`);
+  const err = new RangeError(`rate limiter: points (${points}) must not exceed the burst (${limiter.burst}): a request of more points than the bucket holds can never be admitted`);
+  err.code = 'ERR_OUT_OF_RANGE';
+  return err;
 }
 
 function validPoints(points) {
@@ -268,7 +257,7 @@ class BaseLimiter {
 module.exports = {
   ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG,
   DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  RateLimitResult, makeResult, describe, normalizeOptions, nativeLimiter,
-  keyArgError, pointsArgError, keyTooLong, keyString, overBurst, validPoints,
+  RateLimitResult, makeResult, normalizeOptions, nativeLimiter,
+  keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 };

@@ -7,8 +7,8 @@
 // unref'd interval per store that sweeps a bounded slice of the store at a time: never a
 // timer per key, and the interval never keeps the process alive.
 const { performance } = require('perf_hooks');
-const { inspect } = require('util');
 const binding = require('../binding');
+const { describe, checkInteger } = require('../util/validate');
 
 const NativeMemoryStore = binding.MemoryStore;
 
@@ -34,21 +34,9 @@ const SWEEP_TICK_MS = 2;
 const PREFIX_STEP = 4096;
 const MAX_INTERVAL_MS = 2 ** 31 - 1; // setInterval's own limit.
 
-function describe(value) {
-  return `${typeof value} ${inspect(value, { depth: 0, breakLength: Infinity })}`;
-}
-
 function integerOption(options, name, min, max) {
   const value = options[name] === undefined ? DEFAULTS[name] : options[name];
-  if (typeof value !== 'number') {
-    throw new TypeError(`MemoryStore: option ${name} must be a number, got ${describe(value)}`);
-  }
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `MemoryStore: option ${name} must be an integer from ${min} to ${max}, got ${describe(value)}`,
-    );
-  }
-  return value;
+  return checkInteger(`option ${name}`, value, { where: 'MemoryStore', min, max });
 }
 
 function sweepTick(native) {

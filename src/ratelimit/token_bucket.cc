@@ -142,7 +142,10 @@ BucketDecision TokenBucket::BlockedFor(const BucketState& state, int64_t cost,
   d.blocked = true;
   const int64_t debt = Debt(state, now_us);
   d.debt_after = std::max(debt, shape_.tolerance);
-  d.consumed = SaturatingAdd(std::max(shape_.burst, CeilDivSmall(debt, shape_.interval)), cost);
+  // The whole bucket in use, plus the request: what the Redis limiter reports too, since its
+  // script answers a blocked key with the wait alone (so a key's numbers do not depend on
+  // which store holds it, e.g. while a Redis limiter decides on its fallback).
+  d.consumed = SaturatingAdd(shape_.burst, cost);
   d.wait_us = state.block_end_us - now_us;
   const int64_t over = debt + CostUnits(cost) - shape_.tolerance;
   if (over > 0) d.wait_us = std::max(d.wait_us, CeilDivByScale(over, shape_.scale));

@@ -9,7 +9,8 @@
 // Time is counted in "units" of 1/scale microsecond, where scale is the smallest integer that
 // makes `interval` (duration / points) a whole number of units, so refill is exact: `points`
 // requests per `duration` in steady state, never one more. The same units are used by the
-// Redis script (lib/ratelimit.js), so the local and distributed limiters agree to the unit.
+// Redis script (lib/ratelimit/token_bucket.lua), so the local and distributed limiters agree to
+// the unit; test/ratelimit/ratelimit.agreement.test.js holds them to it.
 #ifndef HIRECACHE_RATELIMIT_TOKEN_BUCKET_H_
 #define HIRECACHE_RATELIMIT_TOKEN_BUCKET_H_
 
@@ -57,7 +58,8 @@ struct BucketDecision {
   bool blocked = false;    // refused because the key is blocked (or has just become so)
   bool first = false;      // admitted into a bucket that was full
   int64_t remaining = 0;   // whole tokens left after the operation
-  int64_t consumed = 0;    // tokens in use; when refused, plus the refused cost
+  int64_t consumed = 0;    // tokens in use; when refused, plus the refused cost; when
+                           // blocked, the whole burst plus the refused cost
   int64_t wait_us = 0;     // admitted: until the bucket is full again;
                            // refused: until `cost` tokens are there or the block ends
   int64_t debt_after = 0;  // units owed after the operation

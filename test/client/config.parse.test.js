@@ -191,8 +191,11 @@ describe('options in code override the environment', () => {
     ['port', 70000, RangeError],
     ['db', -1, RangeError],
     ['connectTimeout', -5, RangeError],
-    ['connectTimeout', NaN, TypeError],
-    ['maxQueue', 1.5, TypeError],
+    // A number of the wrong value (NaN, a fraction) is a RangeError, as everywhere else in
+    // hirecache (lib/util/validate.js); a value of the wrong type is a TypeError.
+    ['connectTimeout', NaN, RangeError],
+    ['connectTimeout', '5000', TypeError],
+    ['maxQueue', 1.5, RangeError],
     ['url', 42, TypeError],
   ])('option %s = %p is refused naming the option', (name, value, Type) => {
     const err = thrown(() => resolveConfig({}, { [name]: value }));

@@ -20,7 +20,8 @@ const memoryLimiter = (options) => createLimiter({ store: 'memory', keyPrefix: `
 
 /** Starts `app` on a loopback port; resolves with request(path, { headers, method, body }). */
 async function serve(app) {
-  app.use((err, req, res, next) => res.status(500).json({ error: err.message, code: err.code }));
+  // Four parameters, or Express would not take it for an error handler.
+  app.use((err, req, res, _next) => res.status(500).json({ error: err.message, code: err.code }));
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -214,7 +215,10 @@ describe('rateLimitByIp', () => {
   });
 
   test('ipKey refuses a subnet that is not a prefix length', () => {
-    for (const subnet of [0, 129, 64.5, NaN, '56']) expect(() => ipKey('2001:db8::1', subnet)).toThrow(RangeError);
+    for (const subnet of [0, 129, 64.5, NaN]) expect(() => ipKey('2001:db8::1', subnet)).toThrow(RangeError);
+    // Not a number at all: a TypeError, as for every option of hirecache (lib/util/validate.js).
+    expect(() => ipKey('2001:db8::1', '56')).toThrow(TypeError);
+    expect(() => ipKey('2001:db8::1', '56')).toThrow(/subnet/);
     expect(ipKey('2001:db8::1', 128)).toBe('2001:db8::1/128');
   });
 

@@ -127,8 +127,19 @@ describe('method arguments', () => {
     await expect(l.get('12345')).resolves.toMatchObject({ consumedPoints: 1 });
   });
 
-  test.each([[-1], [1.5], ['2'], [2 ** 31]])('points %p rejects with a RangeError', async (points) => {
+  test.each([[-1], [1.5], [NaN], [2 ** 31]])('points %p rejects with a RangeError', async (points) => {
     await expect(l.consume('k', points)).rejects.toBeInstanceOf(RangeError);
+  });
+
+  test.each([['2'], [null]])('points %p, not a number, rejects with a TypeError', async (points) => {
+    await expect(l.consume('k', points)).rejects.toBeInstanceOf(TypeError);
+    await expect(l.consume('k', points)).rejects.toThrow(/rate limiter: points must be a number/);
+  });
+
+  test.each([[-1], [Infinity], ['10'], [2 ** 31]])('block() refuses secDuration %p', async (sec) => {
+    const err = await l.block('k', sec).catch((e) => e);
+    expect(err).toBeInstanceOf(typeof sec === 'number' ? RangeError : TypeError);
+    expect(err.message).toMatch(/secDuration/);
   });
 
   test('a key longer than maxKeyLength rejects with ERR_KEY_TOO_LONG', async () => {

@@ -200,7 +200,8 @@ test('a cost of 0 is answered, never with an error: a bucket that owes nothing i
 
   const app = express();
   app.get('/free', rateLimitByKey(l, () => 'mw', { cost: 0 }), (req, res) => res.json({ ok: true }));
-  app.use((err, req, res, next) => res.status(500).json({ error: err.message }));
+  // Four parameters, or Express would not take it for an error handler.
+  app.use((err, req, res, _next) => res.status(500).json({ error: err.message }));
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

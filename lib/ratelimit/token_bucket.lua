@@ -1,0 +1,112 @@
+-- One decision on one bucket, in one call: the Redis form of src/ratelimit/token_bucket.cc,
+-- loaded once by lib/ratelimit/redis.js, which sends it with EVALSHA under the SHA1 of this
+-- file's bytes (keep it ASCII).
+--
+-- KEYS[1] is the bucket. Its value is the theoretical arrival time (TAT) in units of
+-- 1/scale microsecond, modulo 2^52 so that every number stays exact in Lua's doubles (a
+-- debt is always below 2^51, so the difference to "now" decodes unambiguously), or, while
+-- the key is blocked, 'b:<block end>:<TAT>': the block's end in microseconds of Redis's
+-- clock (-1: no end) and the TAT (empty for a full bucket). A block only adds refusal
+-- time: the TAT, what the key owes, outlives it. The key expires when the block has ended
+-- and the bucket is full again, so an absent key is a full bucket; when nothing is owed the
+-- key is deleted (never written with PX 0). The clock is Redis's TIME: every app server
+-- sees the same one.
+-- ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block), cost in tokens (in
+-- ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
+-- per microsecond, and the block in ms that a refused consume starts (0 for none).
+-- Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
+-- array): status 1 admitted (or the answer to p/r/g), value the debt before the operation;
+-- 0 refused, nothing taken, value the debt; 2 blocked, value the ms until the block has
+-- ended and the cost fits; -1 blocked for ever.
+-- A number passed to redis.call reaches Redis written exactly (below 2^53 it is an integer).
+local key = KEYS[1]
+local op = ARGV[1]
+local M, H = 4503599627370496, 67108864
+-- The cap on a debt: the C++ core's kMaxDebtUnits (2^50), which the addon exports as
+-- LocalLimiter.MAX_DEBT_UNITS; lib/ratelimit/redis.js refuses to load a script whose cap
+-- differs.
+local MAX_DEBT = 1125899906842624
+local scale = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local us = t[1] * 1000000 + t[2]
+local hi = math.floor(us / H)
+local now = ((hi * scale) % H * H + (us - hi * H) * scale) % M
+local v = redis.call('GET', key)
+local exists = v
+local bend = false
+local debt = 0
+if v then
+  if string.byte(v, 1) == 98 then
+    local i = string.find(v, ':', 3, true)
+    bend = tonumber(string.sub(v, 3, i - 1))
+    v = string.sub(v, i + 1)
+    if bend >= 0 and bend <= us then bend = false end
+  end
+  if v ~= '' then
+    debt = (tonumber(v) - now) % M
+    if debt >= 2251799813685248 then debt = 0 end
+  end
+end
+local cost = tonumber(ARGV[2])
+local interval = tonumber(ARGV[3])
+local tolerance = tonumber(ARGV[4])
+local function save(owed, ends)
+  local px = 0
+  if owed > 0 then px = math.ceil(owed / scale / 1000) end
+  if ends then
+    local tat = ''
+    if owed > 0 then tat = string.format('%.0f', (now + owed) % M) end
+    local val = 'b:' .. string.format('%.0f', ends) .. ':' .. tat
+    if ends < 0 then
+      redis.call('SET', key, val)
+    else
+      redis.call('SET', key, val, 'PX', math.max(px, math.ceil((ends - us) / 1000)))
+    end
+  elseif owed > 0 then
+    redis.call('SET', key, (now + owed) % M, 'PX', px)
+  elseif exists then
+    redis.call('DEL', key)
+  end
+end
+local function blocked(ends, owed, c)
+  if ends < 0 then return -1 end
+  local ms = math.ceil((ends - us) / 1000)
+  local over = owed + c * interval - tolerance
+  if over > 0 then ms = math.max(ms, math.ceil(over / scale / 1000)) end
+  return ms * 4 + 2
+end
+if op == 'b' then
+  local ends = -1
+  if cost > 0 then ends = us + cost * 1000 end
+  save(debt, ends)
+  return blocked(ends, debt, 0)
+end
+if bend then
+  if op == 'p' then
+    debt = math.min(debt + cost * interval, MAX_DEBT)
+    save(debt, bend)
+    return blocked(bend, debt, 0)
+  end
+  if op == 'c' then return blocked(bend, debt, cost) end
+  return blocked(bend, debt, 0)
+end
+if op == 'g' then return debt * 4 + 1 end
+local after = cost * interval
+if op == 'c' then
+  after = debt + after
+  if after > tolerance then
+    local block = tonumber(ARGV[6])
+    if block > 0 then
+      local ends = us + block * 1000
+      save(debt, ends)
+      return blocked(ends, debt, cost)
+    end
+    return debt * 4
+  end
+elseif op == 'p' then
+  after = math.min(debt + after, MAX_DEBT)
+else
+  after = math.max(debt - after, 0)
+end
+save(after, false)
+return debt * 4 + 1
