@@ -55,7 +55,7 @@ afterEach(async () => {
   while (servers.length) await servers.pop().close();
 });
 
-async function expectProtocolError(promise, pattern) {
+async function expectProtocolError(promise) {
   const err = await promise.then(
     () => null,
     (e) => e,
