@@ -8,7 +8,9 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace hirecache {
 namespace {
@@ -153,6 +155,108 @@ TEST(ProtocolGuardTest, LargeBulkPayloadsAreSkippedInConstantTimePerChunk) {
   std::string rest(100000000 - 95 * (1 << 20), 'z');
   rest += "\r\n:1\r\n";
   EXPECT_TRUE(guard.Check(rest.data(), rest.size()));
+}
+
+}  // namespace
+}  // namespace hirecache
+
+namespace hirecache {
+namespace {
+
+// A random valid RESP2 value (arrays nested at most `depth` more levels), written to `out`;
+// returns a signature of its shape to compare with what the reader builds.
+std::string RandomValue(std::mt19937& rng, int depth, std::string& out) {
+  switch (rng() % (depth > 0 ? 6 : 5)) {
+    case 0:
+      out += "+OK\r\n";
+      return "s";
+    case 1:
+      out += "-ERR no\r\n";
+      return "e";
+    case 2:
+      out += ":" + std::to_string(static_cast<int>(rng() % 2001) - 1000) + "\r\n";
+      return "i";
+    case 3: {
+      // Payloads hold CR, LF and '*', '$' bytes: the guard must not read them as framing.
+      size_t len = rng() % 40;
+      std::string payload;
+      for (size_t i = 0; i < len; ++i) payload += "\r\n*$:+-ab"[rng() % 9];
+      out += "$" + std::to_string(len) + "\r\n" + payload + "\r\n";
+      return "b" + std::to_string(len);
+    }
+    case 4:
+      out += "$-1\r\n";
+      return "n";
+    default: {
+      size_t n = rng() % 5;
+      out += "*" + std::to_string(n) + "\r\n";
+      std::string sig = "[";
+      for (size_t i = 0; i < n; ++i) sig += RandomValue(rng, depth - 1, out) + ",";
+      return sig + "]";
+    }
+  }
+}
+
+std::string Signature(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_STATUS:
+      return "s";
+    case REDIS_REPLY_ERROR:
+      return "e";
+    case REDIS_REPLY_INTEGER:
+      return "i";
+    case REDIS_REPLY_STRING:
+      return "b" + std::to_string(r->len);
+    case REDIS_REPLY_NIL:
+      return "n";
+    default: {
+      std::string sig = "[";
+      for (size_t i = 0; i < r->elements; ++i) sig += Signature(r->element[i]) + ",";
+      return sig + "]";
+    }
+  }
+}
+
+TEST(ReplyReaderTest, RandomValidStreamsParseToTheSameShapesWhateverTheChunking) {
+  std::mt19937 rng(20261201);
+  for (int round = 0; round < 300; ++round) {
+    std::string bytes;
+    std::vector<std::string> expected;
+    int values = 1 + static_cast<int>(rng() % 20);
+    for (int i = 0; i < values; ++i) expected.push_back(RandomValue(rng, 4, bytes));
+    ReplyReader r{ProtocolLimits{}};
+    std::vector<std::string> got;
+    for (size_t at = 0; at < bytes.size();) {
+      size_t chunk = 1 + rng() % 17;
+      chunk = std::min(chunk, bytes.size() - at);
+      ASSERT_TRUE(r.Feed(bytes.data() + at, chunk)) << r.error();
+      at += chunk;
+      while (redisReply* reply = r.Next()) {
+        got.push_back(Signature(reply));
+        FreeReply(reply);
+      }
+      ASSERT_FALSE(r.failed()) << r.error();
+    }
+    ASSERT_EQ(got, expected) << "round " << round;
+  }
+}
+
+TEST(ReplyReaderTest, RandomGarbageNeverCrashesAndFailsForGood) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 500; ++round) {
+    ReplyReader r{ProtocolLimits{}};
+    for (int feed = 0; feed < 20; ++feed) {
+      std::string junk;
+      size_t len = 1 + rng() % 64;
+      for (size_t i = 0; i < len; ++i) junk += static_cast<char>(rng() % 256);
+      bool ok = r.Feed(junk.data(), junk.size());
+      while (redisReply* reply = r.Next()) FreeReply(reply);
+      if (!ok || r.failed()) {
+        EXPECT_FALSE(r.Feed("+OK\r\n", 5));  // a failed reader stays failed
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace
