@@ -384,8 +384,10 @@ Napi::Function MemoryStoreWrap::Define(Napi::Env env) {
           InstanceMethod<&MemoryStoreWrap::FastMethods>("fastMethods"),
           StaticValue("MAX_ENTRIES",
                       Napi::Number::New(env, static_cast<double>(MemoryStore::kMaxEntriesLimit))),
-          StaticValue("ENTRY_OVERHEAD",
-                      Napi::Number::New(env, static_cast<double>(MemoryStore::kEntryOverhead))),
+          StaticValue("MIN_BYTES",
+                      Napi::Number::New(env, static_cast<double>(MemoryStore::kMinBytes))),
+          StaticValue("PAGE_BYTES",
+                      Napi::Number::New(env, static_cast<double>(SlabArena::kPageBytes))),
       });
 }
 
@@ -477,7 +479,8 @@ Napi::Value MemoryStoreWrap::Clear(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// stats() -> { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired }.
+// stats() -> { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired,
+// compactions }; `bytes` is what maxBytes bounds (store/memory_store.h).
 Napi::Value MemoryStoreWrap::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const MemoryStore::Stats s = state_->store.GetStats();
@@ -493,6 +496,7 @@ Napi::Value MemoryStoreWrap::Stats(const Napi::CallbackInfo& info) {
   put("misses", s.misses);
   put("evictions", s.evictions);
   put("expired", s.expired);
+  put("compactions", s.compactions);
   return out;
 }
 
