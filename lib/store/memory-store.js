@@ -17,9 +17,10 @@ const binding = require('../binding');
 
 const NativeMemoryStore = binding.MemoryStore;
 
+// The store's defaults and limits are the native core's own (one source for each).
 const DEFAULTS = Object.freeze({
-  maxEntries: 100000,
-  maxBytes: 64 * 1024 * 1024,
+  maxEntries: NativeMemoryStore.DEFAULTS.maxEntries,
+  maxBytes: NativeMemoryStore.DEFAULTS.maxBytes,
   sweepIntervalMs: 1000,
 });
 
@@ -31,14 +32,14 @@ const MIN_BYTES = NativeMemoryStore.MIN_BYTES;
 const PAGE_BYTES = NativeMemoryStore.PAGE_BYTES;
 // Entries examined per sweep round: well under a millisecond when few have expired, about
 // one when all of them have.
-const SWEEP_BUDGET = 1024;
+const SWEEP_BUDGET = NativeMemoryStore.SWEEP_BUDGET;
 // A tick sweeps again while a round keeps finding at least a quarter of its entries
 // expired, for at most SWEEP_TICK_MS, so a wave of expiries is reclaimed quickly without
 // holding the event loop for long.
 const SWEEP_AGAIN_AT = SWEEP_BUDGET / 4;
 const SWEEP_TICK_MS = 2;
 // Entries examined per step of deletePrefixAsync (a few milliseconds at most).
-const PREFIX_STEP = 4096;
+const PREFIX_STEP = NativeMemoryStore.PREFIX_STEP_BUDGET;
 const MAX_INTERVAL_MS = 2 ** 31 - 1; // setInterval's own limit.
 
 function describe(value) {
