@@ -12,9 +12,9 @@
 //   * one 4-byte bucket in an open-addressing index (util/probe_index.h, linear probing,
 //     load <= 3/4) that holds the slot number in its low bits and the high bits of the key's
 //     hash above them, so a probe rarely looks at a block whose key cannot match. The table is
-//     sized for the store's bounds up front (its pages cost memory only once touched), so it
-//     never has to be rebuilt while the store fills up: no pause of tens of milliseconds at
-//     a million entries.
+//     sized up front for min(max_entries, max_bytes / 128) entries, so it is not rebuilt
+//     while a store of ordinary entries fills up: no pause of tens of milliseconds at a
+//     million entries.
 // With 20-byte keys and 100-byte values that is about 152 bytes per entry, 120 of them the
 // key and value themselves.
 //
@@ -32,9 +32,10 @@
 // live blocks of sparse pages into fuller pages of their size class, which loses no entry)
 // whenever that can empty a page, and only then by evicting the least recently used
 // entries. So pages left nearly empty by deletions or by a change in value sizes are
-// reclaimed instead of staying held, and bytes() <= max_bytes after every call.
-// The store's process also holds what is not the store's own: the binding's conversion
-// buffers (a few KiB) and malloc's free lists.
+// reclaimed instead of staying held, and bytes() <= max_bytes after every call (given a
+// bound that leaves room for the parts no eviction gives back: see kMinBytes). The store's
+// process also holds what is not the store's own: the binding's conversion buffers (a few
+// KiB) and malloc's free lists.
 //
 // Expired entries are removed lazily when they are looked up and incrementally by Sweep(),
 // which walks the slot array a bounded number of slots per call: no timer per key.
