@@ -35,7 +35,8 @@ bool ToCount(double d, int64_t* out) {
 }
 
 // An option lib/ratelimit validated as a whole non-negative number: a missing one reads as
-// 0, which no constructor accepts, and a huge one saturates at 2^62 like ToCount.
+// 0 (which the constructor refuses for every option but blockUs), a huge one saturates at
+// 2^62 like ToCount.
 int64_t OptionCount(const OptionReader& options, const char* name) {
   return static_cast<int64_t>(std::min<uint64_t>(options.Uint64(name, 0), uint64_t{1} << 62));
 }
