@@ -2,11 +2,14 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <iterator>
 #include <random>
 #include <string>
+
+#include "util/raw_method.h"
 
 namespace hirecache::binding {
 
@@ -36,14 +39,11 @@ bool ToCount(double d, int64_t* out) {
   return true;
 }
 
-int64_t OptionCount(const Napi::Object& options, const char* name) {
-  Napi::Value v = options.Get(name);
-  int64_t n = 0;
-  if (!v.IsNumber() || !ToCount(v.As<Napi::Number>().DoubleValue(), &n)) {
-    throw Napi::TypeError::New(options.Env(), std::string("LocalLimiter: option ") + name +
-                                                  " must be a non-negative number");
-  }
-  return n;
+// An option lib/ratelimit validated as a whole non-negative number: a missing one reads as
+// 0 (which the constructor refuses for every option but blockUs), a huge one saturates at
+// 2^62 like ToCount.
+int64_t OptionCount(const OptionReader& options, const char* name) {
+  return static_cast<int64_t>(std::min<uint64_t>(options.Uint64(name, 0), uint64_t{1} << 62));
 }
 
 uint64_t RandomSeed() {
@@ -53,7 +53,7 @@ uint64_t RandomSeed() {
 
 int64_t MsToUs(int64_t ms) { return ms >= (int64_t{1} << 52) ? int64_t{1} << 62 : ms * 1000; }
 
-// ---- The per-key methods: raw N-API callbacks whose data is a shared_ptr to the state.
+// ---- The per-key methods: raw N-API callbacks (RawMethod) whose data is the state.
 
 napi_value Int32(napi_env env, int32_t v) {
   napi_value out = nullptr;
@@ -101,25 +101,11 @@ int32_t Report(LimiterShared& s, const BucketDecision& d) {
          (d.blocked ? kLimiterBlocked : 0);
 }
 
-using Operation = napi_value (*)(napi_env env, LimiterShared& s, napi_value* argv);
-
-template <Operation op>
-napi_value Trampoline(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  void* data = nullptr;
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
-  // These are raw N-API callbacks: an exception must not leave them. The table only throws
-  // when it cannot grow (std::bad_alloc, std::length_error), and stays consistent when it
-  // does.
-  try {
-    return op(env, **static_cast<std::shared_ptr<LimiterShared>*>(data), argv);
-  } catch (...) {
-    napi_throw_error(env, "ERR_OUT_OF_MEMORY",
-                     "rate limiter: out of memory, the table cannot grow");
-    return nullptr;
-  }
-}
+// Every per-key method takes up to three arguments. The table only throws when it cannot
+// grow (std::bad_alloc, which RawMethod turns into ERR_OUT_OF_MEMORY), and stays consistent
+// when it does.
+template <napi_value (*Op)(napi_env, LimiterShared&, napi_value*)>
+constexpr napi_callback kPerKey = RawMethod<LimiterShared, 3, Op>;
 
 // The four methods of shape (key, cost) -> flags.
 template <LocalLimiter::Status (LocalLimiter::*method)(std::string_view, int64_t, int64_t,
@@ -232,14 +218,16 @@ void DeleteHolder(napi_env /*env*/, void* data, void* /*hint*/) {
   delete static_cast<std::shared_ptr<LimiterShared>*>(data);
 }
 
-// Defines `name` on `target` as a function calling `callback` with its own reference to
-// the shared state, released when the function is collected.
+// Defines `name` on `target` as a function calling `callback` with the state as its data,
+// and its own reference to the state, released when the function is collected.
 void Install(Napi::Env env, Napi::Object target, const char* name, napi_callback callback,
              const std::shared_ptr<LimiterShared>& shared) {
-  auto* holder = new std::shared_ptr<LimiterShared>(shared);
   napi_value fn = nullptr;
-  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, holder, &fn) != napi_ok ||
-      napi_add_finalizer(env, fn, holder, DeleteHolder, nullptr, nullptr) != napi_ok) {
+  if (napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, shared.get(), &fn) != napi_ok) {
+    throw Napi::Error::New(env);
+  }
+  auto* holder = new std::shared_ptr<LimiterShared>(shared);
+  if (napi_add_finalizer(env, fn, holder, DeleteHolder, nullptr, nullptr) != napi_ok) {
     delete holder;
     throw Napi::Error::New(env);
   }
@@ -268,6 +256,18 @@ Napi::Float64Array ResultArray(Napi::Env env, const std::shared_ptr<LimiterShare
   return Napi::Float64Array(env, array);
 }
 
+// The flags of the per-key methods, for lib/ratelimit to read instead of repeating them.
+Napi::Object Flags(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ALLOWED", Napi::Number::New(env, kLimiterAllowed));
+  out.Set("FIRST", Napi::Number::New(env, kLimiterFirst));
+  out.Set("BLOCKED", Napi::Number::New(env, kLimiterBlocked));
+  out.Set("FOUND", Napi::Number::New(env, kLimiterFound));
+  out.Set("KEY_TOO_LONG", Napi::Number::New(env, kLimiterKeyTooLong));
+  out.Freeze();
+  return out;
+}
+
 }  // namespace
 
 LimiterShared::LimiterShared(const TokenBucket& bucket, size_t max_entries, size_t max_key)
@@ -283,6 +283,7 @@ Napi::Function LocalLimiterWrap::Define(Napi::Env env) {
                      {
                          StaticMethod<&LocalLimiterWrap::Shape>("shape"),
                          StaticValue("MAX_DEBT_UNITS", max_debt, napi_enumerable),
+                         StaticValue("FLAGS", Flags(env)),
                          InstanceMethod<&LocalLimiterWrap::Clear>("clear"),
                          InstanceMethod<&LocalLimiterWrap::Stats>("stats"),
                      });
@@ -294,7 +295,7 @@ LocalLimiterWrap::LocalLimiterWrap(const Napi::CallbackInfo& info)
   if (info.Length() < 1 || !info[0].IsObject()) {
     throw Napi::TypeError::New(env, "LocalLimiter: expected an options object");
   }
-  Napi::Object o = info[0].As<Napi::Object>();
+  const OptionReader o(info[0].As<Napi::Object>());
   BucketShape shape;
   if (!ComputeBucketShape(OptionCount(o, "points"), OptionCount(o, "durationUs"),
                           OptionCount(o, "burst"), &shape)) {
@@ -311,18 +312,18 @@ LocalLimiterWrap::LocalLimiterWrap(const Napi::CallbackInfo& info)
                                             static_cast<size_t>(max_key));
   Napi::Object self = info.This().As<Napi::Object>();
   self.Set("out", ResultArray(env, shared_));
-  Install(env, self, "consume", Trampoline<KeyCostOperation<&LocalLimiter::Consume>>, shared_);
-  Install(env, self, "consumeOne", Trampoline<ConsumeOneOperation>, shared_);
-  Install(env, self, "penalty", Trampoline<KeyCostOperation<&LocalLimiter::Penalty>>, shared_);
-  Install(env, self, "reward", Trampoline<KeyCostOperation<&LocalLimiter::Reward>>, shared_);
-  Install(env, self, "check", Trampoline<CheckOperation>, shared_);
-  Install(env, self, "get", Trampoline<GetOperation>, shared_);
-  Install(env, self, "block", Trampoline<BlockOperation>, shared_);
-  Install(env, self, "observe", Trampoline<ObserveOperation>, shared_);
-  Install(env, self, "delete", Trampoline<DeleteOperation>, shared_);
-  if (!o.Get("clockUs").IsUndefined()) {
+  Install(env, self, "consume", kPerKey<KeyCostOperation<&LocalLimiter::Consume>>, shared_);
+  Install(env, self, "consumeOne", kPerKey<ConsumeOneOperation>, shared_);
+  Install(env, self, "penalty", kPerKey<KeyCostOperation<&LocalLimiter::Penalty>>, shared_);
+  Install(env, self, "reward", kPerKey<KeyCostOperation<&LocalLimiter::Reward>>, shared_);
+  Install(env, self, "check", kPerKey<CheckOperation>, shared_);
+  Install(env, self, "get", kPerKey<GetOperation>, shared_);
+  Install(env, self, "block", kPerKey<BlockOperation>, shared_);
+  Install(env, self, "observe", kPerKey<ObserveOperation>, shared_);
+  Install(env, self, "delete", kPerKey<DeleteOperation>, shared_);
+  if (o.Has("clockUs")) {
     shared_->manual_now_us = OptionCount(o, "clockUs");
-    Install(env, self, "setClockUs", Trampoline<SetClockOperation>, shared_);
+    Install(env, self, "setClockUs", kPerKey<SetClockOperation>, shared_);
   }
 }
 

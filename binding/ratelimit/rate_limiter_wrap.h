@@ -26,7 +26,8 @@ namespace hirecache::binding {
 // Returns the constructor of the JS class `LocalLimiter`, for the addon's exports.
 Napi::Function DefineLocalLimiter(Napi::Env env);
 
-// Flags returned by the per-key methods (keep in sync with lib/ratelimit.js).
+// Flags returned by the per-key methods; exported as LocalLimiter.FLAGS, which
+// lib/ratelimit/shared.js reads.
 constexpr int32_t kLimiterAllowed = 1;
 constexpr int32_t kLimiterFirst = 2;
 constexpr int32_t kLimiterBlocked = 4;
@@ -58,9 +59,10 @@ class LocalLimiterWrap : public Napi::ObjectWrap<LocalLimiterWrap> {
   static Napi::Function Define(Napi::Env env);
 
   // new LocalLimiter({ points, durationUs, burst, blockUs, maxEntries, maxKeyLength,
-  // clockUs }). lib/ratelimit.js validates the options; here only what memory safety needs
-  // is enforced. Sets `out` (a Float64Array of 5) and installs the per-key methods on the new
-  // object:
+  // clockUs }). lib/ratelimit validates the options; here only what memory safety needs is
+  // enforced (OptionReader: a missing or mistyped option reads as 0, which is refused). With
+  // clockUs the limiter runs on a clock the caller sets (setClockUs), for tests. Sets `out`
+  // (a Float64Array of 5) and installs the per-key methods on the new object:
   //   consume(key, cost) / penalty(key, cost) / reward(key, cost) / check(key, cost),
   //   get(key), block(key, durationMs) -> flags (numbers in `out`), or -1 for a key longer
   //   than maxKeyLength;

@@ -65,9 +65,10 @@ class OptionReader {
  public:
   explicit OptionReader(Napi::Object options) : options_(options) {}
 
+  // A number clamped to [0, 2^32 - 1] (never wrapped); anything else gives `fallback`.
   uint32_t Uint32(const char* name, uint32_t fallback) const {
-    Napi::Value v = options_.Get(name);
-    return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+    uint64_t v = Uint64(name, fallback);
+    return v > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(v);
   }
   uint64_t Uint64(const char* name, uint64_t fallback) const {
     Napi::Value v = options_.Get(name);
@@ -76,6 +77,7 @@ class OptionReader {
     if (!(d >= 0)) return fallback;
     return d >= 18446744073709551615.0 ? UINT64_MAX : static_cast<uint64_t>(d);
   }
+  bool Has(const char* name) const { return !options_.Get(name).IsUndefined(); }
   bool Bool(const char* name, bool fallback) const {
     Napi::Value v = options_.Get(name);
     return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;

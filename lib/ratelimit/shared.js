@@ -9,12 +9,8 @@ const {
   invalidParameterError, integerError, checkInteger, numberError, checkNumber, checkType, checkOneOf, checkKnownOptions,
 } = require('../util/validate');
 
-// Flags of the native LocalLimiter methods (binding/rate_limiter_wrap.h).
-const ALLOWED = 1;
-const FIRST = 2;
-const BLOCKED = 4;
-const FOUND = 8;
-const KEY_TOO_LONG = -1;
+// Flags of the native LocalLimiter methods, as the binding defines them.
+const { ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG } = LocalLimiter.FLAGS;
 
 const DEFAULT_MAX_ENTRIES = 100000;
 const DEFAULT_MAX_KEY_LENGTH = 512;

@@ -3,7 +3,10 @@
 export interface MemoryStoreOptions {
   /** Most entries kept (default 100000); the least recently used go first. */
   maxEntries?: number;
-  /** Most bytes kept, counting keys, values and ENTRY_OVERHEAD per entry (default 64 MiB). */
+  /**
+   * Most bytes of memory the store holds (default 64 MiB, at least MIN_BYTES): its arena
+   * pages (PAGE_BYTES each, whole), values over 4 KiB, slots and bucket table.
+   */
   maxBytes?: number;
   /** How often one unref'd timer sweeps a bounded slice of expired entries (default 1000 ms). */
   sweepIntervalMs?: number;
@@ -18,6 +21,8 @@ export interface MemoryStoreStats {
   misses: number;
   evictions: number;
   expired: number;
+  /** Arena pages emptied by moving their entries into fuller pages. */
+  compactions: number;
 }
 
 /** The embedded in-process store, kept in native memory; every method is synchronous. */
@@ -26,7 +31,7 @@ export class MemoryStore {
   get(key: string | Buffer): string | null;
   getBuffer(key: string | Buffer): Buffer | null;
   mget(keys: Array<string | Buffer>): Array<string | null>;
-  /** ttlMs 0 means no expiry. False when the entry alone exceeds maxBytes. */
+  /** ttlMs 0 means no expiry. False when the entry alone does not fit in maxBytes. */
   set(key: string | Buffer, value: string | Buffer, ttlMs?: number): boolean;
   del(key: string | Buffer): boolean;
   deletePrefix(prefix: string | Buffer): number;
@@ -39,4 +44,5 @@ export class MemoryStore {
 
 export const DEFAULTS: Readonly<Required<MemoryStoreOptions>>;
 export const MAX_ENTRIES: number;
-export const ENTRY_OVERHEAD: number;
+export const MIN_BYTES: number;
+export const PAGE_BYTES: number;

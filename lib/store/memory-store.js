@@ -1,7 +1,12 @@
 'use strict';
 // The embedded store: an in-process, bounded key/value store with TTLs and LRU eviction,
-// kept in native memory by the C++ core (src/memory_store.h). It serves the cache API when
-// REDIS_URL=disabled. Every method is synchronous.
+// kept in native memory by the C++ core (src/store/memory_store.h). It serves the cache API
+// when REDIS_URL=disabled. Every method is synchronous.
+//
+// maxBytes bounds the memory the store holds, not an estimate per entry: its arena pages
+// (16 KiB each, whole, even when a single entry lives in one), large values, slots and
+// bucket table; docs/store.md says exactly what counts. Pages left sparse by deletions are
+// compacted before entries are evicted.
 //
 // Expired entries are removed when they are read, a few on every write, and by one
 // unref'd interval per store that sweeps a bounded slice of the store at a time: never a
@@ -12,26 +17,29 @@ const { describe, checkInteger } = require('../util/validate');
 
 const NativeMemoryStore = binding.MemoryStore;
 
+// The store's defaults and limits are the native core's own (one source for each).
 const DEFAULTS = Object.freeze({
-  maxEntries: 100000,
-  maxBytes: 64 * 1024 * 1024,
+  maxEntries: NativeMemoryStore.DEFAULTS.maxEntries,
+  maxBytes: NativeMemoryStore.DEFAULTS.maxBytes,
   sweepIntervalMs: 1000,
 });
 
 /** The most entries one store can be configured to hold. */
 const MAX_ENTRIES = NativeMemoryStore.MAX_ENTRIES;
-/** Bytes charged per entry on top of its key and value, counted against maxBytes. */
-const ENTRY_OVERHEAD = NativeMemoryStore.ENTRY_OVERHEAD;
+/** The smallest maxBytes: room for the bucket table, the first slots and a few pages. */
+const MIN_BYTES = NativeMemoryStore.MIN_BYTES;
+/** The arena's page: the unit in which the store takes memory for keys and small values. */
+const PAGE_BYTES = NativeMemoryStore.PAGE_BYTES;
 // Entries examined per sweep round: well under a millisecond when few have expired, about
 // one when all of them have.
-const SWEEP_BUDGET = 1024;
+const SWEEP_BUDGET = NativeMemoryStore.SWEEP_BUDGET;
 // A tick sweeps again while a round keeps finding at least a quarter of its entries
 // expired, for at most SWEEP_TICK_MS, so a wave of expiries is reclaimed quickly without
 // holding the event loop for long.
 const SWEEP_AGAIN_AT = SWEEP_BUDGET / 4;
 const SWEEP_TICK_MS = 2;
 // Entries examined per step of deletePrefixAsync (a few milliseconds at most).
-const PREFIX_STEP = 4096;
+const PREFIX_STEP = NativeMemoryStore.PREFIX_STEP_BUDGET;
 const MAX_INTERVAL_MS = 2 ** 31 - 1; // setInterval's own limit.
 
 function integerOption(options, name, min, max) {
@@ -64,16 +72,16 @@ class MemoryStore {
 
   /**
    * @param {{ maxEntries?: number, maxBytes?: number, sweepIntervalMs?: number }} [options]
-   *   maxEntries: most entries kept (default 100000); maxBytes: most bytes kept, counting
-   *   keys, values and ENTRY_OVERHEAD per entry (default 64 MiB); sweepIntervalMs: how
-   *   often expired entries are swept (default 1000).
+   *   maxEntries: most entries kept (default 100000); maxBytes: most bytes of memory the
+   *   store holds, at least MIN_BYTES (default 64 MiB; see docs/store.md for what counts);
+   *   sweepIntervalMs: how often expired entries are swept (default 1000).
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') {
       throw new TypeError(`MemoryStore: options must be an object, got ${describe(options)}`);
     }
     const maxEntries = integerOption(options, 'maxEntries', 1, MAX_ENTRIES);
-    const maxBytes = integerOption(options, 'maxBytes', 1, Number.MAX_SAFE_INTEGER);
+    const maxBytes = integerOption(options, 'maxBytes', MIN_BYTES, Number.MAX_SAFE_INTEGER);
     const sweepIntervalMs = integerOption(options, 'sweepIntervalMs', 1, MAX_INTERVAL_MS);
 
     const native = new NativeMemoryStore({ maxEntries, maxBytes });
@@ -115,7 +123,7 @@ class MemoryStore {
 
   /**
    * Stores `value` (string or Buffer, any bytes) under `key` for `ttlMs` milliseconds
-   * (0 = no expiry). Returns false when the entry alone is larger than maxBytes (or memory
+   * (0 = no expiry). Returns false when the entry alone does not fit in maxBytes (or memory
    * runs out); the key then holds no value at all, never an older one.
    */
   set(key, value, ttlMs = 0) {
@@ -168,7 +176,11 @@ class MemoryStore {
     this.#native.clear();
   }
 
-  /** { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired } */
+  /**
+   * { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired, compactions }:
+   * `bytes` is what maxBytes bounds, the memory the store holds; `compactions` counts the
+   * pages emptied by moving their entries into fuller pages.
+   */
   stats() {
     return this.#native.stats();
   }
@@ -183,4 +195,4 @@ class MemoryStore {
   }
 }
 
-module.exports = { MemoryStore, DEFAULTS, MAX_ENTRIES, ENTRY_OVERHEAD };
+module.exports = { MemoryStore, DEFAULTS, MAX_ENTRIES, MIN_BYTES, PAGE_BYTES };

@@ -11,7 +11,7 @@ namespace {
 // Sweep steps taken by every operation: enough to visit the whole table every n/2
 // operations, few enough to stay invisible next to the cost of the call itself.
 constexpr size_t kStepsPerOperation = 2;
-constexpr size_t kMinSlots = 16;
+constexpr uint32_t kMinSlotBits = 4;
 // Positions are stored as uint32_t + 1 in the index.
 constexpr size_t kMaxEntriesLimit = std::numeric_limits<uint32_t>::max() / 2;
 
@@ -80,63 +80,50 @@ LocalLimiter::LocalLimiter(const TokenBucket& bucket, size_t max_entries, size_t
       max_entries_(std::clamp<size_t>(max_entries, 1, kMaxEntriesLimit)),
       max_key_bytes_(std::max<size_t>(max_key_bytes, 1)),
       k0_(seed0),
-      k1_(seed1),
-      slots_(kMinSlots, Slot{0, 0}),
-      mask_(kMinSlots - 1) {}
+      k1_(seed1) {
+  index_.Reset(kMinSlotBits);
+}
 
 uint64_t LocalLimiter::Hash(std::string_view key) const { return SipHash13(k0_, k1_, key); }
 
-LocalLimiter::Entry* LocalLimiter::Find(uint64_t hash) {
+// Inlined into the hot paths, as the loop it replaced was.
+inline LocalLimiter::Entry* LocalLimiter::Find(uint64_t hash) {
   const uint32_t tag = static_cast<uint32_t>(hash);
-  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-    const Slot s = slots_[i];
-    if (s.position_plus_one == 0) return nullptr;
-    if (s.tag == tag) {
-      Entry& e = entries_[s.position_plus_one - 1];
-      if (e.hash == hash) return &e;
-    }
-  }
+  Entry* found = nullptr;
+  index_.Find(hash, [&](Slot s) {
+    if (s.tag != tag) return false;
+    Entry& e = entries_[s.position_plus_one - 1];
+    if (e.hash != hash) return false;
+    found = &e;
+    return true;
+  });
+  return found;
 }
 
 size_t LocalLimiter::SlotOf(uint64_t hash, uint32_t position) const {
-  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-    if (slots_[i].position_plus_one == position + 1) return i;
-  }
+  return index_.Find(hash, [&](Slot s) { return s.position_plus_one == position + 1; }).index;
 }
 
 void LocalLimiter::Grow() {
-  const size_t n = slots_.size() * 2;
   // Built aside and swapped in: if memory runs out, the old index is left whole.
-  boost::container::vector<Slot> bigger(n, Slot{0, 0});
-  slots_.swap(bigger);
-  mask_ = n - 1;
+  ProbeIndex<SlotCodec> bigger;
+  bigger.Reset(index_.bits() + 1);
   for (size_t p = 0; p < entries_.size(); ++p) {
     const uint64_t h = entries_[p].hash;
-    size_t i = h & mask_;
-    while (slots_[i].position_plus_one != 0) i = (i + 1) & mask_;
-    slots_[i] = Slot{static_cast<uint32_t>(p + 1), static_cast<uint32_t>(h)};
+    bigger.Put(bigger.FindEmpty(h), Slot{static_cast<uint32_t>(p + 1), static_cast<uint32_t>(h)});
   }
+  index_.swap(bigger);
 }
 
 void LocalLimiter::RemoveAt(size_t position) {
-  // Backward-shift deletion keeps every probe chain unbroken without tombstones: each
-  // later slot of the chain moves up unless its home lies cyclically after the hole.
-  size_t hole = SlotOf(entries_[position].hash, static_cast<uint32_t>(position));
-  for (size_t j = (hole + 1) & mask_; slots_[j].position_plus_one != 0; j = (j + 1) & mask_) {
-    const size_t home = slots_[j].tag & mask_;
-    const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-    if (!stays) {
-      slots_[hole] = slots_[j];
-      hole = j;
-    }
-  }
-  slots_[hole] = Slot{0, 0};
-
+  index_.Erase(SlotOf(entries_[position].hash, static_cast<uint32_t>(position)));
+  // The last entry fills the hole, so the entries stay dense; its slot follows it.
   const size_t last = entries_.size() - 1;
   if (position != last) {
     entries_[position] = entries_[last];
-    slots_[SlotOf(entries_[position].hash, static_cast<uint32_t>(last))].position_plus_one =
-        static_cast<uint32_t>(position + 1);
+    const uint64_t h = entries_[position].hash;
+    index_.Put(SlotOf(h, static_cast<uint32_t>(last)),
+               Slot{static_cast<uint32_t>(position + 1), static_cast<uint32_t>(h)});
   }
   entries_.pop_back();
 }
@@ -189,16 +176,14 @@ void LocalLimiter::Sweep(size_t steps, int64_t now_us) {
 
 LocalLimiter::Entry* LocalLimiter::Insert(uint64_t hash, const BucketState& state, int64_t now_us) {
   if (entries_.size() >= max_entries_) EvictOne(now_us);
-  if ((entries_.size() + 1) * 2 > slots_.size()) Grow();
+  if ((entries_.size() + 1) * 2 > index_.capacity()) Grow();
   const uint32_t position = static_cast<uint32_t>(entries_.size());
   // A new bucket starts unmarked: it is as old as its insertion until it is used again.
   BucketState fresh = state;
   fresh.mark = 0;
   // The entry first: if memory runs out here, the index still matches the entries.
   entries_.push_back(Entry{hash, fresh});
-  size_t i = hash & mask_;
-  while (slots_[i].position_plus_one != 0) i = (i + 1) & mask_;
-  slots_[i] = Slot{position + 1, static_cast<uint32_t>(hash)};
+  index_.Put(index_.FindEmpty(hash), Slot{position + 1, static_cast<uint32_t>(hash)});
   return &entries_.back();
 }
 
@@ -224,7 +209,7 @@ LocalLimiter::Status LocalLimiter::ConsumeNow(std::string_view key, int64_t cost
   // The key's index slot may not be in cache (a busy process evicts it between decisions):
   // ask for it before reading the clock, so that the two waits overlap when it is not.
   // Measured, the table's misses are a small part of a decision (see local_limiter.h).
-  __builtin_prefetch(&slots_[hash & mask_]);
+  __builtin_prefetch(index_.HomeOf(hash));
   ConsumeHashed(hash, cost, clock(), out);
   return Status::kOk;
 }
@@ -336,9 +321,8 @@ LocalLimiter::Status LocalLimiter::Check(std::string_view key, int64_t cost, int
 }
 
 void LocalLimiter::Clear() {
+  index_.Reset(kMinSlotBits);  // First: if memory runs out, nothing has changed.
   entries_.clear();
-  slots_.assign(kMinSlots, Slot{0, 0});
-  mask_ = kMinSlots - 1;
   hand_ = 0;
 }
 

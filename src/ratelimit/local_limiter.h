@@ -36,6 +36,7 @@
 #include <string_view>
 
 #include "ratelimit/token_bucket.h"
+#include "util/probe_index.h"
 
 namespace hirecache {
 
@@ -86,6 +87,8 @@ class LocalLimiter {
   Status Check(std::string_view key, int64_t cost, int64_t now_us, BucketDecision* out,
                bool* known);
 
+  // Forgets every key. Throws std::bad_alloc if the new, small index cannot be mapped
+  // (nothing changes then).
   void Clear();
   size_t size() const { return entries_.size(); }
   size_t max_key_bytes() const { return max_key_bytes_; }
@@ -101,10 +104,16 @@ class LocalLimiter {
     uint64_t hash;
     BucketState state;  // state.mark is the CLOCK reference bit
   };
-  // An index slot: 0 is empty, else (entry position + 1) and the hash's top 32 bits.
+  // An index slot: 0 is empty, else (entry position + 1) and the hash's low 32 bits, which
+  // hold its home for any table of up to 2^32 slots.
   struct Slot {
     uint32_t position_plus_one;
     uint32_t tag;
+  };
+  struct SlotCodec {
+    using Bucket = Slot;
+    static bool IsEmpty(Slot s) { return s.position_plus_one == 0; }
+    size_t Home(Slot s, size_t mask) const { return s.tag & mask; }
   };
 
   uint64_t Hash(std::string_view key) const;
@@ -115,6 +124,7 @@ class LocalLimiter {
   Entry* FindOrInsert(uint64_t hash, int64_t now_us);
   // Adds an unmarked entry for `hash` (absent) with `state`, evicting at the cap.
   Entry* Insert(uint64_t hash, const BucketState& state, int64_t now_us);
+  // The index slot that leads to the entry at `position`, whose hash is `hash`.
   size_t SlotOf(uint64_t hash, uint32_t position) const;
   void RemoveAt(size_t position);
   void EvictOne(int64_t now_us);
@@ -126,8 +136,8 @@ class LocalLimiter {
   size_t max_key_bytes_;
   uint64_t k0_, k1_;
   boost::container::vector<Entry> entries_;
-  boost::container::vector<Slot> slots_;  // size is a power of two, at most half full
-  size_t mask_ = 0;
+  // The index (util/probe_index.h, shared with the embedded store), at most half full.
+  ProbeIndex<SlotCodec> index_;
   size_t hand_ = 0;
   uint64_t swept_ = 0;
   uint64_t evicted_ = 0;

@@ -1,72 +1,15 @@
 #include "store/memory_store.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <new>
-
-// Under AddressSanitizer the arena marks free and unused bytes as poisoned, so a read or
-// write past the end of a block is caught even though blocks share pages.
-#if defined(__SANITIZE_ADDRESS__)
-#define HIRECACHE_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HIRECACHE_ASAN 1
-#endif
-#endif
-#ifdef HIRECACHE_ASAN
-#include <sanitizer/asan_interface.h>
-#define HIRECACHE_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define HIRECACHE_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define HIRECACHE_POISON(p, n) ((void)(p), (void)(n))
-#define HIRECACHE_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+#include <utility>
+#include <vector>
 
 namespace hirecache {
 
 namespace {
-
-// ---- arena geometry ----------------------------------------------------------------------
-// A reference is (page << kOffsetBits) | unit for a block in a page, or kLargeFlag | index
-// for a block from malloc. Units are 8 bytes, so blocks are 8-byte aligned.
-constexpr size_t kUnit = 8;
-constexpr size_t kPageBytes = 16 * 1024;
-constexpr uint32_t kUnitsPerPage = kPageBytes / kUnit;
-constexpr uint32_t kOffsetBits = 11;
-static_assert((uint32_t{1} << kOffsetBits) == kUnitsPerPage, "offset bits must cover a page");
-constexpr uint32_t kLargeFlag = uint32_t{1} << 31;
-constexpr uint32_t kMaxPages = kLargeFlag >> kOffsetBits;  // 16 GiB of pages.
-constexpr size_t kChunkPages = 64;                         // Pages are mapped 1 MiB at a time.
-constexpr size_t kKeepFreePages = 64;  // Empty pages kept resident before being given back.
-constexpr uint16_t kNoUnit = UINT16_MAX;
-constexpr uint32_t kNoPage = UINT32_MAX;
-
-// Size classes: every multiple of 8 bytes up to 1 KiB (so a block wastes at most 7 bytes),
-// then steps of 128 bytes up to 4 KiB (at most 11%). Larger blocks come from malloc, whose
-// 16 bytes of overhead no longer matter.
-constexpr size_t kFineMax = 1024;
-constexpr size_t kCoarseStep = 128;
-constexpr size_t kSmallMax = 4096;
-constexpr uint32_t kFineClasses = kFineMax / kUnit;
-constexpr uint32_t kClasses = kFineClasses + (kSmallMax - kFineMax) / kCoarseStep;
-
-uint32_t ClassOf(size_t bytes) {
-  if (bytes <= kFineMax)
-    return bytes == 0 ? 0 : static_cast<uint32_t>((bytes + kUnit - 1) / kUnit - 1);
-  return kFineClasses - 1 +
-         static_cast<uint32_t>((bytes - kFineMax + kCoarseStep - 1) / kCoarseStep);
-}
-
-uint32_t ClassUnits(uint32_t size_class) {
-  if (size_class < kFineClasses) return size_class + 1;
-  return static_cast<uint32_t>((kFineMax + (size_class - kFineClasses + 1) * kCoarseStep) / kUnit);
-}
-
-// ---- hashing -----------------------------------------------------------------------------
 
 uint64_t Load64(const char* p) {
   uint64_t v;
@@ -92,230 +35,13 @@ bool IsAscii(std::string_view bytes) {
   return (high & 0x8080808080808080ull) == 0;
 }
 
-// Makes room for `n` elements, growing geometrically so repeated calls stay amortized O(1).
-template <typename T>
-void ReserveFor(std::vector<T>& v, size_t n) {
-  if (n > v.capacity()) v.reserve(std::max(n, v.capacity() * 2));
-}
-
-// Expiry offsets are moved to a new base this often, long before 32 bits run out.
-constexpr uint64_t kRebaseAfterMs = uint64_t{1} << 30;  // About 12.4 days.
+// The bucket table is sized up front for max_bytes / kPresizeEntryBytes entries (when
+// max_entries allows that many): its bytes count against max_bytes, so sizing it for the
+// smallest entries (about 40 bytes) would give a quarter of the bound to buckets. Stores of
+// smaller entries grow the table by rebuilding it.
+constexpr uint64_t kPresizeEntryBytes = 128;
 
 }  // namespace
-
-// The charge per entry is meant to track what an entry really costs (see the header).
-static_assert(MemoryStore::kEntryOverhead == 16 + 8 + 8 + 4, "update kEntryOverhead");
-
-// ==== MappedArray =========================================================================
-
-namespace {
-
-constexpr size_t kSystemPage = 4096;
-
-size_t RoundToPages(size_t bytes) { return (bytes + kSystemPage - 1) / kSystemPage * kSystemPage; }
-
-}  // namespace
-
-template <typename T>
-void MemoryStore::MappedArray<T>::Grow(size_t at_least) {
-  const size_t old_bytes = RoundToPages(capacity_ * sizeof(T));
-  const size_t new_bytes =
-      RoundToPages(std::max({at_least, capacity_ * 2, kSystemPage / sizeof(T)}) * sizeof(T));
-  void* mem = data_ == nullptr ? mmap(nullptr, new_bytes, PROT_READ | PROT_WRITE,
-                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                               : mremap(data_, old_bytes, new_bytes, MREMAP_MAYMOVE);
-  if (mem == MAP_FAILED) throw std::bad_alloc();
-  data_ = static_cast<T*>(mem);
-  capacity_ = new_bytes / sizeof(T);
-}
-
-template <typename T>
-void MemoryStore::MappedArray<T>::AssignZeros(size_t n) {
-  MappedArray fresh;
-  fresh.Grow(n);  // A fresh anonymous mapping reads as zeros.
-  fresh.size_ = n;
-  swap(fresh);
-}
-
-template <typename T>
-void MemoryStore::MappedArray<T>::Reset() {
-  if (data_ != nullptr) munmap(data_, RoundToPages(capacity_ * sizeof(T)));
-  data_ = nullptr;
-  size_ = capacity_ = 0;
-}
-
-// ==== Arena ===============================================================================
-
-MemoryStore::Arena::Arena() : partial_(kClasses, kNoPage) {}
-
-MemoryStore::Arena::~Arena() { Clear(); }
-
-char* MemoryStore::Arena::At(uint32_t ref) const {
-  if (ref & kLargeFlag) return large_[ref & ~kLargeFlag];
-  return pages_[ref >> kOffsetBits] + size_t{ref & (kUnitsPerPage - 1)} * kUnit;
-}
-
-bool MemoryStore::Arena::SameClass(size_t a, size_t b) {
-  if (a > kSmallMax || b > kSmallMax) return a == b;
-  return ClassOf(a) == ClassOf(b);
-}
-
-// Takes a page from the free pages, or maps a new chunk of them. Returns kNoPage when the
-// system has no memory left or the reference space is exhausted.
-uint32_t MemoryStore::Arena::NewPage() {
-  if (free_pages_.empty()) {
-    if (pages_.size() + kChunkPages > kMaxPages) return kNoPage;
-    // Grow the bookkeeping first, so a failure leaves nothing half done.
-    // free_pages_ can come to hold every page, so ReleasePage() never needs to allocate.
-    ReserveFor(pages_, pages_.size() + kChunkPages);
-    ReserveFor(page_info_, pages_.size() + kChunkPages);
-    ReserveFor(free_pages_, pages_.size() + kChunkPages);
-    ReserveFor(chunks_, chunks_.size() + 1);
-    void* mem = mmap(nullptr, kChunkPages * kPageBytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) return kNoPage;
-    char* base = static_cast<char*>(mem);
-    HIRECACHE_POISON(base, kChunkPages * kPageBytes);
-    chunks_.push_back(base);
-    const uint32_t first = static_cast<uint32_t>(pages_.size());
-    for (size_t i = 0; i < kChunkPages; ++i) {
-      pages_.push_back(base + i * kPageBytes);
-      page_info_.push_back(Page{kNoPage, kNoPage, 0, 0, kNoUnit, 0});
-    }
-    // Lower pages first, so a small store stays within few of them.
-    for (size_t i = kChunkPages; i-- > 0;) free_pages_.push_back(first + static_cast<uint32_t>(i));
-  }
-  const uint32_t page = free_pages_.back();
-  free_pages_.pop_back();
-  return page;
-}
-
-void MemoryStore::Arena::ReleasePage(uint32_t page) {
-  char* p = pages_[page];
-  HIRECACHE_POISON(p, kPageBytes);
-  // Past a small reserve, the page's memory goes back to the system; the address stays
-  // mapped and reads as zeros when the page is used again.
-  if (free_pages_.size() >= kKeepFreePages) madvise(p, kPageBytes, MADV_DONTNEED);
-  page_info_[page] = Page{kNoPage, kNoPage, 0, 0, kNoUnit, 0};
-  free_pages_.push_back(page);  // Capacity was reserved when the page was mapped.
-}
-
-void MemoryStore::Arena::Unlink(uint32_t page) {
-  Page& info = page_info_[page];
-  if (info.prev != kNoPage) {
-    page_info_[info.prev].next = info.next;
-  } else {
-    partial_[info.size_class] = info.next;
-  }
-  if (info.next != kNoPage) page_info_[info.next].prev = info.prev;
-  info.prev = info.next = kNoPage;
-}
-
-uint32_t MemoryStore::Arena::Allocate(size_t bytes) {
-  if (bytes > kSmallMax) {
-    if (free_large_.empty() && large_.size() >= (kLargeFlag - 1)) return kNoRef;
-    ReserveFor(large_, large_.size() + 1);
-    ReserveFor(free_large_, large_.size() + 1);  // So Free() never needs to allocate.
-    char* block = static_cast<char*>(std::malloc(bytes));
-    if (block == nullptr) return kNoRef;
-    uint32_t index;
-    if (!free_large_.empty()) {
-      index = free_large_.back();
-      free_large_.pop_back();
-      large_[index] = block;
-    } else {
-      index = static_cast<uint32_t>(large_.size());
-      large_.push_back(block);
-    }
-    large_bytes_ += bytes;
-    return kLargeFlag | index;
-  }
-
-  const uint32_t size_class = ClassOf(bytes);
-  const uint32_t units = ClassUnits(size_class);
-  uint32_t page = partial_[size_class];
-  if (page == kNoPage) {
-    page = NewPage();
-    if (page == kNoPage) return kNoRef;
-    Page& fresh = page_info_[page];
-    fresh.size_class = static_cast<uint16_t>(size_class);
-    fresh.next = kNoPage;
-    partial_[size_class] = page;
-  }
-  Page& info = page_info_[page];
-  char* const page_base = pages_[page];
-  uint16_t unit;
-  if (info.free_head != kNoUnit) {
-    unit = info.free_head;
-    char* block = page_base + size_t{unit} * kUnit;
-    HIRECACHE_UNPOISON(block, sizeof(uint16_t));
-    std::memcpy(&info.free_head, block, sizeof(uint16_t));
-  } else {
-    unit = info.bump;
-    info.bump = static_cast<uint16_t>(info.bump + units);
-  }
-  ++info.live;
-  if (info.free_head == kNoUnit && info.bump + units > kUnitsPerPage) Unlink(page);  // Full.
-  HIRECACHE_UNPOISON(page_base + size_t{unit} * kUnit, bytes);
-  return (page << kOffsetBits) | unit;
-}
-
-void MemoryStore::Arena::Free(uint32_t ref, size_t bytes) {
-  if (ref & kLargeFlag) {
-    const uint32_t index = ref & ~kLargeFlag;
-    std::free(large_[index]);
-    large_[index] = nullptr;
-    free_large_.push_back(index);
-    large_bytes_ -= bytes;
-    return;
-  }
-  const uint32_t page = ref >> kOffsetBits;
-  const uint16_t unit = static_cast<uint16_t>(ref & (kUnitsPerPage - 1));
-  Page& info = page_info_[page];
-  const uint32_t units = ClassUnits(info.size_class);
-  const bool was_full = info.free_head == kNoUnit && info.bump + units > kUnitsPerPage;
-  char* block = pages_[page] + size_t{unit} * kUnit;
-  HIRECACHE_UNPOISON(block, sizeof(uint16_t));
-  std::memcpy(block, &info.free_head, sizeof(uint16_t));
-  HIRECACHE_POISON(block, size_t{units} * kUnit);
-  info.free_head = unit;
-  --info.live;
-  if (info.live == 0) {
-    if (!was_full) Unlink(page);
-    ReleasePage(page);
-    return;
-  }
-  if (was_full) {
-    info.prev = kNoPage;
-    info.next = partial_[info.size_class];
-    if (info.next != kNoPage) page_info_[info.next].prev = page;
-    partial_[info.size_class] = page;
-  }
-}
-
-void MemoryStore::Arena::Clear() {
-  for (char* chunk : chunks_) {
-    HIRECACHE_UNPOISON(chunk, kChunkPages * kPageBytes);
-    munmap(chunk, kChunkPages * kPageBytes);
-  }
-  for (char* block : large_) std::free(block);
-  std::vector<char*>().swap(pages_);
-  std::vector<Page>().swap(page_info_);
-  std::vector<uint32_t>().swap(free_pages_);
-  std::vector<char*>().swap(chunks_);
-  std::vector<char*>().swap(large_);
-  std::vector<uint32_t>().swap(free_large_);
-  std::fill(partial_.begin(), partial_.end(), kNoPage);
-  large_bytes_ = 0;
-}
-
-size_t MemoryStore::Arena::footprint() const {
-  return (pages_.size() - free_pages_.size()) * kPageBytes + large_bytes_ +
-         pages_.capacity() * sizeof(char*) + page_info_.capacity() * sizeof(Page) +
-         large_.capacity() * sizeof(char*);
-}
-
-// ==== MemoryStore =========================================================================
 
 MemoryStore::MemoryStore(const Options& options)
     : max_entries_(std::clamp<uint32_t>(options.max_entries, 1, kMaxEntriesLimit)),
@@ -325,21 +51,20 @@ MemoryStore::MemoryStore(const Options& options)
       // by a client cannot be made to pile up in one probe run.
       seed_(
           Mix(reinterpret_cast<uintptr_t>(this) ^
-              static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()))) {
-  bucket_bits_ = PresizedBucketBits();
-  buckets_.AssignZeros(size_t{1} << bucket_bits_);
+              static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()))),
+      index_(BucketCodec{this}) {
+  index_.Reset(PresizedBucketBits());
 }
 
-// The table size that holds as many entries as the bounds allow (each entry is charged at
-// least kEntryOverhead bytes) at a load of at most 3/4.
+MemoryStore::~MemoryStore() = default;
+
+// The table size that holds as many entries as the bounds allow at a load of at most 3/4.
 uint32_t MemoryStore::PresizedBucketBits() const {
-  const uint64_t most = std::min<uint64_t>(max_entries_, max_bytes_ / kEntryOverhead);
+  const uint64_t most = std::min<uint64_t>(max_entries_, max_bytes_ / kPresizeEntryBytes);
   uint32_t bits = kMinBucketBits;
   while (bits < kMaxPresizedBucketBits && (uint64_t{1} << bits) * 3 < most * 4) ++bits;
   return bits;
 }
-
-MemoryStore::~MemoryStore() = default;
 
 // A multiply-xorshift hash over 8-byte words. The low bits of the result pick the home
 // bucket and the high bits become the bucket's tag, so both ends must be well mixed.
@@ -372,113 +97,54 @@ uint32_t MemoryStore::HashOf(uint32_t slot) const {
   return HashKey(std::string_view(h->key(), h->key_len));
 }
 
-size_t MemoryStore::Probe(std::string_view key, uint32_t hash, bool* found) const {
+ProbeIndex<MemoryStore::BucketCodec>::Probe MemoryStore::Probe(std::string_view key,
+                                                               uint32_t hash) const {
   const uint32_t m = mask();
   const uint32_t tag = hash & ~m;
-  // The table is never more than 3/4 full, so an empty bucket ends every probe run.
-  for (uint32_t i = hash & m;; i = (i + 1) & m) {
-    const uint32_t b = buckets_[i];
-    if (b == 0) {
-      *found = false;
-      return i;
-    }
-    if ((b & ~m) != tag) continue;
+  return index_.Find(hash, [&](uint32_t b) {
+    if ((b & ~m) != tag) return false;
     const BlockHeader* h = BlockOf((b & m) - 1);
-    if (h->key_len == key.size() &&
-        (key.empty() || std::memcmp(h->key(), key.data(), key.size()) == 0)) {
-      *found = true;
-      return i;
-    }
-  }
+    return h->key_len == key.size() &&
+           (key.empty() || std::memcmp(h->key(), key.data(), key.size()) == 0);
+  });
 }
 
 size_t MemoryStore::BucketOfSlot(uint32_t slot) const {
   const uint32_t m = mask();
   const uint32_t want = slot + 1;
-  uint32_t i = HashOf(slot) & m;
-  while ((buckets_[i] & m) != want) i = (i + 1) & m;
-  return i;
+  return index_.Find(HashOf(slot), [&](uint32_t b) { return (b & m) == want; }).index;
 }
 
+// Rebuilds the table with twice the buckets from the slots. Every live slot number stays
+// below 3/4 of the bucket count, so slot + 1 always fits under the mask and is never 0.
 void MemoryStore::GrowBuckets() {
-  if (bucket_bits_ >= 31) throw std::bad_alloc();  // Unreachable under kMaxEntriesLimit.
-  RebuildBuckets(bucket_bits_ + 1);
-}
-
-// Rebuilds the table with 2^bits buckets from the slots. Every live slot number stays below
-// 3/4 of the bucket count, so slot + 1 always fits under the mask and is never 0.
-void MemoryStore::RebuildBuckets(uint32_t bits) {
-  MappedArray<uint32_t> fresh;
-  fresh.AssignZeros(size_t{1} << bits);
-  const uint32_t m = (uint32_t{1} << bits) - 1;
+  if (index_.bits() >= 31) throw std::bad_alloc();  // Unreachable under kMaxEntriesLimit.
+  ProbeIndex<BucketCodec> fresh(BucketCodec{this});
+  fresh.Reset(index_.bits() + 1);
+  const uint32_t m = static_cast<uint32_t>(fresh.mask());
   for (uint32_t s = 0; s < slots_.size(); ++s) {
-    if (slots_[s].block == Arena::kNoRef) continue;
+    if (slots_[s].block == SlabArena::kNoRef) continue;
     const uint32_t hash = HashOf(s);
-    uint32_t i = hash & m;
-    while (fresh[i] != 0) i = (i + 1) & m;
-    fresh[i] = (hash & ~m) | (s + 1);
+    fresh.Put(fresh.FindEmpty(hash), (hash & ~m) | (s + 1));
   }
-  buckets_.swap(fresh);
-  bucket_bits_ = bits;
+  index_.swap(fresh);
 }
 
-bool MemoryStore::IsExpired(uint32_t slot, uint64_t now_ms) const {
-  const uint32_t e = slots_[slot].expires;
-  if (e == 0) return false;
-  if (e == kFarExpiry) return far_expiries_.find(slot)->second <= now_ms;
-  return base_ms_ + e <= now_ms;
-}
-
-// Records `expires_at` (0: never) for `slot`, as an offset from base_ms_ when it fits.
-void MemoryStore::SetExpiry(uint32_t slot, uint64_t expires_at) {
-  Slot& s = slots_[slot];
-  if (s.expires == kFarExpiry) far_expiries_.erase(slot);
-  if (expires_at == 0) {
-    s.expires = 0;
-    return;
-  }
-  const uint64_t offset = expires_at > base_ms_ ? expires_at - base_ms_ : 1;
-  if (offset < kFarExpiry) {
-    s.expires = static_cast<uint32_t>(offset);
-    return;
-  }
-  try {
-    far_expiries_[slot] = expires_at;
-    s.expires = kFarExpiry;
-  } catch (const std::bad_alloc&) {
-    // Expiring earlier than asked (in ~49 days) is harmless for a cache entry.
-    s.expires = kFarExpiry - 1;
-  }
-}
-
-// Moves base_ms_ to `now_ms`: offsets shrink by the difference, entries whose time has
-// come are removed, and far expiries that now fit in 32 bits move into their slots.
+// Moves the expiry base to `now_ms`: offsets shrink by the difference, entries whose time
+// has come are removed, and far expiries that now fit in 32 bits move into their slots.
 // One pass over the slots every 12 days.
 void MemoryStore::Rebase(uint64_t now_ms) {
-  const uint64_t delta = now_ms - base_ms_;
+  const uint64_t delta = expiry_.MoveBase(now_ms);
   for (uint32_t s = 0; s < slots_.size(); ++s) {
     Slot& slot = slots_[s];
-    if (slot.block == Arena::kNoRef || slot.expires == 0 || slot.expires == kFarExpiry) continue;
-    if (slot.expires <= delta) {
-      RemoveSlot(s);
-      ++expired_;
-    } else {
-      slot.expires = static_cast<uint32_t>(slot.expires - delta);
-    }
+    if (slot.block == SlabArena::kNoRef || ExpiryOffsets::Shift(&slot.expires, delta)) continue;
+    RemoveSlot(s);
+    ++expired_;
   }
-  base_ms_ = now_ms;
+  std::vector<std::pair<uint32_t, uint32_t>> fitting;
   std::vector<uint32_t> due;
-  for (auto it = far_expiries_.begin(); it != far_expiries_.end();) {
-    if (it->second <= now_ms) {
-      due.push_back(it->first);
-      ++it;
-    } else if (it->second - now_ms < kFarExpiry) {
-      slots_[it->first].expires = static_cast<uint32_t>(it->second - now_ms);
-      it = far_expiries_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  expiry_.SettleFar(now_ms, &fitting, &due);
+  for (const auto& [s, code] : fitting) slots_[s].expires = code;
   for (uint32_t s : due) {
     RemoveSlot(s);
     ++expired_;
@@ -491,14 +157,14 @@ uint32_t MemoryStore::AllocateSlot() {
     free_ = slots_[s].older;
     return s;
   }
-  slots_.push_back(Slot{Arena::kNoRef, kNil, kNil, 0});
+  slots_.push_back(Slot{SlabArena::kNoRef, kNil, kNil, ExpiryOffsets::kNever});
   return static_cast<uint32_t>(slots_.size() - 1);
 }
 
 void MemoryStore::ReleaseSlot(uint32_t s) {
   Slot& slot = slots_[s];
-  if (slot.expires == kFarExpiry) far_expiries_.erase(s);
-  slot = Slot{Arena::kNoRef, kNil, free_, 0};
+  expiry_.Forget(s, slot.expires);
+  slot = Slot{SlabArena::kNoRef, kNil, free_, ExpiryOffsets::kNever};
   free_ = s;
 }
 
@@ -534,51 +200,53 @@ void MemoryStore::Touch(uint32_t s) {
   LinkNewest(s);
 }
 
-// Backward-shift deletion: the entries after the hole in its probe run move back into it
-// when the hole lies on their own probe path, so no tombstones are ever needed.
 void MemoryStore::RemoveAt(size_t bucket, uint32_t s) {
-  const uint32_t m = mask();
-  size_t hole = bucket;
-  for (size_t j = (bucket + 1) & m; buckets_[j] != 0; j = (j + 1) & m) {
-    const uint32_t b = buckets_[j];
-    const size_t home = HashOf((b & m) - 1) & m;
-    if (((j - home) & m) >= ((j - hole) & m)) {
-      buckets_[hole] = b;
-      hole = j;
-    }
-  }
-  buckets_[hole] = 0;
-
+  index_.Erase(bucket);
   Unlink(s);
-  const BlockHeader* h = BlockOf(s);
-  bytes_ -= Charge(h->key_len, h->value_len);
-  arena_.Free(slots_[s].block, h->block_bytes());
+  arena_.Free(slots_[s].block, BlockOf(s)->block_bytes());
   ReleaseSlot(s);
   --count_;
 }
 
-void MemoryStore::EvictToBounds(uint64_t now_ms) {
-  while ((count_ > max_entries_ || bytes_ > max_bytes_) && oldest_ != kNil) {
-    const uint32_t s = oldest_;
-    if (IsExpired(s, now_ms)) {
-      ++expired_;
-    } else {
-      ++evictions_;
+void MemoryStore::EvictOldest(uint64_t now_ms) {
+  const uint32_t s = oldest_;
+  if (IsExpired(s, now_ms)) {
+    ++expired_;
+  } else {
+    ++evictions_;
+  }
+  RemoveSlot(s);
+}
+
+bool MemoryStore::FreeMemory(size_t block_bytes, uint32_t keep, uint64_t now_ms) {
+  const bool small = block_bytes > 0 && block_bytes <= SlabArena::kLargestSmallBlock;
+  for (;;) {
+    const size_t growth = block_bytes == 0 ? 0 : arena_.GrowthFor(block_bytes) + SlotGrowth();
+    if (bytes() + growth <= max_bytes_) return true;
+    // Kept empty pages hold no entry, so they go first; one stays if the block needs it.
+    const bool needs_kept_page = small && !arena_.HasFreeBlockFor(block_bytes);
+    if (arena_.ReleaseKeptPages(needs_kept_page ? 1 : 0)) continue;
+    // Compaction empties pages without losing an entry; the pages it empties are kept,
+    // and given back on the next turn if the bound still needs it.
+    if (arena_.CanCompact()) {
+      const size_t emptied = arena_.Compact(*this, kCompactPagesPerStep);
+      compactions_ += emptied;
+      if (emptied > 0) continue;
     }
-    RemoveSlot(s);
+    if (oldest_ == kNil || oldest_ == keep) return false;
+    EvictOldest(now_ms);
   }
 }
 
 bool MemoryStore::Get(std::string_view key, uint64_t now_ms, std::string_view* value, bool* ascii) {
-  bool found;
-  const size_t i = Probe(key, HashKey(key), &found);
-  if (!found) {
+  const auto probe = Probe(key, HashKey(key));
+  if (!probe.found) {
     ++misses_;
     return false;
   }
-  const uint32_t s = SlotOf(buckets_[i]);
+  const uint32_t s = SlotOf(index_[probe.index]);
   if (IsExpired(s, now_ms)) {
-    RemoveAt(i, s);
+    RemoveAt(probe.index, s);
     ++expired_;
     ++misses_;
     return false;
@@ -593,97 +261,103 @@ bool MemoryStore::Get(std::string_view key, uint64_t now_ms, std::string_view* v
 
 MemoryStore::SetResult MemoryStore::Set(std::string_view key, std::string_view value,
                                         uint64_t ttl_ms, uint64_t now_ms) {
-  if (!have_base_) {
-    base_ms_ = now_ms;
-    have_base_ = true;
-  } else if (now_ms > base_ms_ && now_ms - base_ms_ >= kRebaseAfterMs) {
+  if (!expiry_.started()) {
+    expiry_.Start(now_ms);
+  } else if (expiry_.RebaseDue(now_ms)) {
     Rebase(now_ms);
   }
   const uint32_t hash = HashKey(key);
-  bool found;
-  size_t i = Probe(key, hash, &found);
-
-  if (key.size() > kMaxKeyBytes || value.size() > kMaxValueBytes ||
-      Charge(key.size(), value.size()) > max_bytes_) {
-    if (found) RemoveAt(i, SlotOf(buckets_[i]));
+  const auto probe = Probe(key, hash);
+  const size_t block_bytes = sizeof(BlockHeader) + key.size() + value.size();
+  // Whether the entry fits once every other entry is gone (no eviction can give back the
+  // fixed part).
+  const bool fits =
+      key.size() <= kMaxKeyBytes && value.size() <= kMaxValueBytes &&
+      FixedBytes() + arena_.CostAlone(block_bytes) + (probe.found ? 0 : SlotGrowth()) <= max_bytes_;
+  if (!fits) {
+    if (probe.found) RemoveAt(probe.index, SlotOf(index_[probe.index]));
     return SetResult::kTooLarge;
   }
   const bool ascii = IsAscii(value);
   const uint64_t expires_at =
       ttl_ms == 0 ? 0 : (ttl_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ttl_ms);
-  const size_t block_bytes = sizeof(BlockHeader) + key.size() + value.size();
 
-  uint32_t s;
-  BlockHeader* h;
-  if (found) {
-    s = SlotOf(buckets_[i]);
-    h = BlockOf(s);
+  const size_t far_before = expiry_.far_count();
+  if (probe.found) {
+    const uint32_t s = SlotOf(index_[probe.index]);
+    BlockHeader* h = BlockOf(s);
     const size_t old_bytes = h->block_bytes();
-    bytes_ -= Charge(h->key_len, h->value_len);
-    if (!Arena::SameClass(old_bytes, block_bytes)) {
-      // Move to a block of the new size class, keeping the header and the key.
-      const uint32_t ref = arena_.Allocate(block_bytes);
-      if (ref == Arena::kNoRef) {
-        bytes_ += Charge(h->key_len, h->value_len);
-        RemoveAt(i, s);
-        return SetResult::kOutOfMemory;
-      }
-      auto* moved = reinterpret_cast<BlockHeader*>(arena_.At(ref));
-      std::memcpy(static_cast<void*>(moved), h, sizeof(BlockHeader) + key.size());
-      arena_.Free(slots_[s].block, old_bytes);
-      slots_[s].block = ref;
-      h = moved;
+    if (SlabArena::SameClass(old_bytes, block_bytes)) {
+      // The same block: the memory held does not change.
+      arena_.Resize(slots_[s].block, old_bytes, block_bytes);
+      h->value_len = static_cast<uint32_t>(value.size());
+      h->value_ascii = ascii;
+      if (!value.empty()) std::memcpy(h->key() + key.size(), value.data(), value.size());
+      expiry_.Forget(s, slots_[s].expires);
+      slots_[s].expires = expiry_.Encode(s, expires_at);
+      Touch(s);
+    } else {
+      // A block of another size class: the entry is written anew, so that making room for
+      // it never has to hold its old block as well.
+      RemoveAt(probe.index, s);
+      const SetResult result = Insert(key, value, hash, kNoBucket, expires_at, ascii, now_ms);
+      if (result != SetResult::kStored) return result;
     }
-#ifdef HIRECACHE_ASAN
-    else {
-      // Same block: only its addressable length changes.
-      HIRECACHE_POISON(reinterpret_cast<char*>(h), std::max(old_bytes, block_bytes));
-      HIRECACHE_UNPOISON(reinterpret_cast<char*>(h), block_bytes);
-    }
-#endif
-    h->value_len = static_cast<uint32_t>(value.size());
-    bytes_ += Charge(key.size(), value.size());
-    Touch(s);
   } else {
-    if ((count_ + 1) * 4 > buckets_.size() * 3) {
-      GrowBuckets();
-      i = Probe(key, hash, &found);
-    }
-    const uint32_t ref = arena_.Allocate(block_bytes);
-    if (ref == Arena::kNoRef) return SetResult::kOutOfMemory;
-    try {
-      s = AllocateSlot();
-    } catch (...) {
-      arena_.Free(ref, block_bytes);
-      throw;
-    }
-    h = new (arena_.At(ref))
-        BlockHeader{static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size()), 0};
-    if (!key.empty()) std::memcpy(h->key(), key.data(), key.size());
-    slots_[s] = Slot{ref, kNil, kNil, 0};
-    buckets_[i] = (hash & ~mask()) | (s + 1);
-    LinkNewest(s);
-    ++count_;
-    bytes_ += Charge(key.size(), value.size());
+    const SetResult result = Insert(key, value, hash, probe.index, expires_at, ascii, now_ms);
+    if (result != SetResult::kStored) return result;
   }
-  if (!value.empty()) std::memcpy(h->key() + key.size(), value.data(), value.size());
-  h->value_ascii = ascii;
-  SetExpiry(s, expires_at);
+  // A far expiry is recorded aside, which can cross the bound by its few bytes.
+  if (expiry_.far_count() != far_before && bytes() > max_bytes_) MakeRoom(0, newest_, now_ms);
+  if (sweep_per_write_ > 0) SweepSlots(now_ms, sweep_per_write_);
+  return SetResult::kStored;
+}
 
-  // The new entry is the most recently used and fits the bounds alone, so it survives.
-  EvictToBounds(now_ms);
-  if (sweep_per_write_ > 0) Sweep(now_ms, sweep_per_write_);
+// Adds the entry for `key`, which the store does not hold, after making room for it.
+// `bucket` is the empty bucket that ends the probe run of `hash`, or kNoBucket.
+MemoryStore::SetResult MemoryStore::Insert(std::string_view key, std::string_view value,
+                                           uint32_t hash, size_t bucket, uint64_t expires_at,
+                                           bool ascii, uint64_t now_ms) {
+  const size_t block_bytes = sizeof(BlockHeader) + key.size() + value.size();
+  const size_t count_before = count_;
+  while (count_ >= max_entries_ && oldest_ != kNil) EvictOldest(now_ms);
+  // Set() checked that the entry fits once everything else is gone, so this succeeds.
+  if (!MakeRoom(block_bytes, kNil, now_ms)) return SetResult::kTooLarge;
+  const bool grow = (count_ + 1) * 4 > index_.capacity() * 3;
+  if (grow) GrowBuckets();
+  const SlabArena::Ref ref = arena_.Allocate(block_bytes);
+  if (ref == SlabArena::kNoRef) return SetResult::kOutOfMemory;
+  uint32_t s;
+  try {
+    s = AllocateSlot();
+  } catch (...) {
+    arena_.Free(ref, block_bytes);
+    throw;
+  }
+  auto* h = new (arena_.At(ref))
+      BlockHeader{static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size()), ascii};
+  if (!key.empty()) std::memcpy(h->key(), key.data(), key.size());
+  if (!value.empty()) std::memcpy(h->key() + key.size(), value.data(), value.size());
+  slots_[s] = Slot{ref, kNil, kNil, ExpiryOffsets::kNever};
+  slots_[s].expires = expiry_.Encode(s, expires_at);
+  // Removals shift probe runs back, and a new table has runs of its own: then the bucket
+  // is looked for again.
+  if (bucket == kNoBucket || grow || count_ != count_before) bucket = index_.FindEmpty(hash);
+  index_.Put(bucket, (hash & ~mask()) | (s + 1));
+  LinkNewest(s);
+  ++count_;
+  // A table twice the size can cross the bound: older entries make room for it.
+  if (grow && bytes() > max_bytes_) MakeRoom(0, s, now_ms);
   return SetResult::kStored;
 }
 
 bool MemoryStore::Delete(std::string_view key, uint64_t now_ms) {
-  bool found;
-  const size_t i = Probe(key, HashKey(key), &found);
-  if (!found) return false;
-  const uint32_t s = SlotOf(buckets_[i]);
+  const auto probe = Probe(key, HashKey(key));
+  if (!probe.found) return false;
+  const uint32_t s = SlotOf(index_[probe.index]);
   const bool live = !IsExpired(s, now_ms);
   if (!live) ++expired_;
-  RemoveAt(i, s);
+  RemoveAt(probe.index, s);
   return live;
 }
 
@@ -698,7 +372,7 @@ size_t MemoryStore::DeletePrefixStep(std::string_view prefix, uint64_t now_ms, s
   size_t s = *cursor;
   const size_t end = slots_.size();
   for (; s < end && budget > 0; ++s, --budget) {
-    if (slots_[s].block == Arena::kNoRef) continue;
+    if (slots_[s].block == SlabArena::kNoRef) continue;
     const BlockHeader* h = BlockOf(static_cast<uint32_t>(s));
     if (h->key_len < prefix.size() ||
         (!prefix.empty() && std::memcmp(h->key(), prefix.data(), prefix.size()) != 0)) {
@@ -716,13 +390,23 @@ size_t MemoryStore::DeletePrefixStep(std::string_view prefix, uint64_t now_ms, s
 }
 
 size_t MemoryStore::Sweep(uint64_t now_ms, size_t budget) {
-  if (have_base_ && now_ms > base_ms_ && now_ms - base_ms_ >= kRebaseAfterMs) Rebase(now_ms);
+  const size_t removed = SweepSlots(now_ms, budget);
+  // Pages left sparse by deletions are compacted here too, a step at a time, once an
+  // eighth of the pages could go: their memory goes back even when nothing is written.
+  if (arena_.CanCompact() && arena_.spare_pages() * 8 >= arena_.pages_in_use()) {
+    compactions_ += arena_.Compact(*this, kCompactPagesPerStep);
+  }
+  return removed;
+}
+
+size_t MemoryStore::SweepSlots(uint64_t now_ms, size_t budget) {
+  if (expiry_.RebaseDue(now_ms)) Rebase(now_ms);
   const size_t n = slots_.size();
   size_t removed = 0;
   for (size_t examined = 0; examined < budget && examined < n; ++examined) {
     if (sweep_cursor_ >= n) sweep_cursor_ = 0;
     const uint32_t s = static_cast<uint32_t>(sweep_cursor_++);
-    if (slots_[s].block != Arena::kNoRef && IsExpired(s, now_ms)) {
+    if (slots_[s].block != SlabArena::kNoRef && IsExpired(s, now_ms)) {
       RemoveSlot(s);
       ++expired_;
       ++removed;
@@ -732,25 +416,34 @@ size_t MemoryStore::Sweep(uint64_t now_ms, size_t budget) {
 }
 
 void MemoryStore::Clear() {
+  index_.Reset(PresizedBucketBits());  // First: if memory runs out, nothing has changed.
   arena_.Clear();
   slots_.Reset();
-  bucket_bits_ = PresizedBucketBits();
-  buckets_.AssignZeros(size_t{1} << bucket_bits_);
-  far_expiries_.clear();
+  expiry_.Clear();
   newest_ = oldest_ = free_ = kNil;
   sweep_cursor_ = 0;
-  have_base_ = false;
   count_ = 0;
-  bytes_ = 0;
 }
 
 MemoryStore::Stats MemoryStore::GetStats() const {
-  return Stats{count_, bytes_, max_entries_, max_bytes_, hits_, misses_, evictions_, expired_};
+  return Stats{count_,  bytes(),    max_entries_, max_bytes_,  hits_,
+               misses_, evictions_, expired_,     compactions_};
 }
 
-size_t MemoryStore::footprint() const {
-  return arena_.footprint() + slots_.capacity() * sizeof(Slot) +
-         buckets_.capacity() * sizeof(uint32_t) + far_expiries_.size() * (sizeof(uint64_t) * 4);
+size_t MemoryStore::BlockBytes(SlabArena::Ref ref) const {
+  return reinterpret_cast<const BlockHeader*>(arena_.At(ref))->block_bytes();
+}
+
+// The slot that refers to `from` is found through the index, by the key's hash: the block
+// keeps no slot number, which would cost every entry 8 bytes.
+void MemoryStore::BlockMoved(SlabArena::Ref from, SlabArena::Ref to) {
+  const auto* h = reinterpret_cast<const BlockHeader*>(arena_.At(to));
+  const uint32_t hash = HashKey(std::string_view(h->key(), h->key_len));
+  const uint32_t m = mask();
+  const uint32_t tag = hash & ~m;
+  const auto probe = index_.Find(
+      hash, [&](uint32_t b) { return (b & ~m) == tag && slots_[(b & m) - 1].block == from; });
+  slots_[SlotOf(index_[probe.index])].block = to;
 }
 
 }  // namespace hirecache

@@ -4,7 +4,7 @@
 // and the errors its options and arguments give. No Redis involved.
 const { spawnSync } = require('child_process');
 const path = require('path');
-const { MemoryStore, DEFAULTS, ENTRY_OVERHEAD, MAX_ENTRIES } = require('../../lib/store/memory-store');
+const { MemoryStore, DEFAULTS, MAX_ENTRIES, MIN_BYTES } = require('../../lib/store/memory-store');
 
 /**
  * Expects `fn` to throw an error named `name` whose message matches `message`. Errors made
@@ -158,7 +158,6 @@ describe('TTL', () => {
     const stats = store.stats();
     expect(stats.entries).toBe(20);
     expect(stats.expired).toBe(100);
-    expect(stats.bytes).toBe(20 * (Buffer.byteLength('kept:0') + 1 + ENTRY_OVERHEAD) + 10); // kept:10..19 are a byte longer.
   });
 
   test('the store sweeps on its own interval', async () => {
@@ -182,31 +181,41 @@ describe('LRU bounds', () => {
     expect(store.stats()).toMatchObject({ entries: 3, maxEntries: 3, evictions: 1 });
   });
 
-  test('by bytes, counting keys, values and the per-entry overhead', () => {
-    const entry = 1 + 10 + ENTRY_OVERHEAD;
-    const store = makeStore({ maxBytes: 3 * entry });
-    store.set('a', 'a'.repeat(10));
-    store.set('b', 'b'.repeat(10));
-    store.set('c', 'c'.repeat(10));
-    expect(store.stats().bytes).toBe(3 * entry);
+  // Values over 4 KiB take blocks of their own size, so each adds the same bytes; an
+  // unbounded twin (same maxEntries, so the same bucket table) says what three and four
+  // such entries make the store hold.
+  test('by bytes: the memory the store holds', () => {
+    const value = (c) => c.repeat(30000);
+    const twin = makeStore({ maxEntries: 100 });
+    for (const k of ['a', 'b', 'c']) twin.set(k, value(k));
+    const three = twin.stats().bytes;
+    twin.set('d', value('d'));
+    const four = twin.stats().bytes;
+
+    const store = makeStore({ maxEntries: 100, maxBytes: four - 1 });
+    for (const k of ['a', 'b', 'c']) store.set(k, value(k));
+    expect(store.stats().bytes).toBe(three);
     store.get('a');
     // Twice the size: "b" and then "c" make room, "a" was read more recently.
-    store.set('d', 'd'.repeat(10 + entry));
-    expect(store.get('b')).toBeNull();
-    expect(store.get('c')).toBeNull();
-    expect(store.get('a')).toBe('a'.repeat(10));
-    expect(store.stats()).toMatchObject({ entries: 2, evictions: 2, maxBytes: 3 * entry });
-    expect(store.stats().bytes).toBeLessThanOrEqual(3 * entry);
+    store.set('d', 'd'.repeat(60100));
+    // (Compared as booleans, so that a failure does not print 30,000 characters.)
+    expect(store.get('b') === null).toBe(true);
+    expect(store.get('c') === null).toBe(true);
+    expect(store.get('a') === value('a')).toBe(true);
+    expect(store.get('d') === 'd'.repeat(60100)).toBe(true);
+    expect(store.stats()).toMatchObject({ entries: 2, evictions: 2, maxBytes: four - 1 });
+    expect(store.stats().bytes).toBeLessThanOrEqual(four - 1);
   });
 
-  test('an entry larger than maxBytes alone is refused, and leaves no stale value', () => {
-    const store = makeStore({ maxBytes: 1000 });
+  test('an entry that does not fit in maxBytes alone is refused, and leaves no stale value', () => {
+    const store = makeStore({ maxBytes: MIN_BYTES });
     store.set('other', 'x');
     store.set('k', 'small');
-    expect(store.set('k', Buffer.alloc(1000))).toBe(false);
+    expect(store.set('k', Buffer.alloc(MIN_BYTES))).toBe(false);
     expect(store.get('k')).toBeNull();
     expect(store.get('other')).toBe('x');
-    expect(store.set('k', Buffer.alloc(1000 - 1 - ENTRY_OVERHEAD))).toBe(true);
+    expect(store.set('k', Buffer.alloc(MIN_BYTES / 2))).toBe(true);
+    expect(store.stats().bytes).toBeLessThanOrEqual(MIN_BYTES);
   });
 });
 
@@ -269,16 +278,21 @@ describe('deletePrefix', () => {
 describe('arguments and options', () => {
   test('defaults', () => {
     const store = makeStore();
-    expect(store.stats()).toEqual({
+    expect(DEFAULTS).toEqual({ maxEntries: 100000, maxBytes: 64 * 1024 * 1024, sweepIntervalMs: 1000 });
+    const stats = store.stats();
+    expect(stats).toEqual({
       entries: 0,
-      bytes: 0,
+      bytes: expect.any(Number), // The bucket table, made for the bounds up front.
       maxEntries: DEFAULTS.maxEntries,
       maxBytes: DEFAULTS.maxBytes,
       hits: 0,
       misses: 0,
       evictions: 0,
       expired: 0,
+      compactions: 0,
     });
+    expect(stats.bytes).toBeGreaterThan(0);
+    expect(stats.bytes).toBeLessThan(2 * 1024 * 1024);
   });
 
   test.each([
@@ -287,6 +301,7 @@ describe('arguments and options', () => {
     [{ maxEntries: MAX_ENTRIES + 1 }, 'RangeError', /maxEntries/],
     [{ maxEntries: '10' }, 'TypeError', /maxEntries must be a number, got string '10'/],
     [{ maxBytes: -1 }, 'RangeError', /maxBytes.*got number -1/],
+    [{ maxBytes: MIN_BYTES - 1 }, 'RangeError', new RegExp(`maxBytes must be an integer from ${MIN_BYTES} `)],
     [{ maxBytes: NaN }, 'RangeError', /maxBytes.*got number NaN/],
     [{ maxBytes: null }, 'TypeError', /maxBytes must be a number, got object null/],
     [{ sweepIntervalMs: 0 }, 'RangeError', /sweepIntervalMs/],
