@@ -301,7 +301,7 @@ describe('arguments and options', () => {
     [{ maxEntries: MAX_ENTRIES + 1 }, 'RangeError', /maxEntries/],
     [{ maxEntries: '10' }, 'TypeError', /maxEntries must be a number, got string '10'/],
     [{ maxBytes: -1 }, 'RangeError', /maxBytes.*got number -1/],
-    [{ maxBytes: MIN_BYTES - 1 }, 'RangeError', new RegExp(`maxBytes must be an integer from ${MIN_BYTES} `)],
+    [{ maxBytes: MIN_BYTES - 1 }, 'RangeError', new RegExp(`maxBytes must be an integer >= ${MIN_BYTES}, got number ${MIN_BYTES - 1}`)],
     [{ maxBytes: NaN }, 'RangeError', /maxBytes.*got number NaN/],
     [{ maxBytes: null }, 'TypeError', /maxBytes must be a number, got object null/],
     [{ sweepIntervalMs: 0 }, 'RangeError', /sweepIntervalMs/],
