@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "addon.h"
 #include "client/redis_client.h"
@@ -176,6 +177,14 @@ void ClientWrap::AddArgument(napi_value v) {
 
 // Queues the command built from arg_refs_ and returns its promise.
 Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
+  if (args_.size() > kMaxCommandBytes) {
+    napi_value error =
+        MakeError("range", "ERR_VALUE_TOO_LARGE",
+                  "a command of " + std::to_string(args_.size()) +
+                      " bytes of arguments is more than Redis accepts in one command (1 GiB, its "
+                      "client-query-buffer-limit)");
+    throw Napi::Error(env_, error);
+  }
   argv_.clear();
   for (const ArgRef& a : arg_refs_) {
     argv_.emplace_back(a.literal != nullptr ? a.literal : args_.data() + a.offset, a.length);
@@ -186,8 +195,16 @@ Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
   if (napi_create_promise(env_, &deferred, &promise) != napi_ok) {
     return Napi::Value();  // JS cannot run any more (a worker is being terminated).
   }
-  if (closed_ ||
-      core_->Submit(argv_.data(), argv_.size(), deferred, flags) == SubmitResult::kClosed) {
+  SubmitResult result = SubmitResult::kClosed;
+  try {
+    if (!closed_) result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
+  } catch (const std::bad_alloc&) {
+    // Nothing was queued: the promise must still settle.
+    OnFailure(deferred, flags,
+              {ErrorKind::kQueueFull, "ERR_OUT_OF_MEMORY", "out of memory queuing the command"});
+    return Napi::Value(env_, promise);
+  }
+  if (result == SubmitResult::kClosed) {
     OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
   }
   return Napi::Value(env_, promise);
@@ -340,7 +357,17 @@ void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
               std::memcmp(reply->str, "OK", 2) == 0;
     napi_get_boolean(env_, ok, &value);
   } else {
-    value = ConvertReply(reply, flags);
+    napi_value too_large = nullptr;
+    value = ConvertReply(reply, flags, &too_large);
+    if (too_large != nullptr) {
+      if (flags & kSoftFail) {
+        napi_get_null(env_, &value);
+        napi_resolve_deferred(env_, deferred, value);
+      } else {
+        napi_reject_deferred(env_, deferred, too_large);
+      }
+      return;
+    }
   }
   napi_resolve_deferred(env_, deferred, value);
 }
@@ -399,43 +426,62 @@ void ClientWrap::OnClosed() {
 // ---------------------------------------------------------------------------------------
 // Values
 
-napi_value ClientWrap::ConvertReply(const redisReply* reply, uint32_t flags) {
-  napi_value v;
+// Converts a reply to a JS value. A value JS cannot hold (a string past V8's length limit,
+// a Buffer past its size limit) leaves `*too_large` set and an Error in its place, which
+// OnReply turns into the command's answer; no unset napi_value ever leaves here.
+napi_value ClientWrap::ConvertReply(const redisReply* reply, uint32_t flags,
+                                    napi_value* too_large) {
+  napi_value v = nullptr;
+  napi_status status = napi_ok;
   switch (reply->type) {
     case REDIS_REPLY_STRING:
       if (flags & kReplyLatin1) {
-        napi_create_string_latin1(env_, reply->str, reply->len, &v);
+        status = napi_create_string_latin1(env_, reply->str, reply->len, &v);
       } else if (flags & kReplyBuffers) {
         void* data;
-        napi_create_buffer_copy(env_, reply->len, reply->str, &data, &v);
+        status = napi_create_buffer_copy(env_, reply->len, reply->str, &data, &v);
       } else {
-        napi_create_string_utf8(env_, reply->str, reply->len, &v);
+        status = napi_create_string_utf8(env_, reply->str, reply->len, &v);
       }
-      return v;
+      break;
     case REDIS_REPLY_STATUS:
-      napi_create_string_utf8(env_, reply->str, reply->len, &v);
-      return v;
+      status = napi_create_string_utf8(env_, reply->str, reply->len, &v);
+      break;
     case REDIS_REPLY_INTEGER:
-      napi_create_int64(env_, reply->integer, &v);
-      return v;
+      status = napi_create_int64(env_, reply->integer, &v);
+      break;
     case REDIS_REPLY_NIL:
-      napi_get_null(env_, &v);
-      return v;
+      status = napi_get_null(env_, &v);
+      break;
     case REDIS_REPLY_ARRAY:
-      napi_create_array_with_length(env_, reply->elements, &v);
-      for (size_t i = 0; i < reply->elements; ++i) {
-        napi_set_element(env_, v, static_cast<uint32_t>(i), ConvertReply(reply->element[i], flags));
+      status = napi_create_array_with_length(env_, reply->elements, &v);
+      for (size_t i = 0; status == napi_ok && i < reply->elements; ++i) {
+        napi_set_element(env_, v, static_cast<uint32_t>(i),
+                         ConvertReply(reply->element[i], flags, too_large));
       }
-      return v;
+      break;
     case REDIS_REPLY_ERROR: {
       // An error inside an array (EXEC, scripts) becomes an Error value, not a rejection.
       std::string_view text(reply->str, reply->len);
       return MakeError("reply", std::string(ErrorCodeOf(text)), std::string(text));
     }
     default:
-      napi_get_undefined(env_, &v);
-      return v;
+      status = napi_get_undefined(env_, &v);
+      break;
   }
+  if (status == napi_ok && v != nullptr) return v;
+  bool pending = false;
+  napi_is_exception_pending(env_, &pending);
+  if (pending) {
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env_, &ignored);
+  }
+  napi_value error = MakeError(
+      "range", "ERR_REPLY_TOO_LARGE",
+      "a reply of " + std::to_string(reply->len) + " bytes is more than JavaScript can hold as a " +
+          ((flags & kReplyBuffers) ? "Buffer" : "string; read it with callBuffer()"));
+  if (*too_large == nullptr) *too_large = error;
+  return error;
 }
 
 // Builds the error through lib/errors.js. Runs from libuv callbacks, so it never throws: when

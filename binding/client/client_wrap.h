@@ -30,6 +30,9 @@ enum CommandFlags : uint32_t {
 // The default of maxValueBytes: the largest argument a command may carry.
 constexpr size_t kDefaultMaxValueBytes = 64 * 1024 * 1024;
 
+// The most argument bytes one command may carry: Redis's own client-query-buffer-limit.
+constexpr size_t kMaxCommandBytes = 1024 * 1024 * 1024;
+
 // Exports the constants JS shares with this side: command flags, state names, defaults.
 Napi::Object ClientConstants(Napi::Env env);
 
@@ -61,7 +64,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
 
-  napi_value ConvertReply(const redisReply* reply, uint32_t flags);
+  napi_value ConvertReply(const redisReply* reply, uint32_t flags, napi_value* too_large);
   napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
   napi_value MakeClientError(const ClientError& error);
   [[noreturn]] void ThrowValueTooLarge(size_t size);

@@ -32,7 +32,9 @@ napi_value GuardCall(napi_env env, Fn&& op) noexcept {
   try {
     return op();
   } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
+    // napi_throw, not ThrowAsJavaScriptException: that one throws again in C++ when JS cannot
+    // take an exception (a worker being terminated), and this function is noexcept.
+    napi_throw(env, e.Value());
   } catch (const std::bad_alloc&) {
     ThrowWithCode(env, "ERR_OUT_OF_MEMORY", "hirecache: out of memory");
   } catch (const std::exception& e) {

@@ -6,11 +6,8 @@ const binding = require('../binding');
 const { resolveConfig } = require('./config');
 const { nativeError, ConfigError } = require('../errors');
 
-// Flags understood by the native command(): keep in sync with binding/client_wrap.h.
-const REPLY_BUFFERS = 1;
-const SOFT_FAIL = 2;
-const REPLY_IS_OK = 4;
-const REPLY_LATIN1 = 8;
+// Flags understood by the native command(), as the addon defines them.
+const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = binding.clientConstants.commandFlags;
 
 /** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
 function checkValueSize(value, max) {

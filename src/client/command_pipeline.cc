@@ -13,9 +13,15 @@ constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
 
 void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
                            uint64_t deadline_ms, CommandKind kind) {
-  size_t len = AppendCommand(outbuf_, argv, argc);
-  fifo_.push_back(
-      PendingCommand{token, deadline_ms, static_cast<uint32_t>(len), flags, kind, false});
+  // All or nothing: a command half encoded would put the stream out of step.
+  size_t before = outbuf_.size();
+  try {
+    size_t len = AppendCommand(outbuf_, argv, argc);
+    fifo_.push_back(PendingCommand{token, deadline_ms, len, flags, kind, false});
+  } catch (...) {
+    outbuf_.resize(before);
+    throw;
+  }
 }
 
 void CommandPipeline::PrependHandshake(size_t count) {
@@ -27,24 +33,31 @@ void CommandPipeline::PrependHandshake(size_t count) {
   expired_prefix_ = std::min(expired_prefix_ + count, fifo_.size());
 }
 
-size_t CommandPipeline::TakeUnsent(size_t max_commands, std::string& out) {
-  size_t count = std::min(max_commands, unsent());
+size_t CommandPipeline::TakeUnsent(size_t max_commands, size_t max_bytes, std::string& out) {
   out.clear();
-  if (count == 0) return 0;
-  if (count == unsent()) {
+  size_t limit = std::min(max_commands, unsent());
+  if (limit == 0) return 0;
+  if (limit == unsent() && unsent_bytes() <= max_bytes) {
     // The common case: everything goes, and the buffers trade places so the output
     // buffer's capacity is reused next time.
     out.swap(outbuf_);
     if (outbuf_skip_ > 0) out.erase(0, outbuf_skip_);
     outbuf_skip_ = 0;
     if (outbuf_.capacity() > kKeepOutbufCapacity) std::string().swap(outbuf_);
-  } else {
-    size_t bytes = 0;
-    for (size_t i = written_; i < written_ + count; ++i) bytes += fifo_[i].encoded_len;
-    out.assign(outbuf_, outbuf_skip_, bytes);
-    outbuf_.erase(0, outbuf_skip_ + bytes);
-    outbuf_skip_ = 0;
+    written_ += limit;
+    return limit;
   }
+  size_t count = 0;
+  size_t bytes = 0;
+  while (count < limit) {
+    size_t len = fifo_[written_ + count].encoded_len;
+    if (count > 0 && bytes + len > max_bytes) break;
+    bytes += len;
+    ++count;
+  }
+  out.assign(outbuf_, outbuf_skip_, bytes);
+  outbuf_.erase(0, outbuf_skip_ + bytes);
+  outbuf_skip_ = 0;
   written_ += count;
   return count;
 }

@@ -25,7 +25,7 @@ enum class CommandKind : uint8_t { kUser, kHandshake, kQuit };
 struct PendingCommand {
   void* token;           // the caller's, handed back when the command is settled
   uint64_t deadline_ms;  // monotonic ms after which the caller gets ETIMEDOUT; 0: none
-  uint32_t encoded_len;  // bytes in the output buffer while unsent
+  size_t encoded_len;    // bytes in the output buffer while unsent
   uint32_t flags;        // the caller's, handed back too
   CommandKind kind;
   bool settled;  // the caller already has its answer; the slot only swallows the reply
@@ -33,7 +33,8 @@ struct PendingCommand {
 
 class CommandPipeline {
  public:
-  // Encodes one command at the end of the unsent bytes and queues its entry.
+  // Encodes one command at the end of the unsent bytes and queues its entry. If memory runs
+  // out it throws std::bad_alloc and leaves the pipeline as it was.
   void Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
             uint64_t deadline_ms, CommandKind kind = CommandKind::kUser);
 
@@ -41,9 +42,10 @@ class CommandPipeline {
   // written: the caller writes their bytes itself, ahead of everything else.
   void PrependHandshake(size_t count);
 
-  // Moves the bytes of the first `max_commands` unsent commands into `out` (replacing its
-  // contents) and counts them as written. Returns how many commands that was.
-  size_t TakeUnsent(size_t max_commands, std::string& out);
+  // Moves the bytes of the first unsent commands into `out` (replacing its contents) and
+  // counts them as written: at most `max_commands` of them, and no more than `max_bytes`
+  // unless the first one alone is larger. Returns how many commands that was.
+  size_t TakeUnsent(size_t max_commands, size_t max_bytes, std::string& out);
 
   // Removes the oldest written entry (its reply has arrived) and returns it.
   PendingCommand PopWritten();
@@ -95,19 +97,26 @@ void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
       continue;
     }
     if (cmd.deadline_ms > now_ms) break;
-    void* token = cmd.token;
-    uint32_t flags = cmd.flags;
     if (i == written_) {
-      // The first unsent command: its bytes lead the output buffer, so it can be dropped
-      // and will never run.
-      outbuf_skip_ += cmd.encoded_len;
-      fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i));
+      // The first unsent command, and the due ones right after it: their bytes lead the
+      // output buffer, so they are dropped together (one erase) and never run.
+      size_t end = i;
+      while (end < fifo_.size() && !fifo_[end].settled && fifo_[end].deadline_ms != 0 &&
+             fifo_[end].deadline_ms <= now_ms) {
+        outbuf_skip_ += fifo_[end].encoded_len;
+        ++end;
+      }
+      std::deque<PendingCommand> dropped(fifo_.begin() + static_cast<std::ptrdiff_t>(i),
+                                         fifo_.begin() + static_cast<std::ptrdiff_t>(end));
+      fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i),
+                  fifo_.begin() + static_cast<std::ptrdiff_t>(end));
       DropLeadingUnsent();
-    } else {
-      cmd.settled = true;  // Written (or not first in line): the slot swallows its reply.
-      ++i;
+      for (const PendingCommand& d : dropped) on_expired(d.token, d.flags);
+      continue;  // fifo_[i] is now the first command not yet due (or nothing)
     }
-    on_expired(token, flags);
+    cmd.settled = true;  // Written (or not first in line): the slot swallows its reply.
+    ++i;
+    on_expired(cmd.token, cmd.flags);
   }
   expired_prefix_ = i;
 }

@@ -169,6 +169,7 @@ void Connection::OnTcpConnected(int status) {
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         static_cast<Connection*>(s->data)->HandleRead(nread, buf->base);
       });
+  reading_ = true;
   events_->OnConnected();
 }
 
@@ -212,7 +213,9 @@ int Connection::Write(std::string& bytes, size_t from) {
 }
 
 void Connection::ReadNow() {
-  if (closed_ || tcp_ == nullptr || events_ == nullptr) return;
+  // Only once connected: recv() on a socket still connecting would consume the pending
+  // connect error that libuv's own connect check reads.
+  if (closed_ || !reading_ || tcp_ == nullptr || events_ == nullptr) return;
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) return;
   for (int i = 0; i < kReadNowMaxBuffers && !closed_; ++i) {

@@ -112,6 +112,7 @@ class Connection {
   // deletes.)
   int pending_ = 0;
   bool ref_ = false;
+  bool reading_ = false;  // connected, and libuv is reading the socket
   bool write_pending_ = false;
   bool closed_ = false;
   char read_buffer_[64 * 1024];

@@ -21,6 +21,9 @@ namespace {
 // run and the commands they issued are written, so Redis works on them while the rest of
 // the read is settled, instead of Node and Redis taking turns.
 constexpr size_t kSettleSlice = 128;
+// One write takes at most this many bytes (a single larger command goes alone): libuv
+// measures a buffer in 32 bits and uv_try_write answers in an int.
+constexpr size_t kMaxWriteBytes = 256 * 1024 * 1024;
 // A connection that lasted at least this long resets the reconnect backoff when it is lost.
 constexpr uint64_t kStableConnectionMs = 2000;
 
@@ -138,7 +141,11 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
         TimerDelayUntil(loop_, deadline), 0);
   }
   if (state_ == ClientState::kIdle) {
+    // A connect that fails at once (no such address family, an unreachable network) must
+    // not settle callers inside Submit: OnConnectFailed defers it to the next turn.
+    submitting_ = true;
     StartConnect();
+    submitting_ = false;
   } else if (state_ == ClientState::kReady) {
     RequestFlush();
   }
@@ -185,10 +192,25 @@ void RedisClient::RefuseEarly(void* token, uint32_t flags, ClientError error) {
     listener_->OnBusyChanged(true);
     EnsureRef();
   }
+  StartIdle();
+}
+
+void RedisClient::StartIdle() {
   uv_idle_start(idle_.get(), [](uv_idle_t* h) {
     uv_idle_stop(h);
-    static_cast<RedisClient*>(h->data)->SettleEarlyFailures();
+    static_cast<RedisClient*>(h->data)->OnIdle();
   });
+}
+
+// The next turn after a refusal or a connect that failed inside Submit: settle them now.
+void RedisClient::OnIdle() {
+  if (has_deferred_connect_failure_) {
+    has_deferred_connect_failure_ = false;
+    if (state_ == ClientState::kConnecting && conn_ == nullptr) {
+      FailConnectAttempt(deferred_connect_failure_);
+    }
+  }
+  if (!early_failures_.empty()) SettleEarlyFailures();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -217,6 +239,12 @@ void RedisClient::OnConnected() {
 
 void RedisClient::OnConnectFailed(const ClientError& error) {
   conn_ = nullptr;  // It closed itself.
+  if (submitting_) {
+    deferred_connect_failure_ = error;
+    has_deferred_connect_failure_ = true;
+    StartIdle();
+    return;
+  }
   FailConnectAttempt(error);
 }
 
@@ -389,7 +417,7 @@ void RedisClient::Flush() {
   if (pipeline_.unsent() == 0) return;
   size_t in_flight = pipeline_.written();
   if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
-  pipeline_.TakeUnsent(options_.max_in_flight - in_flight, write_buffer_);
+  pipeline_.TakeUnsent(options_.max_in_flight - in_flight, kMaxWriteBytes, write_buffer_);
   WriteOrFail(write_buffer_);
 }
 
@@ -439,7 +467,8 @@ void RedisClient::OnReply(redisReply* reply) {
       SettleReply(cmd, reply);
       break;
   }
-  if (++settled_in_read_ == kSettleSlice && state_ == ClientState::kReady) {
+  if (++settled_in_read_ == kSettleSlice &&
+      (state_ == ClientState::kReady || state_ == ClientState::kClosing)) {
     settled_in_read_ = 0;
     listener_->EndSettle();  // Continuations run and may queue commands, or close.
     Flush();
@@ -458,7 +487,10 @@ void RedisClient::OnReadEnd() {
   }
   listener_->EndSettle();  // JS continuations run here and may call back into the client.
   // Commands held back by the in-flight bound go out now that replies made room.
-  if (pipeline_.unsent() > 0 && state_ == ClientState::kReady) RequestFlush();
+  if (pipeline_.unsent() > 0 &&
+      (state_ == ClientState::kReady || state_ == ClientState::kClosing)) {
+    RequestFlush();
+  }
 }
 
 void RedisClient::OnFailed(const ClientError& error) {

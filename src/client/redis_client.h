@@ -101,6 +101,8 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool HasRoom() const;
   ClientError QueueFullError() const;
   void RefuseEarly(void* token, uint32_t flags, ClientError error);
+  void StartIdle();
+  void OnIdle();
   void RequestFlush();
   static void OnFlushHook(uv_handle_t* handle);
   void Flush();
@@ -145,7 +147,10 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   };
   std::vector<EarlyFailure> early_failures_;  // settled by the idle handle
   size_t settled_in_read_ = 0;                // replies settled since the read's last slice
-  bool drain_then_reconnect_ = false;         // after READONLY: finish written commands, reconnect
+  bool submitting_ = false;                   // inside Submit: nothing may be settled synchronously
+  bool has_deferred_connect_failure_ = false;
+  ClientError deferred_connect_failure_;
+  bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
   bool quit_requested_ = false;
   bool flush_scheduled_ = false;
   bool deadline_armed_ = false;

@@ -109,6 +109,7 @@ bool ProtocolGuard::Check(const char* data, size_t len) {
       case State::kType:
         type_ = *p++;
         line_bytes_ = 1;
+        last_was_cr_ = false;
         if (type_ == '+' || type_ == '-' || type_ == ':') {
           state_ = State::kLine;
         } else if (type_ == '$' || type_ == '*') {
@@ -124,28 +125,51 @@ bool ProtocolGuard::Check(const char* data, size_t len) {
         }
         break;
       case State::kLine: {
-        const void* nl = std::memchr(p, '\n', static_cast<size_t>(end - p));
-        size_t take = nl != nullptr ? static_cast<size_t>(static_cast<const char*>(nl) - p) + 1
-                                    : static_cast<size_t>(end - p);
+        // A line ends at the first CRLF, exactly where hiredis ends it; a lone LF or CR is
+        // part of the line (and counts against the limit).
+        const char* stop = end;
+        bool ended = false;
+        const char* q = p;
+        while (q < end) {
+          const void* nl = std::memchr(q, '\n', static_cast<size_t>(end - q));
+          if (nl == nullptr) break;
+          const char* at = static_cast<const char*>(nl);
+          bool cr_before = at > p ? at[-1] == '\r' : last_was_cr_;
+          if (cr_before) {
+            stop = at + 1;
+            ended = true;
+            break;
+          }
+          q = at + 1;
+        }
+        size_t take = static_cast<size_t>(stop - p);
         line_bytes_ += take;
         if (line_bytes_ > limits_.max_line_bytes) {
           return Fail("Redis sent a reply line longer than maxLineBytes (" +
                       std::to_string(limits_.max_line_bytes) + ")");
         }
-        p += take;
-        if (nl != nullptr) EndValue();
+        last_was_cr_ = take > 0 && stop[-1] == '\r';
+        p = stop;
+        if (ended) EndValue();
         break;
       }
       case State::kHeader: {
+        // A header is [-]digits CRLF and nothing else: what hiredis's number parser reads
+        // the same way. Anything else fails here, before hiredis could read it otherwise.
         char c = *p++;
         if (++line_bytes_ > limits_.max_line_bytes) {
           return Fail("Redis sent a reply line longer than maxLineBytes (" +
                       std::to_string(limits_.max_line_bytes) + ")");
         }
-        if (c == '\n') {
+        if (last_was_cr_) {
+          if (c != '\n') {
+            return Fail(std::string("Redis sent a ") + (type_ == '$' ? "bulk string" : "array") +
+                        " length with a CR not followed by LF");
+          }
+          last_was_cr_ = false;
           if (!EndHeader()) return false;
         } else if (c == '\r') {
-          // The line ends at the next byte; hiredis checks that it is '\n'.
+          last_was_cr_ = true;
         } else if (c == '-' && digits_ == 0 && !negative_) {
           negative_ = true;
         } else if (c >= '0' && c <= '9' && digits_ < 19) {
@@ -213,6 +237,7 @@ void ProtocolGuard::EndValue() {
     if (--open_.back() > 0) return;
     open_.pop_back();
   }
+  ++values_completed_;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class ProtocolGuard {
   // a limit or the framing; every later call then returns false too.
   bool Check(const char* data, size_t len);
   const std::string& error() const { return error_; }
+  // Top-level values completed so far (for tests that compare with hiredis).
+  uint64_t values_completed() const { return values_completed_; }
 
  private:
   enum class State : uint8_t { kType, kLine, kHeader, kBulk };
@@ -58,10 +60,12 @@ class ProtocolGuard {
   char type_ = 0;
   uint64_t line_bytes_ = 0;     // bytes of the current line so far
   bool negative_ = false;       // the header being read started with '-'
+  bool last_was_cr_ = false;    // the line's last byte so far was CR
   uint64_t number_ = 0;         // the header's value so far
   uint32_t digits_ = 0;         // digits of the header so far
   uint64_t bulk_left_ = 0;      // payload bytes plus CRLF still to come
   std::vector<uint64_t> open_;  // elements still to come in each open array, outermost first
+  uint64_t values_completed_ = 0;
   std::string error_;
 };
 

@@ -133,3 +133,12 @@ test('commands held back by maxInFlight are written as replies make room', async
   const values = await Promise.all(Array.from({ length: 500 }, (_, i) => client.call('ECHO', `m${i}`)));
   expect(values).toEqual(Array.from({ length: 500 }, (_, i) => `m${i}`));
 });
+
+test('quit() writes commands held back by maxInFlight, answers them all, then closes', async () => {
+  const client = open({ url: db.url, maxInFlight: 100, maxQueue: 1000, commandTimeout: 60000 });
+  await client.call('PING');
+  const replies = Array.from({ length: 350 }, (_, i) => client.call('ECHO', `q${i}`));
+  await client.quit();
+  expect(await Promise.all(replies)).toEqual(Array.from({ length: 350 }, (_, i) => `q${i}`));
+  expect(client.status().state).toBe('closed');
+});

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +28,7 @@ TEST(CommandPipelineTest, TakesAllUnsentBytesInOrderAndCountsThemWritten) {
   PushGet(p, 2, 0);
   EXPECT_EQ(p.unsent(), 2u);
   std::string out;
-  EXPECT_EQ(p.TakeUnsent(100, out), 2u);
+  EXPECT_EQ(p.TakeUnsent(100, SIZE_MAX, out), 2u);
   EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
   EXPECT_EQ(p.written(), 2u);
   EXPECT_EQ(p.unsent(), 0u);
@@ -41,13 +42,26 @@ TEST(CommandPipelineTest, APartialTakeLeavesTheRestQueuedWithTheirBytes) {
   CommandPipeline p;
   for (int i = 1; i <= 5; ++i) PushGet(p, i, 0);
   std::string out;
-  EXPECT_EQ(p.TakeUnsent(2, out), 2u);
+  EXPECT_EQ(p.TakeUnsent(2, SIZE_MAX, out), 2u);
   EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk1\r\n*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
   EXPECT_EQ(p.written(), 2u);
   EXPECT_EQ(p.unsent(), 3u);
-  EXPECT_EQ(p.TakeUnsent(100, out), 3u);
+  EXPECT_EQ(p.TakeUnsent(100, SIZE_MAX, out), 3u);
   EXPECT_EQ(out.substr(0, 21), "*2\r\n$3\r\nGET\r\n$2\r\nk3\r\n");
   EXPECT_EQ(p.written(), 5u);
+}
+
+TEST(CommandPipelineTest, ATakeStopsAtTheByteBoundButAlwaysTakesOneCommand) {
+  CommandPipeline p;
+  for (int i = 1; i <= 4; ++i) PushGet(p, i, 0);  // 21 bytes each
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(100, 50, out), 2u);
+  EXPECT_EQ(out.size(), 42u);
+  EXPECT_EQ(p.TakeUnsent(100, 10, out), 1u);  // larger than the bound alone: still goes
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk3\r\n");
+  EXPECT_EQ(p.TakeUnsent(100, 21, out), 1u);
+  EXPECT_EQ(p.unsent(), 0u);
+  EXPECT_EQ(p.written(), 4u);
 }
 
 TEST(CommandPipelineTest, AnExpiredWrittenCommandKeepsItsSlotToSwallowItsReply) {
@@ -55,7 +69,7 @@ TEST(CommandPipelineTest, AnExpiredWrittenCommandKeepsItsSlotToSwallowItsReply) 
   PushGet(p, 1, 100);
   PushGet(p, 2, 200);
   std::string out;
-  p.TakeUnsent(100, out);
+  p.TakeUnsent(100, SIZE_MAX, out);
   std::vector<int> expired;
   p.ExpireDue(150, [&](void* t, uint32_t) { expired.push_back(Id(t)); });
   EXPECT_EQ(expired, std::vector<int>({1}));
@@ -77,7 +91,7 @@ TEST(CommandPipelineTest, AnExpiredUnsentCommandIsDroppedAndItsBytesNeverLeave) 
   EXPECT_EQ(expired, std::vector<int>({1}));
   EXPECT_EQ(p.unsent(), 1u);
   std::string out;
-  EXPECT_EQ(p.TakeUnsent(100, out), 1u);
+  EXPECT_EQ(p.TakeUnsent(100, SIZE_MAX, out), 1u);
   EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
   EXPECT_EQ(Id(p.PopWritten().token), 2);
 }
@@ -92,7 +106,7 @@ TEST(CommandPipelineTest, NothingExpiresBeforeItsDeadlineAndNextDeadlineSkipsSet
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(p.NextDeadline(), 100u);
   std::string out;
-  p.TakeUnsent(100, out);
+  p.TakeUnsent(100, SIZE_MAX, out);
   p.ExpireDue(100, [&](void*, uint32_t) { ++calls; });
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(p.NextDeadline(), 200u);
@@ -107,7 +121,7 @@ TEST(CommandPipelineTest, FailingSettlesEachUnsettledUserCommandOnce) {
   PushGet(p, 1, 100);
   PushGet(p, 2, 0);
   std::string out;
-  p.TakeUnsent(100, out);
+  p.TakeUnsent(100, SIZE_MAX, out);
   PushGet(p, 3, 0);
   PushGet(p, 4, 0);
   p.ExpireDue(100, [](void*, uint32_t) {});  // 1 is settled by its deadline

@@ -261,3 +261,74 @@ TEST(ReplyReaderTest, RandomGarbageNeverCrashesAndFailsForGood) {
 
 }  // namespace
 }  // namespace hirecache
+
+namespace hirecache {
+namespace {
+
+// The guard must end every value exactly where hiredis does: otherwise a limit could be
+// checked against bytes hiredis reads as something else. Valid streams are mutated with
+// framing bytes (CR, LF, digits, signs, type bytes) and fed, in random chunks, to the guard
+// and to a plain hiredis reader; while both accept the stream, they must have completed the
+// same number of values.
+TEST(ProtocolGuardTest, EndsEveryValueWhereHiredisDoes) {
+  std::mt19937 rng(424242);
+  const char kNoise[] = "\r\n\r\n0123456789-+$*:x";
+  int compared = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string bytes;
+    int values = 1 + static_cast<int>(rng() % 6);
+    for (int i = 0; i < values; ++i) RandomValue(rng, 3, bytes);
+    int mutations = static_cast<int>(rng() % 4);
+    for (int m = 0; m < mutations && !bytes.empty(); ++m) {
+      size_t at = rng() % bytes.size();
+      if (rng() % 3 == 0) {
+        bytes.erase(at, 1);
+      } else {
+        bytes.insert(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                     kNoise[rng() % (sizeof(kNoise) - 1)]);
+      }
+    }
+    ProtocolGuard guard{ProtocolLimits{}};
+    redisReader* plain = redisReaderCreate();
+    uint64_t plain_count = 0;
+    bool plain_ok = true;
+    for (size_t at = 0; at < bytes.size();) {
+      size_t chunk = std::min<size_t>(1 + rng() % 9, bytes.size() - at);
+      bool guard_ok = guard.Check(bytes.data() + at, chunk);
+      if (plain_ok) plain_ok = redisReaderFeed(plain, bytes.data() + at, chunk) == REDIS_OK;
+      at += chunk;
+      void* reply = nullptr;
+      while (plain_ok && (plain_ok = redisReaderGetReply(plain, &reply) == REDIS_OK) &&
+             reply != nullptr) {
+        freeReplyObject(reply);
+        ++plain_count;
+        reply = nullptr;
+      }
+      if (!guard_ok || !plain_ok) break;
+      ASSERT_EQ(guard.values_completed(), plain_count)
+          << "round " << round << " after " << at << " bytes";
+      ++compared;
+    }
+    redisReaderFree(plain);
+  }
+  EXPECT_GT(compared, 3000);
+}
+
+TEST(ProtocolGuardTest, ALoneLineFeedDoesNotEndALine) {
+  ProtocolLimits limits;
+  limits.max_line_bytes = 64;
+  ProtocolGuard guard{limits};
+  std::string lf_lines;
+  for (int i = 0; i < 20; ++i) lf_lines += "+aaaa\n";  // one line to hiredis, never ended
+  EXPECT_FALSE(guard.Check(lf_lines.data(), lf_lines.size()));
+  EXPECT_NE(guard.error().find("maxLineBytes"), std::string::npos) << guard.error();
+  ProtocolGuard header{ProtocolLimits{}};
+  std::string cr_digit = "$1\r2\r\n";
+  EXPECT_FALSE(header.Check(cr_digit.data(), cr_digit.size()));
+  ProtocolGuard bare{ProtocolLimits{}};
+  std::string bare_lf = "$5\nabcde\r\n";
+  EXPECT_FALSE(bare.Check(bare_lf.data(), bare_lf.size()));
+}
+
+}  // namespace
+}  // namespace hirecache
