@@ -137,7 +137,8 @@ function checkHost(name, host) {
         '(its value is not shown, as it may hold a password); put a URL in REDIS_URL or the option url',
     );
   }
-  return host;
+  // An IPv6 address may come in brackets, as in a URL; the resolver wants it bare.
+  return bare;
 }
 
 /** The decimal integer that an environment variable holds, from `min` to `max`. */
@@ -265,7 +266,7 @@ function resolveConfig(env = process.env, options = {}) {
     const secret = key === 'password';
     if (options[key] !== undefined) config[key] = checkType(`option ${key}`, options[key], 'string', { ...OPTION, secret });
   }
-  if (options.host !== undefined && options.host !== '') checkHost('option host', options.host);
+  if (options.host !== undefined && options.host !== '') config.host = checkHost('option host', options.host);
   const numberKeys = {
     port: { min: 1, max: 65535 },
     db: { min: 0, max: MAX_DB },

@@ -240,14 +240,14 @@ TEST_F(RedisClientTest, PipelinedRepliesReachTheirOwnCallers) {
 
 TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
   ClientOptions options;
-  options.command_timeout_ms = 300;
+  options.command_timeout_ms = 500;
   MakeClient(options);
   uintptr_t first = Send({"SET", "k", "mine"});
   RunUntil([&] { return Get(first).done; });
-  // BLPOP holds the connection for 400 ms (Redis checks blocking timeouts every 100 ms, so
-  // up to 500): everything behind it passes its deadline, but the connection answers before
-  // twice the deadline, so it is not declared dead.
-  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.4"});
+  // BLPOP holds the connection for 600 ms (Redis checks blocking timeouts every 100 ms, so
+  // up to 700): everything behind it passes its deadline, but the connection answers well
+  // before twice the deadline (1000 ms), so it is not declared dead.
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.6"});
   uintptr_t set = Send({"SET", "k", "v2"});
   uintptr_t get = Send({"GET", "k"});
   RunUntil([&] { return Get(blocked).done && Get(set).done && Get(get).done; });
@@ -260,6 +260,9 @@ TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
   RunUntil([&] { return Get(after).done && Get(echo).done; });
   EXPECT_EQ(Get(after).value, "v2") << "the written SET ran even though its caller timed out";
   EXPECT_EQ(Get(echo).value, "later");
+  // All of it on the one connection: the late replies were swallowed there, not dropped
+  // with a connection declared dead.
+  EXPECT_EQ(client_->Stats().connections_opened, 1u);
 }
 
 TEST_F(RedisClientTest, AConnectionSilentForTwiceTheDeadlineIsDeclaredDead) {
