@@ -279,10 +279,12 @@ Napi::Function DefineLocalLimiter(Napi::Env env) { return LocalLimiterWrap::Defi
 
 Napi::Function LocalLimiterWrap::Define(Napi::Env env) {
   const Napi::Number max_debt = Napi::Number::New(env, static_cast<double>(kMaxDebtUnits));
+  const Napi::Number max_key = Napi::Number::New(env, static_cast<double>(kMaxKeyUnitsLimit));
   return DefineClass(env, "LocalLimiter",
                      {
                          StaticMethod<&LocalLimiterWrap::Shape>("shape"),
                          StaticValue("MAX_DEBT_UNITS", max_debt, napi_enumerable),
+                         StaticValue("MAX_KEY_LENGTH", max_key, napi_enumerable),
                          StaticValue("FLAGS", Flags(env)),
                          InstanceMethod<&LocalLimiterWrap::Clear>("clear"),
                          InstanceMethod<&LocalLimiterWrap::Stats>("stats"),

@@ -144,7 +144,7 @@ function normalizeOptions(options) {
     throw invalidParameterError('option client', 'a hirecache RedisClient (from createClient or getRedisClient)', options.client, CREATE);
   }
   const maxEntries = positiveInteger(options, 'maxEntries', DEFAULT_MAX_ENTRIES, 2 ** 30);
-  const maxKeyLength = positiveInteger(options, 'maxKeyLength', DEFAULT_MAX_KEY_LENGTH, 2 ** 20);
+  const maxKeyLength = positiveInteger(options, 'maxKeyLength', DEFAULT_MAX_KEY_LENGTH, LocalLimiter.MAX_KEY_LENGTH);
   const rejectLocally = checkType('option rejectLocally', options.rejectLocally === undefined ? true : options.rejectLocally, 'boolean', CREATE);
 
   let fallback = options.fallback === undefined ? true : options.fallback;
