@@ -415,6 +415,15 @@ void RedisClient::Flush() {
   if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
   if (conn_ == nullptr || conn_->write_pending() || drain_then_reconnect_) return;
   if (pipeline_.unsent() == 0) return;
+  // A command whose deadline passed before it could be written (the loop stalled after it
+  // was issued) is dropped, not sent: its caller is told ETIMEDOUT, so it must never run.
+  uint64_t next = pipeline_.NextDeadline();
+  if (next != 0 && next <= MonotonicNowMs()) {
+    ExpireDeadlines(MonotonicNowMs());  // Settles callers: JS may run and change the state.
+    if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
+    if (conn_ == nullptr || conn_->write_pending() || drain_then_reconnect_) return;
+    if (pipeline_.unsent() == 0) return;
+  }
   size_t in_flight = pipeline_.written();
   if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
   pipeline_.TakeUnsent(options_.max_in_flight - in_flight, kMaxWriteBytes, write_buffer_);
@@ -520,15 +529,7 @@ void RedisClient::OnDeadlineTimer() {
   if (closing_handles_) return;
   uint64_t now = MonotonicNowMs();
   SettleScope scope(listener_);
-  ClientError timeout{
-      ErrorKind::kTimeout, "ETIMEDOUT",
-      "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
-  size_t expired = 0;
-  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
-    listener_->OnFailure(token, flags, timeout);
-    ++expired;
-  });
-  if (expired > 0) TrackSettled(expired);
+  ExpireDeadlines(now);
   // A connection whose oldest written command got no reply for twice the command timeout is
   // dead in all but name (a partition without a reset): fail it, so callers fail fast.
   uint64_t oldest = pipeline_.OldestWrittenDeadline();
@@ -539,6 +540,21 @@ void RedisClient::OnDeadlineTimer() {
                         " ms; the connection is considered dead"});
   }
   ArmDeadlineTimer();
+}
+
+// Settles every command whose deadline is at or before `now` with ETIMEDOUT (written ones
+// keep their slots; unsent ones are dropped and never run).
+void RedisClient::ExpireDeadlines(uint64_t now) {
+  SettleScope scope(listener_);
+  ClientError timeout{
+      ErrorKind::kTimeout, "ETIMEDOUT",
+      "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
+  size_t expired = 0;
+  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
+    listener_->OnFailure(token, flags, timeout);
+    ++expired;
+  });
+  if (expired > 0) TrackSettled(expired);
 }
 
 // Arms the deadline timer for the next command deadline, or for the moment the oldest

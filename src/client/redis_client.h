@@ -111,6 +111,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   // Deadlines.
   void ArmDeadlineTimer();
   void OnDeadlineTimer();
+  void ExpireDeadlines(uint64_t now);
 
   // Settling.
   void SettleReply(const PendingCommand& cmd, redisReply* reply);

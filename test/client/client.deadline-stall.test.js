@@ -82,3 +82,14 @@ test('a reply that really is late still times out after the stall', async () => 
   const err = await pending;
   expect(err.code).toBe('ETIMEDOUT');
 });
+
+test('a command whose deadline passed before it could be written times out and never runs', async () => {
+  const client = open({ url: db.url, commandTimeout: 200 });
+  await client.call('DEL', 'ran');
+  // Issued, then the loop stalls past the deadline before the turn ends and the write
+  // happens: the caller is told ETIMEDOUT, so Redis must not run it either.
+  const pending = Array.from({ length: 100 }, () => client.call('INCR', 'ran').catch((e) => e.code));
+  busy(400);
+  expect(await Promise.all(pending)).toEqual(Array(100).fill('ETIMEDOUT'));
+  expect(await client.call('GET', 'ran')).toBeNull();
+});
