@@ -27,6 +27,11 @@ export interface ClientOptions {
   maxQueue?: number;
   /** Commands written and not yet answered, at most. Default 100000. */
   maxInFlight?: number;
+  /**
+   * Bytes of commands the socket has not taken yet (queued or handed to the kernel's
+   * writer), at most; a command is always accepted when nothing waits. Default 128 MiB.
+   */
+  maxQueueBytes?: number;
   /** The largest argument of any command (and the largest value cacheSet accepts), in bytes. Default 64 MiB. */
   maxValueBytes?: number;
   /** The largest bulk string accepted from the server, in bytes. Default 512 MiB (Redis's proto-max-bulk-len). */

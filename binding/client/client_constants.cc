@@ -25,6 +25,7 @@ Napi::Object ClientConstants(Napi::Env env) {
   defaults.Set("noDelay", d.no_delay);
   defaults.Set("maxQueue", static_cast<double>(d.max_queue));
   defaults.Set("maxInFlight", static_cast<double>(d.max_in_flight));
+  defaults.Set("maxQueueBytes", static_cast<double>(d.max_queue_bytes));
   defaults.Set("reconnectBaseDelay", static_cast<double>(d.reconnect_base_delay_ms));
   defaults.Set("reconnectMaxDelay", static_cast<double>(d.reconnect_max_delay_ms));
   defaults.Set("maxValueBytes", static_cast<double>(kDefaultMaxValueBytes));

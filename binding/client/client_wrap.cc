@@ -97,6 +97,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   options.no_delay = o.Bool("noDelay", options.no_delay);
   options.max_queue = o.Uint32("maxQueue", options.max_queue);
   options.max_in_flight = o.Uint32("maxInFlight", options.max_in_flight);
+  options.max_queue_bytes = o.Uint64("maxQueueBytes", options.max_queue_bytes);
   options.reconnect_base_delay_ms = o.Uint32("reconnectBaseDelay", options.reconnect_base_delay_ms);
   options.reconnect_max_delay_ms = o.Uint32("reconnectMaxDelay", options.reconnect_max_delay_ms);
   options.limits.max_bulk_bytes = o.Uint64("maxBulkBytes", options.limits.max_bulk_bytes);

@@ -275,6 +275,7 @@ function resolveConfig(env = process.env, options = {}) {
     keepAlive: { min: 0, max: MAX_TIMER_MS },
     maxQueue: { min: 1, max: 2 ** 31 - 1 },
     maxInFlight: { min: 1, max: 2 ** 31 - 1 },
+    maxQueueBytes: { min: 1, max: Number.MAX_SAFE_INTEGER },
     maxValueBytes: { min: 1, max: MAX_BULK },
     maxBulkBytes: { min: 1, max: Number.MAX_SAFE_INTEGER },
     maxAggregateElements: { min: 1, max: 2 ** 31 - 1 },

@@ -24,6 +24,14 @@ void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* toke
   }
 }
 
+void CommandPipeline::DropLast() {
+  assert(unsent() > 0);
+  outbuf_.resize(outbuf_.size() - fifo_.back().encoded_len);
+  fifo_.pop_back();
+  expired_prefix_ = std::min(expired_prefix_, fifo_.size());
+  DropLeadingUnsent();
+}
+
 void CommandPipeline::PrependHandshake(size_t count) {
   assert(written_ == 0);
   for (size_t i = 0; i < count; ++i) {

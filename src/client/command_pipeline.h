@@ -38,6 +38,9 @@ class CommandPipeline {
   void Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
             uint64_t deadline_ms, CommandKind kind = CommandKind::kUser);
 
+  // Takes back the command just pushed (still unsent), with its bytes.
+  void DropLast();
+
   // Puts `count` connection-handshake entries (AUTH, SELECT…) at the very front, counted as
   // written: the caller writes their bytes itself, ahead of everything else.
   void PrependHandshake(size_t count);

@@ -195,6 +195,7 @@ int Connection::Write(std::string& bytes, size_t from) {
   int rc = uv_write(&req->req, stream, &rest, 1, [](uv_write_t* r, int status) {
     auto* w = static_cast<WriteRequest*>(r->data);
     Connection* conn = w->conn;
+    conn->pending_write_bytes_ -= w->bytes.size() - w->offset;
     delete w;
     conn->write_pending_ = false;
     if (conn->closed_) return;
@@ -209,6 +210,7 @@ int Connection::Write(std::string& bytes, size_t from) {
     return rc;
   }
   write_pending_ = true;
+  pending_write_bytes_ += req->bytes.size() - req->offset;
   return 0;
 }
 

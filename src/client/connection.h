@@ -67,6 +67,8 @@ class Connection {
   int Write(std::string& bytes, size_t from);
   // A write is waiting for the socket to take it.
   bool write_pending() const { return write_pending_; }
+  // Bytes handed to libuv that the socket has not taken yet.
+  size_t pending_write_bytes() const { return pending_write_bytes_; }
 
   // Reads whatever the kernel already holds for this socket, now, and delivers its replies
   // as a libuv read would. Called before deadlines are judged: libuv runs timers before it
@@ -114,6 +116,7 @@ class Connection {
   bool ref_ = false;
   bool reading_ = false;  // connected, and libuv is reading the socket
   bool write_pending_ = false;
+  size_t pending_write_bytes_ = 0;
   bool closed_ = false;
   char read_buffer_[64 * 1024];
 };

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <cstring>
 
 #include "client/command_encoder.h"
 #include "client/reply_policy.h"
@@ -128,7 +129,19 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
 
   uint64_t deadline =
       options_.command_timeout_ms == 0 ? 0 : MonotonicNowMs() + options_.command_timeout_ms;
+  size_t waiting_before = pipeline_.unsent_bytes() + PendingWriteBytes();
   pipeline_.Push(argv, argc, token, flags, deadline);
+  if (waiting_before > 0 &&
+      pipeline_.unsent_bytes() + PendingWriteBytes() > options_.max_queue_bytes) {
+    pipeline_.DropLast();
+    RefuseEarly(token, flags,
+                ClientError{ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
+                            "command refused: " + std::to_string(waiting_before) +
+                                " bytes of commands are already waiting to be written to Redis "
+                                "(maxQueueBytes " +
+                                std::to_string(options_.max_queue_bytes) + ")"});
+    return SubmitResult::kAccepted;
+  }
   if (++awaiting_ == 1) {
     listener_->OnBusyChanged(true);
     EnsureRef();
@@ -183,6 +196,10 @@ ClientError RedisClient::QueueFullError() const {
           " more are queued" + queue;
   }
   return ClientError{ErrorKind::kQueueFull, "ERR_QUEUE_FULL", "command refused: " + why};
+}
+
+size_t RedisClient::PendingWriteBytes() const {
+  return conn_ != nullptr ? conn_->pending_write_bytes() : 0;
 }
 
 // Settles a refused command at the end of this loop turn (never synchronously).
@@ -425,7 +442,8 @@ void RedisClient::Flush() {
     if (pipeline_.unsent() == 0) return;
   }
   size_t in_flight = pipeline_.written();
-  if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
+  if (in_flight >= options_.max_in_flight) return;         // Replies will make room.
+  if (in_flight == 0) progress_at_ms_ = MonotonicNowMs();  // The server's wait starts now.
   pipeline_.TakeUnsent(options_.max_in_flight - in_flight, kMaxWriteBytes, write_buffer_);
   WriteOrFail(write_buffer_);
 }
@@ -444,6 +462,7 @@ void RedisClient::OnWriteDrained() { Flush(); }
 
 void RedisClient::OnReadBegin() {
   settled_in_read_ = 0;
+  progress_at_ms_ = MonotonicNowMs();
   listener_->BeginSettle();
 }
 
@@ -460,6 +479,13 @@ void RedisClient::OnReply(redisReply* reply) {
         std::string_view text(reply->str, reply->len);
         FailConnection({ErrorKind::kConnection, std::string(ErrorCodeOf(text)),
                         "Redis refused the connection handshake: " + WithoutArguments(text)});
+      } else if (reply->type != REDIS_REPLY_STATUS || reply->len != 2 ||
+                 std::memcmp(reply->str, "OK", 2) != 0) {
+        // AUTH, SELECT and CLIENT SETNAME all answer +OK: anything else means the server
+        // sent something nobody asked for, and every later reply would go to the wrong caller.
+        FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",
+                        "Redis answered the connection handshake with something other than OK; "
+                        "the connection is out of step"});
       } else if (--handshake_pending_ == 0) {
         OnHandshakeDone();
       }
@@ -530,10 +556,12 @@ void RedisClient::OnDeadlineTimer() {
   uint64_t now = MonotonicNowMs();
   SettleScope scope(listener_);
   ExpireDeadlines(now);
-  // A connection whose oldest written command got no reply for twice the command timeout is
-  // dead in all but name (a partition without a reset): fail it, so callers fail fast.
-  uint64_t oldest = pipeline_.OldestWrittenDeadline();
-  if (conn_ != nullptr && oldest != 0 && oldest + options_.command_timeout_ms <= now) {
+  // A connection that has received nothing for twice the command timeout while commands
+  // it was sent wait is dead in all but name (a partition without a reset): fail it, so
+  // callers fail fast. The wait counts from the write or the last bytes read, not from the
+  // commands' own deadlines: a stall of this process is not the server's silence.
+  if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0 &&
+      progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms) <= now) {
     FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
                     "Redis at " + endpoint_ + " sent nothing for " +
                         std::to_string(2 * static_cast<uint64_t>(options_.command_timeout_ms)) +
@@ -562,9 +590,8 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
 void RedisClient::ArmDeadlineTimer() {
   if (closing_handles_ || options_.command_timeout_ms == 0) return;
   uint64_t wake = pipeline_.NextDeadline();
-  uint64_t oldest = pipeline_.OldestWrittenDeadline();
-  if (conn_ != nullptr && oldest != 0) {
-    uint64_t dead_at = oldest + options_.command_timeout_ms;
+  if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0) {
+    uint64_t dead_at = progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms);
     if (wake == 0 || dead_at < wake) wake = dead_at;
   }
   if (wake == 0) return;
@@ -608,6 +635,18 @@ void RedisClient::SettleEarlyFailures() {
 void RedisClient::TrackSettled(size_t count) {
   awaiting_ -= count;
   if (awaiting_ == 0) {
+    // The first connect attempt was started by calls that have all been answered (their
+    // deadlines passed): nobody waits for it, and its pending connect or resolver request
+    // would keep the process alive until connectTimeout. The next call starts a new one.
+    if (state_ == ClientState::kConnecting && reconnect_attempts_ == 0 && !quit_requested_ &&
+        !closing_handles_) {
+      CloseConnection();
+      uv_timer_stop(state_timer_.get());
+      pipeline_.FailWritten([](void*, uint32_t) {});  // the handshake's own entries
+      handshake_pending_ = 0;
+      has_deferred_connect_failure_ = false;
+      state_ = ClientState::kIdle;
+    }
     listener_->OnBusyChanged(false);
     EnsureRef();
   }

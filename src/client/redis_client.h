@@ -49,6 +49,9 @@ struct ClientOptions {
   bool no_delay = true;
   uint32_t max_queue = 10000;       // commands accepted that cannot be written yet
   uint32_t max_in_flight = 100000;  // commands written and not yet answered
+  // Bytes of commands not yet taken by the socket (queued, or handed to libuv). A command
+  // is always accepted when nothing waits, whatever its size.
+  uint64_t max_queue_bytes = 128ull * 1024 * 1024;
   uint32_t reconnect_base_delay_ms = 50;
   uint32_t reconnect_max_delay_ms = 2000;
   ProtocolLimits limits;
@@ -99,6 +102,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
 
   // Accepting and writing.
   bool HasRoom() const;
+  size_t PendingWriteBytes() const;
   ClientError QueueFullError() const;
   void RefuseEarly(void* token, uint32_t flags, ClientError error);
   void StartIdle();
@@ -162,6 +166,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   uint32_t reconnect_attempts_ = 0;  // failed attempts since the last handshake (for status)
   uint32_t backoff_level_ = 0;       // paces reconnection; reset by a connection that lasted
   uint64_t connected_at_ms_ = 0;     // when the current connection finished its handshake
+  uint64_t progress_at_ms_ = 0;      // the last read, or the write that began the current wait
   uint64_t connections_opened_ = 0;
   ClientError last_error_;
   bool has_last_error_ = false;

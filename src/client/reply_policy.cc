@@ -6,7 +6,9 @@ namespace hirecache {
 
 std::string_view ErrorCodeOf(std::string_view error_text) {
   size_t space = error_text.find(' ');
-  return error_text.substr(0, space == std::string_view::npos ? error_text.size() : space);
+  std::string_view code =
+      error_text.substr(0, space == std::string_view::npos ? error_text.size() : space);
+  return code.empty() ? std::string_view("ERR") : code;  // an error must have a code
 }
 
 std::string WithoutArguments(std::string_view error_text) {

@@ -28,7 +28,8 @@ enum class ReplyClass {
 ReplyClass ClassifyReply(const redisReply* reply);
 
 // The code of an error text: its first word ("WRONGPASS invalid username-password pair"
-// gives "WRONGPASS"). The one parser of error codes for the core and the binding.
+// gives "WRONGPASS"; an empty error gives "ERR"). The one parser of error codes for the
+// core and the binding.
 std::string_view ErrorCodeOf(std::string_view error_text);
 
 // The server's error text without any echo of the command's arguments ("unknown command

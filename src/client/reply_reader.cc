@@ -182,10 +182,18 @@ bool ProtocolGuard::Check(const char* data, size_t len) {
         break;
       }
       case State::kBulk: {
-        uint64_t take = std::min<uint64_t>(bulk_left_, static_cast<uint64_t>(end - p));
-        p += take;
-        bulk_left_ -= take;
-        if (bulk_left_ == 0) EndValue();
+        if (bulk_left_ > 2) {  // the payload: any bytes, skipped
+          uint64_t take = std::min<uint64_t>(bulk_left_ - 2, static_cast<uint64_t>(end - p));
+          p += take;
+          bulk_left_ -= take;
+          break;
+        }
+        // The payload's CRLF (hiredis skips these two bytes unchecked; they are checked here).
+        char c = *p++;
+        if (c != (bulk_left_ == 2 ? '\r' : '\n')) {
+          return Fail("Redis sent a bulk string not followed by CRLF");
+        }
+        if (--bulk_left_ == 0) EndValue();
         break;
       }
     }

@@ -142,3 +142,35 @@ test('quit() writes commands held back by maxInFlight, answers them all, then cl
   expect(await Promise.all(replies)).toEqual(Array.from({ length: 350 }, (_, i) => `q${i}`));
   expect(client.status().state).toBe('closed');
 });
+
+test('bytes the socket has not taken are bounded by maxQueueBytes, not only commands', async () => {
+  // A server that accepts and never reads: what the kernel does not take waits here.
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    socket.pause();
+    sockets.add(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push({
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  });
+  const client = open({ url: `redis://127.0.0.1:${server.address().port}`, maxQueueBytes: 1024 * 1024, commandTimeout: 60000 });
+  const first = client.call('PING').catch((e) => e);
+  await waitFor(() => client.status().state === 'ready');
+  const value = Buffer.alloc(64 * 1024, 'v');
+  const calls = Array.from({ length: 200 }, (_, i) => client.call('SET', `big:${i}`, value).then(() => 'ok', (e) => e));
+  // The accepted ones wait (the server never reads); the refused ones settle at once.
+  const results = await Promise.all(calls.map((p) => Promise.race([p, new Promise((r) => setTimeout(() => r('waiting'), 1000))])));
+  const refused = results.filter((r) => r instanceof Error);
+  // About 1 MiB of 64 KiB commands is accepted; the rest fail at once, naming the bound.
+  expect(refused.length).toBeGreaterThan(180);
+  expect(refused[0].code).toBe('ERR_QUEUE_FULL');
+  expect(refused[0].message).toMatch(/maxQueueBytes 1048576/);
+  client.disconnect();
+  await first;
+  await Promise.all(calls);
+});

@@ -93,3 +93,17 @@ test('a command whose deadline passed before it could be written times out and n
   expect(await Promise.all(pending)).toEqual(Array(100).fill('ETIMEDOUT'));
   expect(await client.call('GET', 'ran')).toBeNull();
 });
+
+test('a stall of twice the timeout does not make a healthy connection count as dead', async () => {
+  const client = open({ url: db.url, commandTimeout: 200 });
+  await client.call('PING');
+  for (let round = 0; round < 2; round++) {
+    const pending = client.call('PING').catch((e) => e.code);
+    busy(450);
+    await pending; // ETIMEDOUT (never sent) is fine: it was issued before the stall
+  }
+  // The connection was kept, and the next call is answered rather than refused as "down".
+  expect(client.status().connectionsOpened).toBe(1);
+  expect(client.status().state).toBe('ready');
+  await expect(client.call('ECHO', 'alive')).resolves.toBe('alive');
+});

@@ -138,3 +138,25 @@ test('the reader limits are validated as options', () => {
   expect(() => createClient({ maxLineBytes: 'big' })).toThrow(TypeError);
   expect(ProtocolError).toBeDefined();
 });
+
+test('a handshake answered with anything but OK fails the connection instead of shifting replies', async () => {
+  const server = await fakeServer(() => '$3\r\nabc\r\n');
+  const client = open({ url: server.url, name: 'app', connectTimeout: 2000 });
+  const err = await client.call('ECHO', 'x').catch((e) => e);
+  expect(err.code).toBe('ERR_PROTOCOL');
+  expect(client.status().lastError.message).toMatch(/out of step/);
+});
+
+test('a bulk string not followed by CRLF is a protocol error', async () => {
+  const server = await fakeServer(() => '$3\r\nabcXY');
+  const client = open({ url: server.url });
+  await expectProtocolError(client.call('GET', 'k'));
+  expect(client.status().lastError.message).toMatch(/not followed by CRLF/);
+});
+
+test('an empty error reply still has a code', async () => {
+  const server = await fakeServer(() => '-\r\n');
+  const client = open({ url: server.url });
+  const err = await client.call('GET', 'k').catch((e) => e);
+  expect(err.code).toBe('ERR');
+});
