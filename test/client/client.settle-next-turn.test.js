@@ -34,11 +34,13 @@ test('a connect the kernel refuses at once fails the first call on a later turn'
   clients.push(client);
   const first = await settledAtOnce(() => client.call('PING'));
   expect(first.early).toBe(false);
-  expect(first.outcome.code).toBe('ENETUNREACH');
+  // ENETUNREACH here; another routing table may answer EACCES or EHOSTUNREACH.
+  expect(first.outcome).toBeInstanceOf(Error);
+  expect(first.outcome.code).toMatch(/^E[A-Z]+$/);
   // Redis is now known to be down: later calls fail fast, but still on a later turn.
   const later = await settledAtOnce(() => client.call('PING'));
   expect(later.early).toBe(false);
-  expect(later.outcome.code).toBe('ENETUNREACH');
+  expect(later.outcome.code).toBe(first.outcome.code);
 });
 
 test('a call refused by maxQueue settles on a later turn', async () => {
