@@ -69,6 +69,10 @@ class CommandPipeline {
 
   // The earliest deadline of an unsettled command, or 0 when none has one.
   uint64_t NextDeadline() const;
+  // The deadline of the first unsent command (0: none, or nothing unsent); O(1).
+  uint64_t FirstUnsentDeadline() const {
+    return unsent() > 0 && !fifo_[written_].settled ? fifo_[written_].deadline_ms : 0;
+  }
   // The deadline of the oldest written command (0: none, or nothing written).
   uint64_t OldestWrittenDeadline() const { return written_ > 0 ? fifo_.front().deadline_ms : 0; }
 

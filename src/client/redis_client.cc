@@ -434,7 +434,7 @@ void RedisClient::Flush() {
   if (pipeline_.unsent() == 0) return;
   // A command whose deadline passed before it could be written (the loop stalled after it
   // was issued) is dropped, not sent: its caller is told ETIMEDOUT, so it must never run.
-  uint64_t next = pipeline_.NextDeadline();
+  uint64_t next = pipeline_.FirstUnsentDeadline();
   if (next != 0 && next <= MonotonicNowMs()) {
     ExpireDeadlines(MonotonicNowMs());  // Settles callers: JS may run and change the state.
     if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
@@ -462,7 +462,7 @@ void RedisClient::OnWriteDrained() { Flush(); }
 
 void RedisClient::OnReadBegin() {
   settled_in_read_ = 0;
-  progress_at_ms_ = MonotonicNowMs();
+  replies_in_read_ = 0;
   listener_->BeginSettle();
 }
 
@@ -473,6 +473,7 @@ void RedisClient::OnReply(redisReply* reply) {
     return;
   }
   PendingCommand cmd = pipeline_.PopWritten();
+  ++replies_in_read_;
   switch (cmd.kind) {
     case CommandKind::kHandshake:
       if (reply->type == REDIS_REPLY_ERROR) {
@@ -512,6 +513,9 @@ void RedisClient::OnReply(redisReply* reply) {
 }
 
 void RedisClient::OnReadEnd() {
+  // Progress is a completed reply, not any byte: a server trickling a reply that never ends
+  // must still count as silent.
+  if (replies_in_read_ > 0) progress_at_ms_ = MonotonicNowMs();
   if (drain_then_reconnect_ && pipeline_.written() == 0 && conn_ != nullptr) {
     ClientError readonly{ErrorKind::kConnection, "READONLY",
                          "Redis answered READONLY (a failover happened); reconnecting"};
@@ -635,18 +639,6 @@ void RedisClient::SettleEarlyFailures() {
 void RedisClient::TrackSettled(size_t count) {
   awaiting_ -= count;
   if (awaiting_ == 0) {
-    // The first connect attempt was started by calls that have all been answered (their
-    // deadlines passed): nobody waits for it, and its pending connect or resolver request
-    // would keep the process alive until connectTimeout. The next call starts a new one.
-    if (state_ == ClientState::kConnecting && reconnect_attempts_ == 0 && !quit_requested_ &&
-        !closing_handles_) {
-      CloseConnection();
-      uv_timer_stop(state_timer_.get());
-      pipeline_.FailWritten([](void*, uint32_t) {});  // the handshake's own entries
-      handshake_pending_ = 0;
-      has_deferred_connect_failure_ = false;
-      state_ = ClientState::kIdle;
-    }
     listener_->OnBusyChanged(false);
     EnsureRef();
   }

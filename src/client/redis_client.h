@@ -152,6 +152,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   };
   std::vector<EarlyFailure> early_failures_;  // settled by the idle handle
   size_t settled_in_read_ = 0;                // replies settled since the read's last slice
+  size_t replies_in_read_ = 0;                // replies of any kind completed in this read
   bool submitting_ = false;                   // inside Submit: nothing may be settled synchronously
   bool has_deferred_connect_failure_ = false;
   ClientError deferred_connect_failure_;

@@ -37,6 +37,8 @@ test('a connect the kernel refuses at once fails the first call on a later turn'
   // ENETUNREACH here; another routing table may answer EACCES or EHOSTUNREACH.
   expect(first.outcome).toBeInstanceOf(Error);
   expect(first.outcome.code).toMatch(/^E[A-Z]+$/);
+  expect(first.outcome.code).not.toBe('ETIMEDOUT'); // a refusal, not a connect that hung
+  expect(client.status().state).toBe('down');
   // Redis is now known to be down: later calls fail fast, but still on a later turn.
   const later = await settledAtOnce(() => client.call('PING'));
   expect(later.early).toBe(false);

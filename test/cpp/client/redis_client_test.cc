@@ -240,21 +240,21 @@ TEST_F(RedisClientTest, PipelinedRepliesReachTheirOwnCallers) {
 
 TEST_F(RedisClientTest, ADeadlineSettlesEarlyButNeverShiftsLaterReplies) {
   ClientOptions options;
-  options.command_timeout_ms = 500;
+  options.command_timeout_ms = 1000;
   MakeClient(options);
   uintptr_t first = Send({"SET", "k", "mine"});
   RunUntil([&] { return Get(first).done; });
-  // BLPOP holds the connection for 600 ms (Redis checks blocking timeouts every 100 ms, so
-  // up to 700): everything behind it passes its deadline, but the connection answers well
-  // before twice the deadline (1000 ms), so it is not declared dead.
-  uintptr_t blocked = Send({"BLPOP", "empty-list", "0.6"});
+  // BLPOP holds the connection for 1.2 s (Redis checks blocking timeouts every 100 ms, so
+  // up to 1.3): everything behind it passes its deadline, but the connection answers well
+  // before twice the deadline (2 s), so it is not declared dead.
+  uintptr_t blocked = Send({"BLPOP", "empty-list", "1.2"});
   uintptr_t set = Send({"SET", "k", "v2"});
   uintptr_t get = Send({"GET", "k"});
   RunUntil([&] { return Get(blocked).done && Get(set).done && Get(get).done; });
   EXPECT_EQ(Get(blocked).value, "ETIMEDOUT");
   EXPECT_EQ(Get(set).value, "ETIMEDOUT");
   EXPECT_EQ(Get(get).value, "ETIMEDOUT");
-  Sleep(400);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
+  Sleep(600);  // The late replies (nil, OK, v2) arrive and are swallowed by their slots.
   uintptr_t after = Send({"GET", "k"});
   uintptr_t echo = Send({"ECHO", "later"});
   RunUntil([&] { return Get(after).done && Get(echo).done; });
