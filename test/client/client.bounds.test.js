@@ -174,3 +174,42 @@ test('bytes the socket has not taken are bounded by maxQueueBytes, not only comm
   await first;
   await Promise.all(calls);
 });
+
+test('against a server that stops reading, what waits across many turns stays bounded by maxQueueBytes', async () => {
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    socket.pause(); // never reads: the kernel buffers fill, then libuv holds the rest
+    sockets.add(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push({
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  });
+  const client = open({ url: `redis://127.0.0.1:${server.address().port}`, maxQueueBytes: 8 * 1024 * 1024, commandTimeout: 60000 });
+  const first = client.call('PING').catch((e) => e);
+  await waitFor(() => client.status().state === 'ready');
+  const value = Buffer.alloc(256 * 1024, 'w');
+  const calls = [];
+  let refused = null;
+  // 2 MiB a turn, each turn's commands written or held behind the socket: no single turn
+  // reaches the bound, but what accumulates does.
+  for (let turn = 0; turn < 40 && !refused; turn++) {
+    for (let i = 0; i < 8; i++) calls.push(client.call('SET', `k${turn}:${i}`, value).catch((e) => e));
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    const settled = await Promise.race([Promise.any(calls.map((p) => p.then((r) => (r instanceof Error ? r : Promise.reject(r))))), new Promise((r) => setTimeout(() => r(null), 20))]);
+    if (settled instanceof Error) refused = settled;
+  }
+  expect(refused).not.toBeNull();
+  expect(refused.code).toBe('ERR_QUEUE_FULL');
+  expect(refused.message).toMatch(/maxQueueBytes 8388608/);
+  // Far less than the 80 MiB the loop would have queued without the bound.
+  expect(calls.length * value.length).toBeLessThan(48 * 1024 * 1024);
+  client.disconnect();
+  await first;
+  await Promise.all(calls);
+});
