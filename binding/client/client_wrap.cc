@@ -354,9 +354,7 @@ void ClientWrap::OnReply(void* token, uint32_t flags, const redisReply* reply) {
     return;
   }
   if (flags & kReplyIsOk) {
-    bool ok = reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
-              std::memcmp(reply->str, "OK", 2) == 0;
-    napi_get_boolean(env_, ok, &value);
+    napi_get_boolean(env_, IsOkReply(reply), &value);
   } else {
     napi_value too_large = nullptr;
     value = ConvertReply(reply, flags, &too_large);

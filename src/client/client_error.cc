@@ -17,4 +17,14 @@ std::string CodeForUvStatus(int status) {
   }
 }
 
+ClientError UvError(int status, const std::string& what) {
+  return ClientError{ErrorKind::kConnection, CodeForUvStatus(status),
+                     what + ": " + uv_strerror(status)};
+}
+
+std::string EndpointOf(const std::string& host, uint16_t port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 }  // namespace hirecache

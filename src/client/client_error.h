@@ -2,6 +2,7 @@
 #ifndef HIRECACHE_CLIENT_CLIENT_ERROR_H_
 #define HIRECACHE_CLIENT_CLIENT_ERROR_H_
 
+#include <cstdint>
 #include <string>
 
 namespace hirecache {
@@ -24,6 +25,13 @@ struct ClientError {
 
 // Maps a libuv status (negative errno or EAI_*) to the code Node itself would use.
 std::string CodeForUvStatus(int status);
+
+// A connection error for a failed libuv call: `what` ("connecting to host:port failed")
+// followed by libuv's text, with Node's code for the status.
+ClientError UvError(int status, const std::string& what);
+
+// "host:port" for messages, with an IPv6 address in brackets ("[::1]:6379").
+std::string EndpointOf(const std::string& host, uint16_t port);
 
 }  // namespace hirecache
 

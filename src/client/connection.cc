@@ -18,11 +18,6 @@ constexpr size_t kReaderFeedSlice = 4096;
 // ReadNow() reads at most this many buffers in one call, so a flood cannot hold the loop.
 constexpr int kReadNowMaxBuffers = 16;
 
-ClientError ErrorFromUv(int status, const std::string& what) {
-  return ClientError{ErrorKind::kConnection, CodeForUvStatus(status),
-                     what + ": " + uv_strerror(status)};
-}
-
 }  // namespace
 
 // A resolver request runs on libuv's thread pool and cannot be taken back once started, so
@@ -43,10 +38,12 @@ struct Connection::WriteRequest {
 
 Connection::Connection(uv_loop_t* loop, const ConnectionOptions& options, ConnectionEvents* events,
                        HandleGroup* group)
-    : loop_(loop), options_(options), events_(events), group_(group), reader_(options.limits) {
-  bool v6 = options_.host.find(':') != std::string::npos;
-  endpoint_ =
-      (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(options_.port);
+    : loop_(loop),
+      options_(options),
+      events_(events),
+      group_(group),
+      endpoint_(EndpointOf(options.host, options.port)),
+      reader_(options.limits) {
   connect_req_.data = this;
   group_->Acquire();
 }
@@ -104,7 +101,7 @@ void Connection::Start() {
 
 void Connection::OnResolved(int status, addrinfo* res) {
   if (status != 0) {
-    last_error_ = ErrorFromUv(status, "resolving " + options_.host + " failed");
+    last_error_ = UvError(status, "resolving " + options_.host + " failed");
   } else {
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
       if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
@@ -130,7 +127,7 @@ void Connection::ConnectNext() {
       static_cast<Connection*>(req->data)->OnTcpConnected(status);
     });
     if (rc == 0) return;
-    last_error_ = ErrorFromUv(rc, "connecting to " + endpoint_ + " failed");
+    last_error_ = UvError(rc, "connecting to " + endpoint_ + " failed");
     CloseSocket();
   }
   if (closed_) return;
@@ -147,7 +144,7 @@ void Connection::ConnectNext() {
 void Connection::OnTcpConnected(int status) {
   if (closed_) return;  // UV_ECANCELED after Close(), or a late answer
   if (status < 0) {
-    last_error_ = ErrorFromUv(status, "connecting to " + endpoint_ + " failed");
+    last_error_ = UvError(status, "connecting to " + endpoint_ + " failed");
     CloseSocket();
     ConnectNext();
     return;
@@ -200,7 +197,7 @@ int Connection::Write(std::string& bytes, size_t from) {
     conn->write_pending_ = false;
     if (conn->closed_) return;
     if (status < 0) {
-      conn->events_->OnFailed(ErrorFromUv(status, "writing to " + conn->endpoint_ + " failed"));
+      conn->events_->OnFailed(UvError(status, "writing to " + conn->endpoint_ + " failed"));
     } else {
       conn->events_->OnWriteDrained();
     }
@@ -244,7 +241,7 @@ void Connection::HandleRead(ssize_t nread, const char* data) {
         nread == UV_EOF
             ? ClientError{ErrorKind::kConnection, "ECONNRESET",
                           "Redis at " + endpoint_ + " closed the connection"}
-            : ErrorFromUv(static_cast<int>(nread), "reading from " + endpoint_ + " failed"));
+            : UvError(static_cast<int>(nread), "reading from " + endpoint_ + " failed"));
     return;
   }
   events->OnReadBegin();

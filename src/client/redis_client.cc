@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
-#include <cstring>
 
 #include "client/command_encoder.h"
 #include "client/reply_policy.h"
@@ -32,11 +31,6 @@ uint64_t WallClockMs() {
   using namespace std::chrono;
   return static_cast<uint64_t>(
       duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
-}
-
-ClientError ErrorFromUv(int status, const std::string& what) {
-  return ClientError{ErrorKind::kConnection, CodeForUvStatus(status),
-                     what + ": " + uv_strerror(status)};
 }
 
 // Brackets a run of settlements so the listener can open one scope for all of them; nests.
@@ -76,6 +70,7 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
       options_(std::move(options)),
       listener_(listener),
       reconnect_policy_(options_.reconnect_base_delay_ms, options_.reconnect_max_delay_ms),
+      endpoint_(EndpointOf(options_.host, options_.port)),
       handles_([](void* self) { static_cast<RedisClient*>(self)->MaybeFinishClose(); }, this),
       idle_(&handles_),
       prepare_(&handles_),
@@ -83,9 +78,6 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
       deadline_timer_(&handles_),
       state_timer_(&handles_),
       jitter_state_(uv_hrtime() | 1) {
-  bool v6 = options_.host.find(':') != std::string::npos;
-  endpoint_ =
-      (v6 ? "[" + options_.host + "]" : options_.host) + ":" + std::to_string(options_.port);
   uv_idle_init(loop_, idle_.get());
   uv_prepare_init(loop_, prepare_.get());
   uv_check_init(loop_, check_.get());
@@ -129,10 +121,10 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
 
   uint64_t deadline =
       options_.command_timeout_ms == 0 ? 0 : MonotonicNowMs() + options_.command_timeout_ms;
-  size_t waiting_before = pipeline_.unsent_bytes() + PendingWriteBytes();
+  size_t pending = PendingWriteBytes();
+  size_t waiting_before = pipeline_.unsent_bytes() + pending;
   pipeline_.Push(argv, argc, token, flags, deadline);
-  if (waiting_before > 0 &&
-      pipeline_.unsent_bytes() + PendingWriteBytes() > options_.max_queue_bytes) {
+  if (waiting_before > 0 && pipeline_.unsent_bytes() + pending > options_.max_queue_bytes) {
     pipeline_.DropLast();
     RefuseEarly(token, flags,
                 ClientError{ErrorKind::kQueueFull, "ERR_QUEUE_FULL",
@@ -435,8 +427,9 @@ void RedisClient::Flush() {
   // A command whose deadline passed before it could be written (the loop stalled after it
   // was issued) is dropped, not sent: its caller is told ETIMEDOUT, so it must never run.
   uint64_t next = pipeline_.FirstUnsentDeadline();
-  if (next != 0 && next <= MonotonicNowMs()) {
-    ExpireDeadlines(MonotonicNowMs());  // Settles callers: JS may run and change the state.
+  uint64_t now = next != 0 ? MonotonicNowMs() : 0;
+  if (next != 0 && next <= now) {
+    ExpireDeadlines(now);  // Settles callers: JS may run and change the state.
     if (state_ != ClientState::kReady && state_ != ClientState::kClosing) return;
     if (conn_ == nullptr || conn_->write_pending() || drain_then_reconnect_) return;
     if (pipeline_.unsent() == 0) return;
@@ -452,7 +445,7 @@ void RedisClient::Flush() {
 // continuations may queue new commands; these bytes must never go out again.
 void RedisClient::WriteOrFail(std::string& bytes) {
   int rc = conn_->Write(bytes, 0);
-  if (rc != 0) FailConnection(ErrorFromUv(rc, "writing to " + endpoint_ + " failed"));
+  if (rc != 0) FailConnection(UvError(rc, "writing to " + endpoint_ + " failed"));
 }
 
 void RedisClient::OnWriteDrained() { Flush(); }
@@ -480,8 +473,7 @@ void RedisClient::OnReply(redisReply* reply) {
         std::string_view text(reply->str, reply->len);
         FailConnection({ErrorKind::kConnection, std::string(ErrorCodeOf(text)),
                         "Redis refused the connection handshake: " + WithoutArguments(text)});
-      } else if (reply->type != REDIS_REPLY_STATUS || reply->len != 2 ||
-                 std::memcmp(reply->str, "OK", 2) != 0) {
+      } else if (!IsOkReply(reply)) {
         // AUTH, SELECT and CLIENT SETNAME all answer +OK: anything else means the server
         // sent something nobody asked for, and every later reply would go to the wrong caller.
         FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",

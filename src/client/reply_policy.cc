@@ -19,6 +19,11 @@ std::string WithoutArguments(std::string_view error_text) {
   return text;
 }
 
+bool IsOkReply(const redisReply* reply) {
+  return reply->type == REDIS_REPLY_STATUS && reply->len == 2 && reply->str[0] == 'O' &&
+         reply->str[1] == 'K';
+}
+
 ReplyClass ClassifyReply(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ERROR) return ReplyClass::kOrdinary;
   std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));

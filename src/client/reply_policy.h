@@ -27,6 +27,9 @@ enum class ReplyClass {
 // Classifies one reply. Only error replies are ever anything but kOrdinary.
 ReplyClass ClassifyReply(const redisReply* reply);
 
+// Whether the reply is the status +OK (SET, AUTH, SELECT, CLIENT SETNAME…).
+bool IsOkReply(const redisReply* reply);
+
 // The code of an error text: its first word ("WRONGPASS invalid username-password pair"
 // gives "WRONGPASS"; an empty error gives "ERR"). The one parser of error codes for the
 // core and the binding.

@@ -100,6 +100,11 @@ bool ProtocolGuard::Fail(std::string message) {
   return false;
 }
 
+bool ProtocolGuard::FailLineTooLong() {
+  return Fail("Redis sent a reply line longer than maxLineBytes (" +
+              std::to_string(limits_.max_line_bytes) + ")");
+}
+
 bool ProtocolGuard::Check(const char* data, size_t len) {
   if (!error_.empty()) return false;
   const char* p = data;
@@ -145,8 +150,7 @@ bool ProtocolGuard::Check(const char* data, size_t len) {
         size_t take = static_cast<size_t>(stop - p);
         line_bytes_ += take;
         if (line_bytes_ > limits_.max_line_bytes) {
-          return Fail("Redis sent a reply line longer than maxLineBytes (" +
-                      std::to_string(limits_.max_line_bytes) + ")");
+          return FailLineTooLong();
         }
         last_was_cr_ = take > 0 && stop[-1] == '\r';
         p = stop;
@@ -158,8 +162,7 @@ bool ProtocolGuard::Check(const char* data, size_t len) {
         // the same way. Anything else fails here, before hiredis could read it otherwise.
         char c = *p++;
         if (++line_bytes_ > limits_.max_line_bytes) {
-          return Fail("Redis sent a reply line longer than maxLineBytes (" +
-                      std::to_string(limits_.max_line_bytes) + ")");
+          return FailLineTooLong();
         }
         if (last_was_cr_) {
           if (c != '\n') {

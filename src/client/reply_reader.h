@@ -52,6 +52,7 @@ class ProtocolGuard {
  private:
   enum class State : uint8_t { kType, kLine, kHeader, kBulk };
   bool Fail(std::string message);
+  bool FailLineTooLong();
   bool EndHeader();
   void EndValue();
 

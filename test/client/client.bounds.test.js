@@ -3,11 +3,11 @@
 // one tick while connected is written (a cache warm-up of 20,000 sets succeeds), while
 // against a server that accepts and never answers, written-but-unanswered commands stop
 // at maxInFlight, queued ones at maxQueue, and the rest fail at once with ERR_QUEUE_FULL.
-const net = require('net');
 const { createClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
 const { QueueFullError } = require('../../lib/errors');
 const { suiteDatabase } = require('../helpers/suite-db');
+const { silentServer, nonReadingServer } = require('../helpers/fake-servers');
 const { waitFor } = require('../helpers/async');
 
 let db;
@@ -20,25 +20,10 @@ function open(options) {
   return client;
 }
 
-/** A server that accepts connections and reads everything, answering nothing. */
-async function silentServer() {
-  const sockets = new Set();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('data', () => {});
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const entry = {
-    url: `redis://127.0.0.1:${server.address().port}`,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
-    },
-  };
-  servers.push(entry);
-  return entry;
+/** A fake server of the given kind, closed after the test. */
+async function track(server) {
+  servers.push(await server);
+  return servers[servers.length - 1];
 }
 
 beforeAll(async () => {
@@ -75,7 +60,7 @@ test('a burst issued before the connection is ready is bounded by maxQueue', asy
 });
 
 test('against a server that never answers, in-flight commands stop at maxInFlight', async () => {
-  const server = await silentServer();
+  const server = await track(silentServer());
   const client = open({ url: server.url, maxInFlight: 1000, maxQueue: 200, commandTimeout: 60000 });
   const cache = createCache({ client });
   // The silent server needs no handshake: the connection is ready once TCP is up.
@@ -100,7 +85,7 @@ test('against a server that never answers, in-flight commands stop at maxInFligh
 });
 
 test('one million cacheGets against a silent server leave at most the default bounds waiting', async () => {
-  const server = await silentServer();
+  const server = await track(silentServer());
   const client = open({ url: server.url, commandTimeout: 60000 });
   const cache = createCache({ client });
   const defaults = client.options;
@@ -145,20 +130,8 @@ test('quit() writes commands held back by maxInFlight, answers them all, then cl
 
 test('bytes the socket has not taken are bounded by maxQueueBytes, not only commands', async () => {
   // A server that accepts and never reads: what the kernel does not take waits here.
-  const sockets = new Set();
-  const server = net.createServer((socket) => {
-    socket.pause();
-    sockets.add(socket);
-    socket.on('error', () => {});
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push({
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
-    },
-  });
-  const client = open({ url: `redis://127.0.0.1:${server.address().port}`, maxQueueBytes: 1024 * 1024, commandTimeout: 60000 });
+  const server = await track(nonReadingServer());
+  const client = open({ url: server.url, maxQueueBytes: 1024 * 1024, commandTimeout: 60000 });
   const first = client.call('PING').catch((e) => e);
   await waitFor(() => client.status().state === 'ready');
   const value = Buffer.alloc(64 * 1024, 'v');
@@ -176,20 +149,8 @@ test('bytes the socket has not taken are bounded by maxQueueBytes, not only comm
 });
 
 test('against a server that stops reading, what waits across many turns stays bounded by maxQueueBytes', async () => {
-  const sockets = new Set();
-  const server = net.createServer((socket) => {
-    socket.pause(); // never reads: the kernel buffers fill, then libuv holds the rest
-    sockets.add(socket);
-    socket.on('error', () => {});
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push({
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
-    },
-  });
-  const client = open({ url: `redis://127.0.0.1:${server.address().port}`, maxQueueBytes: 8 * 1024 * 1024, commandTimeout: 60000 });
+  const server = await track(nonReadingServer());
+  const client = open({ url: server.url, maxQueueBytes: 8 * 1024 * 1024, commandTimeout: 60000 });
   const first = client.call('PING').catch((e) => e);
   await waitFor(() => client.status().state === 'ready');
   const value = Buffer.alloc(256 * 1024, 'w');

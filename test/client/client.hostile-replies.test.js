@@ -3,45 +3,17 @@
 // element array, a 2^40-byte bulk, a line that never ends, arrays nested past the limit)
 // makes the connection fail with ERR_PROTOCOL at the header, without waiting for the
 // bytes it announces, and the client keeps working against a sane server afterwards.
-const net = require('net');
 const { createClient } = require('../../lib/redis');
 const { ProtocolError } = require('../../lib/errors');
+const { scriptedServer } = require('../helpers/fake-servers');
 
 const servers = [];
 const clients = [];
 
-/**
- * A server that answers every command it reads with `reply(n)` (n counts commands), or
- * streams `tail` after it. Handshake-free: the client sends no AUTH/SELECT by default.
- */
 async function fakeServer(reply) {
-  const sockets = new Set();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    let n = 0;
-    socket.on('data', (chunk) => {
-      // One answer per command ("*" starts each RESP command the client sends).
-      for (const byte of chunk) {
-        if (byte === 0x2a) {
-          const out = reply(n++);
-          if (out) socket.write(out);
-        }
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const entry = {
-    url: `redis://127.0.0.1:${server.address().port}`,
-    sockets,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
-    },
-  };
-  servers.push(entry);
-  return entry;
+  const server = await scriptedServer(reply);
+  servers.push(server);
+  return server;
 }
 
 function open(options) {
