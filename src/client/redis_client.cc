@@ -778,6 +778,7 @@ void RedisClient::CloseBreaker() {
 }
 
 void RedisClient::EmitBreaker() {
+  listener_->OnBreakerState(breaker_.state());
   ClientEvent event{ClientEventType::kBreaker};
   event.breaker = breaker_.state();
   event.reason = breaker_.reason();
