@@ -176,3 +176,25 @@ test('metrics count hits, misses, timeouts and refusals per command, with latenc
   await off.get('m');
   expect(off.metrics().commands.get.hit).toBe(0);
 });
+
+test('synchronous work while a connect or a reply is pending never opens the breaker', async () => {
+  const hold = (ms) => {
+    const t = Date.now();
+    while (Date.now() - t < ms);
+  };
+  // Straight to the server: an in-process proxy would be held by the same work.
+  const client = open({ url: db.url, breaker: { stallMs: 25 } });
+  const events = recordEvents(client);
+  // The first call connects; the process is then busy for 150 ms before the loop polls.
+  const first = client._get(SOFT_FAIL | BREAKER_EARLY, 'k');
+  hold(150);
+  await first;
+  for (let i = 0; i < 3; i++) {
+    const p = client._get(SOFT_FAIL | BREAKER_EARLY, 'k');
+    await new Promise((r) => setImmediate(r)); // written
+    hold(150);
+    await p;
+  }
+  expect(events.filter(([n]) => n === 'breaker')).toEqual([]);
+  expect(client.metrics().breakerOpened).toBe(0);
+});
