@@ -25,14 +25,14 @@ export function cacheLostInvalidations(): LostInvalidationList;
 export function escapeGlob(prefix: string): string;
 
 /** The fallback store that serves a Redis cache while the client's breaker is not closed. */
-export interface FallbackOptions {
+export interface CacheFallbackOptions {
   /** Most entries kept (default 10000); the least recently used go first. */
   maxEntries?: number;
   /** Most bytes of memory held, at least MIN_BYTES of hirecache's MemoryStore (default 16 MiB). */
   maxBytes?: number;
 }
 
-export interface FallbackStats {
+export interface CacheFallbackStats {
   /** A store exists: from the first call of an outage until the breaker closes. */
   active: boolean;
   entries: number;
@@ -64,7 +64,7 @@ export interface CacheStats {
   /** The embedded store's figures, when it is the backend (REDIS_URL=disabled). */
   store: { entries: number; bytes: number; maxEntries: number; maxBytes: number; hits: number; misses: number; evictions: number; expired: number } | null;
   /** The fallback of a Redis cache; null when it is off or the backend is the embedded store. */
-  fallback: FallbackStats | null;
+  fallback: CacheFallbackStats | null;
   /** Redis backend only. */
   lostInvalidations: LostInvalidationStats | null;
 }
@@ -85,7 +85,7 @@ export interface CacheOptions {
    * With a client: the store that serves while Redis is unavailable (default on, 10000
    * entries, 16 MiB), or false for none (calls then miss / return false while Redis is down).
    */
-  fallback?: FallbackOptions | boolean;
+  fallback?: CacheFallbackOptions | boolean;
   maxValueBytes?: number;
   scanCount?: number;
   deleteBatch?: number;

@@ -57,6 +57,7 @@ const REDIS_FLAGS = SOFT_FAIL | BREAKER_EARLY;
 // A deletion that failed while the breaker stayed closed (one timeout, one dropped
 // connection) is re-issued after this long, rather than waiting for an outage to end.
 const RETRY_REISSUE_MS = 1000;
+const unwatchOnCollect = new FinalizationRegistry((unwatch) => unwatch());
 
 /**
  * A cache on a Redis client, with a fallback store for outages.
@@ -88,11 +89,19 @@ class RedisCache {
     this.deleteBatch = deleteBatch;
     this.backend = 'redis';
     this.#fallback = fallback === null ? null : new FallbackStore(fallback);
-    // The subscription lives as long as the client; a cache is made once per client.
-    client._watch((type, detail) => {
-      if (type === 'breaker' && detail.state === 'closed') this.#recovered();
-      else if (type === 'end') this.#ended();
+    // The subscription holds the cache weakly and goes when the cache is collected, so a
+    // cache made per request does not live as long as the client.
+    const ref = new WeakRef(this);
+    const unwatch = client._watch((type, detail) => {
+      const cache = ref.deref();
+      if (cache !== undefined) cache.#onClientEvent(type, detail);
     });
+    unwatchOnCollect.register(this, unwatch);
+  }
+
+  #onClientEvent(type, detail) {
+    if (type === 'breaker' && detail.state === 'closed') this.#recovered();
+    else if (type === 'end') this.#ended();
   }
 
   get(key) {
@@ -235,7 +244,7 @@ class RedisCache {
     else this.#lost.addPrefix(prefix);
     if (!this.#warned) {
       this.#warned = true;
-      this.#log('warn', 'hirecache cache: a deletion did not reach Redis (Redis unavailable); it was applied to the '
+      this.#log('warn', 'cache: a deletion did not reach Redis (Redis unavailable); it was applied to the '
         + 'in-memory fallback only, and other processes may serve the old value until it is re-issued when Redis '
         + 'is back. Further deletions are counted (cacheStats().lostInvalidations), not logged, until then.');
     }
@@ -313,11 +322,11 @@ class RedisCache {
     this.#lost.reissued += done;
     if (failed === 0) this.#warned = false;
     if (unrecorded > 0) {
-      this.#log('warn', `hirecache cache: Redis is back; ${done} deletions it missed were re-issued, but ${unrecorded} more `
+      this.#log('warn', `cache: Redis is back; ${done} deletions it missed were re-issued, but ${unrecorded} more `
         + 'could not be recorded (too many during the outage): the values they should have removed may be served '
         + 'until their TTL ends.');
     } else if (done > 0) {
-      this.#log('info', `hirecache cache: Redis is back; ${done} deletions it missed were re-issued.`);
+      this.#log('info', `cache: Redis is back; ${done} deletions it missed were re-issued.`);
     }
     if (failed > 0) {
       if (this.client.breakerState === 'closed') this.#retryLater();

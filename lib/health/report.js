@@ -24,8 +24,11 @@ const { describe, invalidParameterError, checkKnownOptions } = require('../util/
 
 const { BREAKER_EARLY } = clientConstants.commandFlags;
 
-/** The error codes of a handshake whose credentials Redis refused. */
-const AUTH_REFUSED = new Set(['WRONGPASS', 'NOAUTH']);
+/** The error codes of a handshake whose credentials Redis refused (as the client's logger reads them). */
+const AUTH_REFUSED = new Set(['WRONGPASS', 'NOAUTH', 'NOPERM']);
+
+// The name under which a limiter registers its report on the client, before its keyPrefix.
+const LIMITER_REPORT = 'ratelimit:';
 
 // Anything shaped like a URL with user information, inside a longer message.
 const URL_IN_TEXT = /[A-Za-z][A-Za-z0-9+.-]*:\/\/\S*@\S*/g;
@@ -109,7 +112,10 @@ function cacheSections(stats) {
 function limiterSection(client, limiters) {
   const out = {};
   if (client !== null && typeof client._reports === 'function') {
-    for (const [name, report] of Object.entries(safelyRead(() => client._reports()))) out[name] = componentSummary(report);
+    // Limiters register as 'ratelimit:<keyPrefix>'; a collected one reports null.
+    for (const [name, report] of Object.entries(safelyRead(() => client._reports()))) {
+      if (name.startsWith(LIMITER_REPORT) && report != null) out[name.slice(LIMITER_REPORT.length)] = componentSummary(report);
+    }
   }
   if (limiters) {
     const entries = Array.isArray(limiters)
