@@ -288,8 +288,10 @@ class RedisCache {
    * sent again; one that fails again goes back in the record.
    */
   async #reissue() {
-    if (this.#reissuing || this.client.breakerState !== 'closed' || this.#lost.pending === 0) {
-      if (this.#lost.pending === 0) this.#warned = false;
+    if (this.#reissuing || this.client.breakerState !== 'closed') return;
+    if (this.#lost.pending === 0) {
+      // Redis is back and nothing waits: the next lost deletion is news again.
+      this.#warned = false;
       return;
     }
     this.#reissuing = true;
