@@ -5,7 +5,7 @@
 const { getRedisClient } = require('./redis');
 const cache = require('./cache');
 const { buildReport, createHealth } = require('./health/report');
-const { healthHandlers, healthRouter } = require('./health/handlers');
+const handlers = require('./health/handlers');
 
 /**
  * The report for the process-wide client (getRedisClient()) and cache (hirecache/cache),
@@ -13,6 +13,16 @@ const { healthHandlers, healthRouter } = require('./health/handlers');
  */
 function health() {
   return buildReport({ client: getRedisClient, cache, limiters: null, connect: true });
+}
+
+/** GET /health, /health/live and /health/ready as (req, res) handlers; see lib/health/handlers.js. */
+function healthHandlers(options = {}) {
+  return handlers.healthHandlers(options, health);
+}
+
+/** An Express Router with the three endpoints: healthRouter(require('express'), { path, health }). */
+function healthRouter(express, options = {}) {
+  return handlers.healthRouter(express, options, health);
 }
 
 module.exports = { health, createHealth, healthHandlers, healthRouter };

@@ -30,12 +30,13 @@ function readReport(health) {
 
 /**
  * { health, live, ready }: three (req, res) handlers over `options.health` (a function
- * returning a report: hirecache's health by default, or one made by createHealth()).
+ * returning a report, such as one made by createHealth()), `defaultHealth` when it is not
+ * given (lib/health.js passes the process-wide report).
  */
-function healthHandlers(options = {}) {
+function healthHandlers(options = {}, defaultHealth = undefined) {
   checkType('options', options, 'object', { where: 'healthHandlers' });
   checkKnownOptions(options, ['health'], { where: 'healthHandlers' });
-  const health = options.health === undefined ? require('../health').health : options.health;
+  const health = options.health === undefined ? defaultHealth : options.health;
   checkType('option health', health, 'function', { where: 'healthHandlers' });
   return {
     health(req, res) {
@@ -56,9 +57,9 @@ function healthHandlers(options = {}) {
  * An Express Router answering GET `${path}`, `${path}/live` and `${path}/ready`:
  *   app.use(healthRouter(require('express')));
  * `express` is the application's own (hirecache does not depend on it); options: health (as
- * for healthHandlers), path (default '/health').
+ * for healthHandlers), path (default '/health'); defaultHealth as for healthHandlers.
  */
-function healthRouter(express, options = {}) {
+function healthRouter(express, options = {}, defaultHealth = undefined) {
   if (express === null || (typeof express !== 'function' && typeof express !== 'object') || typeof express.Router !== 'function') {
     throw invalidParameterError('the first argument', 'the express module', express, { where: 'healthRouter' });
   }
@@ -68,7 +69,7 @@ function healthRouter(express, options = {}) {
   if (typeof path !== 'string' || !path.startsWith('/') || path.endsWith('/')) {
     throw invalidParameterError('option path', "a path such as '/health' (a leading /, no trailing /)", path, { where: 'healthRouter' });
   }
-  const handlers = healthHandlers(rest);
+  const handlers = healthHandlers(rest, defaultHealth);
   const router = express.Router();
   router.get(path, handlers.health);
   router.get(`${path}/live`, handlers.live);

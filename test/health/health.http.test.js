@@ -148,11 +148,13 @@ test('the example API serves the endpoints and keeps its routes up through an ou
         app: require('../../examples/api/src/app'),
         redis: require('../../examples/api/src/lib/redis'),
       };
+      // The client reads REDIS_URL when it is created.
+      mods.client = mods.redis.getRedisClient();
     });
   } finally {
     process.env = saved;
   }
-  const client = mods.redis.getRedisClient();
+  const { client } = mods;
   cleanups.push(async () => client.disconnect());
   const base = await serve(mods.app.createApp());
 
