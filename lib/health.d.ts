@@ -5,7 +5,6 @@ import type { Cache } from './cache';
 import type { RateLimiter } from './ratelimit';
 
 export type HealthStatus = 'ok' | 'degraded' | 'error';
-export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export interface HealthReport {
   /**
@@ -20,7 +19,7 @@ export interface HealthReport {
     /** 'disabled' for REDIS_URL=disabled, 'misconfigured' when the settings were refused. */
     state: ClientState | 'disabled' | 'misconfigured';
     /** null when there is no client. */
-    breaker: BreakerState | null;
+    breaker: 'closed' | 'open' | 'half-open' | null;
     breakerReason: 'stalled' | 'unreachable' | 'failures' | null;
     /** The cache (or a limiter) serves from process memory in Redis's place. */
     usingFallback: boolean;

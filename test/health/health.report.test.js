@@ -90,7 +90,9 @@ test('a client that never connected is ok, and reading its health starts the con
   expect(env.health()).toMatchObject({ status: 'ok', ready: true, redis: { state: 'idle', breaker: 'closed' } });
   await waitFor(() => env.client.status().state === 'ready', { what: 'the connection' });
   expect(env.health().status).toBe('ok');
-  const quiet = createHealth({ client: createClient({ url: `${env.proxy.url}/${db.db}` }), connect: false });
+  const idle = createClient({ url: `${env.proxy.url}/${db.db}` });
+  cleanups.push(async () => idle.disconnect());
+  const quiet = createHealth({ client: idle, connect: false });
   quiet();
   expect(quiet().redis.state).toBe('idle');
 });
