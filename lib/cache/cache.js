@@ -13,6 +13,7 @@ const { describe, checkInteger } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
 const { FallbackStore } = require('./fallback-store');
 const { LostInvalidations } = require('./lost-invalidations');
+const { nextTurn } = require('./next-turn');
 const { MemoryStore } = require('../store/memory-store');
 
 const { clientConstants } = require('../binding');
@@ -108,14 +109,14 @@ class RedisCache {
     if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS, key);
     const store = this.#outageStore();
     if (store === null) return this.client._get(REDIS_FLAGS, key);
-    return Promise.resolve(this.#countRead(store.get(key)));
+    return nextTurn(this.#countRead(store.get(key)));
   }
 
   getBuffer(key) {
     if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
     const store = this.#outageStore();
     if (store === null) return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
-    return Promise.resolve(this.#countRead(store.getBuffer(key)));
+    return nextTurn(this.#countRead(store.getBuffer(key)));
   }
 
   set(key, value, ttlSec) {
@@ -125,7 +126,7 @@ class RedisCache {
     // false when the entry alone is larger than the fallback's byte bound.
     const stored = store.set(key, value, ttlSec * 1000);
     if (stored) this.#fallback.writes += 1;
-    return Promise.resolve(stored);
+    return nextTurn(stored);
   }
 
   async mget(keys) {
@@ -135,7 +136,7 @@ class RedisCache {
         const values = store.mget(keys);
         this.#fallback.reads += values.length;
         for (const v of values) if (v !== null) this.#fallback.hits += 1;
-        return values;
+        return nextTurn(values);
       }
     }
     const values = await this.client._command(REDIS_FLAGS, 'MGET', ...keys);
@@ -146,10 +147,9 @@ class RedisCache {
     if (this.client.breakerState !== 'closed') {
       this.#lose(keys, null);
       const store = this.#outageStore();
-      if (store === null) return 0;
       let n = 0;
-      for (const key of keys) if (store.del(key)) n += 1;
-      return n;
+      if (store !== null) for (const key of keys) if (store.del(key)) n += 1;
+      return nextTurn(n);
     }
     const n = await this.client._command(REDIS_FLAGS, 'DEL', ...keys);
     if (n !== null) return n;
@@ -164,7 +164,7 @@ class RedisCache {
     if (this.client.breakerState !== 'closed') {
       this.#lose(null, prefix);
       const store = this.#outageStore();
-      return store === null ? 0 : store.deletePrefixAsync(prefix);
+      return nextTurn(store === null ? 0 : await store.deletePrefixAsync(prefix));
     }
     try {
       return await this.#scanAndUnlink(prefix);

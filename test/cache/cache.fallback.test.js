@@ -97,6 +97,20 @@ test('during an outage the cache serves from the fallback, and nothing reaches R
   expect(await raw('EXISTS', Buffer.from([0x62, 0]))).toBe(0);
 });
 
+test('a tight await loop on the fallback still lets timers run', async () => {
+  const env = await setup();
+  await outage(env);
+  await env.cache.cacheSet('x', 'v', 60);
+  let fired = false;
+  setTimeout(() => { fired = true; }, 1);
+  let calls = 0;
+  while (!fired && calls < 200000) {
+    await env.cache.cacheGet('x');
+    calls += 1;
+  }
+  expect(fired).toBe(true);
+});
+
 test('TTLs hold in the fallback', async () => {
   const env = await setup();
   await outage(env);
