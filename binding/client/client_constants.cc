@@ -16,6 +16,11 @@ Napi::Object ClientConstants(Napi::Env env) {
   for (size_t i = 0; i < kClientStateCount; ++i) {
     states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));
   }
+  Napi::Array breaker_states = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; ++i) {
+    breaker_states.Set(i, BreakerStateName(static_cast<BreakerState>(i)));
+  }
+  breaker_states.Freeze();
   const ClientOptions d;
   Napi::Object defaults = Napi::Object::New(env);
   defaults.Set("host", d.host);
@@ -48,6 +53,7 @@ Napi::Object ClientConstants(Napi::Env env) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("commandFlags", flags);
   out.Set("states", states);
+  out.Set("breakerStates", breaker_states);
   out.Set("defaults", defaults);
   out.Freeze();
   flags.Freeze();

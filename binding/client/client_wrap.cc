@@ -128,6 +128,11 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     d.max_open_ms = b.Uint32("maxOpenMs", d.max_open_ms);
   }
 
+  Napi::Uint8Array cell = Napi::Uint8Array::New(env, 1);
+  breaker_cell_data_ = cell.Data();
+  breaker_cell_ = Napi::Persistent(cell);
+  info.This().As<Napi::Object>().Set("breakerCell", cell);
+
   error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_resource_ = Napi::Persistent(Napi::Object::New(env));
   napi_async_init(env, async_resource_.Value(), Napi::String::New(env, "hirecache:reply"),
@@ -453,6 +458,11 @@ void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error
     return;
   }
   napi_reject_deferred(env_, deferred, MakeClientError(error));
+}
+
+void ClientWrap::OnBreakerState(BreakerState state) {
+  if (breaker_cell_data_ != nullptr && !tearing_down_)
+    *breaker_cell_data_ = static_cast<uint8_t>(state);
 }
 
 void ClientWrap::OnEvent(const ClientEvent& event) {

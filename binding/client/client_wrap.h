@@ -53,6 +53,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
   void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
   void OnEvent(const ClientEvent& event) override;
+  void OnBreakerState(BreakerState state) override;
   void OnBusyChanged(bool busy) override;
   void OnClosed() override;
 
@@ -80,6 +81,10 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
+  // One byte JS reads as the breaker's state (this object's `breakerCell`), written the
+  // moment it changes: a cache call checks it without a call into the addon.
+  Napi::Reference<Napi::Uint8Array> breaker_cell_;
+  uint8_t* breaker_cell_data_ = nullptr;
   Napi::ObjectReference async_resource_;
   std::vector<napi_deferred> quit_waiters_;
   ArgumentBuffer args_;

@@ -11,6 +11,9 @@ const { nativeError, ConfigError } = require('../errors');
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
 
+// The breaker's states by the number the native side writes into breakerCell.
+const BREAKER_STATES = binding.clientConstants.breakerStates;
+
 /** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
 function checkValueSize(value, max) {
   let size = 0;
@@ -66,7 +69,7 @@ class RedisClient extends EventEmitter {
   #watchers = new Set();
   #reports = new Map();
   #log;
-  #breakerState = 'closed';
+  #breakerCell;
 
   /**
    * @param {object} [options] see README "Configuration"; options override the environment.
@@ -82,6 +85,7 @@ class RedisClient extends EventEmitter {
     this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, config.breaker.enabled);
     // The native client opens no socket until the first command.
     this.#native = new binding.Client(config, nativeError);
+    this.#breakerCell = this.#native.breakerCell;
     // A property, not a closure the native side holds: the client and its native half stay
     // collectable together.
     const self = new WeakRef(this);
@@ -92,7 +96,6 @@ class RedisClient extends EventEmitter {
   }
 
   #onNativeEvent(type, detail) {
-    if (type === 'breaker') this.#breakerState = detail.state;
     this.#log.event(type, detail);
     for (const fn of this.#watchers) {
       try {
@@ -114,7 +117,7 @@ class RedisClient extends EventEmitter {
    * fallbacks), 'half-open' (a probe decides).
    */
   get breakerState() {
-    return this.#breakerState;
+    return BREAKER_STATES[this.#breakerCell[0]];
   }
 
   /**

@@ -67,8 +67,9 @@ bool CircuitBreaker::RecordFailure(uint64_t now_ms) {
   ++b.failed;
   ++consecutive_failures_;
   if (state_ != BreakerState::kClosed) return false;
-  bool trip = (options_.failure_threshold > 0 && consecutive_failures_ >= options_.failure_threshold) ||
-              (options_.failure_rate_percent > 0 && RateExceeded(now_ms));
+  bool trip =
+      (options_.failure_threshold > 0 && consecutive_failures_ >= options_.failure_threshold) ||
+      (options_.failure_rate_percent > 0 && RateExceeded(now_ms));
   return trip && Open(BreakerReason::kFailures, now_ms);
 }
 

@@ -26,6 +26,8 @@ constexpr size_t kSettleSlice = 128;
 constexpr size_t kMaxWriteBytes = 256 * 1024 * 1024;
 // A connection that lasted at least this long resets the reconnect backoff when it is lost.
 constexpr uint64_t kStableConnectionMs = 2000;
+// A deadline timer that fires this much after it was due means the loop was held.
+constexpr uint64_t kLateTimerMs = 5;
 
 uint64_t WallClockMs() {
   using namespace std::chrono;
@@ -622,6 +624,7 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
 
 void RedisClient::OnDeadlineTimer() {
   deadline_armed_ = false;
+  uint64_t due = timer_wake_ms_;
   // libuv runs timers before it polls sockets: after a stall of the loop, replies may be
   // waiting in the socket already. They win over their deadlines.
   if (conn_ != nullptr) conn_->ReadNow();
@@ -643,7 +646,16 @@ void RedisClient::OnDeadlineTimer() {
   }
   if (closing_handles_) return;
   uint64_t stall_at = StallAt();
-  if (stall_at != 0 && stall_at <= now) OpenBreaker(BreakerReason::kStalled, now);
+  if (stall_at != 0 && stall_at <= now) {
+    if (now > due + kLateTimerMs) {
+      // This timer fires late: the loop itself was held (synchronous work). A reply in the
+      // socket was read above, but a connect that completed meanwhile is only seen when
+      // the loop polls: judge after one poll.
+      stall_judged_after_ms_ = now + 1;
+    } else {
+      OpenBreaker(BreakerReason::kStalled, now);
+    }
+  }
   if (probe_pending_ && now >= probe_sent_ms_ + ProbeTimeoutMs()) {
     probe_pending_ = false;  // its reply, if it ever comes, is swallowed by its slot
     if (breaker_.ProbeFailed(now)) EmitBreaker();
@@ -713,13 +725,13 @@ void RedisClient::ArmTimerAt(uint64_t wake_ms) {
 // since, or a connect attempt that commands wait for. Only a closed breaker looks.
 uint64_t RedisClient::StallAt() const {
   if (!breaker_.enabled() || !breaker_.closed()) return 0;
+  uint64_t at = 0;
   if (state_ == ClientState::kReady && pipeline_.written() > 0) {
-    return std::max(progress_at_ms_, read_at_ms_) + breaker_.stall_ms();
+    at = std::max(progress_at_ms_, read_at_ms_) + breaker_.stall_ms();
+  } else if (state_ == ClientState::kConnecting && !pipeline_.empty()) {
+    at = connect_started_ms_ + breaker_.stall_ms();
   }
-  if (state_ == ClientState::kConnecting && !pipeline_.empty()) {
-    return connect_started_ms_ + breaker_.stall_ms();
-  }
-  return 0;
+  return at == 0 ? 0 : std::max(at, stall_judged_after_ms_);
 }
 
 uint64_t RedisClient::ProbeTimeoutMs() const {
@@ -778,6 +790,7 @@ void RedisClient::CloseBreaker() {
 }
 
 void RedisClient::EmitBreaker() {
+  listener_->OnBreakerState(breaker_.state());
   ClientEvent event{ClientEventType::kBreaker};
   event.breaker = breaker_.state();
   event.reason = breaker_.reason();
