@@ -13,7 +13,7 @@ const { describe, checkInteger } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
 const { FallbackStore } = require('./fallback-store');
 const { LostInvalidations } = require('./lost-invalidations');
-const { nextTurn } = require('./next-turn');
+const { nextTurn, flushCount } = require('./next-turn');
 const { MemoryStore } = require('../store/memory-store');
 
 const { clientConstants } = require('../binding');
@@ -77,6 +77,10 @@ class RedisCache {
   #warned = false;
   #reissuing = false;
   #retryTimer = null;
+  // The outage the fallback store belongs to (status().breakerOpenedAt), checked once per
+  // turn of fallback use (the count of next-turn flushes when it was last checked).
+  #storeOutage = null;
+  #checkedTurn = -1;
 
   constructor(client, options = {}) {
     const { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = options;
@@ -228,6 +232,17 @@ class RedisCache {
   #outageStore() {
     const fallback = this.#fallback;
     if (fallback === null) return null;
+    // The breaker's state is read from the core at once, its events come a turn later: it
+    // may have closed and opened again before the 'closed' event dropped the store. The
+    // outage's identity (when the breaker opened from closed) is checked once per turn of
+    // fallback use, and a store from an earlier outage is dropped, never served.
+    const turn = flushCount();
+    if (turn !== this.#checkedTurn) {
+      this.#checkedTurn = turn;
+      const openedAt = this.client.status().breakerOpenedAt;
+      if (fallback.active && openedAt !== this.#storeOutage) fallback.drop();
+      this.#storeOutage = openedAt;
+    }
     if (!fallback.active) this.client.noteFallback('cache', true);
     return fallback.store();
   }

@@ -8,8 +8,10 @@
 let resolvers = [];
 let values = [];
 let scheduled = false;
+let flushes = 0;
 
 function flush() {
+  flushes += 1;
   const r = resolvers;
   const v = values;
   resolvers = [];
@@ -30,4 +32,12 @@ function nextTurn(value) {
   });
 }
 
-module.exports = { nextTurn };
+/**
+ * How many flushes have run: it changes between any turn that answered from memory and any
+ * later call, so a caller can do a check once per turn of fallback use.
+ */
+function flushCount() {
+  return flushes;
+}
+
+module.exports = { nextTurn, flushCount };
