@@ -13,7 +13,7 @@ const { describe, checkInteger } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
 const { FallbackStore } = require('./fallback-store');
 const { LostInvalidations } = require('./lost-invalidations');
-const { nextTurn, flushCount } = require('./next-turn');
+const { nextTurn } = require('./next-turn');
 const { MemoryStore } = require('../store/memory-store');
 
 const { clientConstants } = require('../binding');
@@ -77,10 +77,8 @@ class RedisCache {
   #warned = false;
   #reissuing = false;
   #retryTimer = null;
-  // The outage the fallback store belongs to (status().breakerOpenedAt), checked once per
-  // turn of fallback use (the count of next-turn flushes when it was last checked).
-  #storeOutage = null;
-  #checkedTurn = -1;
+  // The outage the fallback store belongs to: how many times the breaker had opened.
+  #storeOutage = -1;
 
   constructor(client, options = {}) {
     const { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = options;
@@ -234,15 +232,11 @@ class RedisCache {
     if (fallback === null) return null;
     // The breaker's state is read from the core at once, its events come a turn later: it
     // may have closed and opened again before the 'closed' event dropped the store. The
-    // outage's identity (when the breaker opened from closed) is checked once per turn of
-    // fallback use, and a store from an earlier outage is dropped, never served.
-    const turn = flushCount();
-    if (turn !== this.#checkedTurn) {
-      this.#checkedTurn = turn;
-      const openedAt = this.client.status().breakerOpenedAt;
-      if (fallback.active && openedAt !== this.#storeOutage) fallback.drop();
-      this.#storeOutage = openedAt;
-    }
+    // outage's identity (the count of openings, read from the core too) is checked on each
+    // call, and a store from an earlier outage is dropped, never served.
+    const outage = this.client._breakerOpenings;
+    if (fallback.active && outage !== this.#storeOutage) fallback.drop();
+    this.#storeOutage = outage;
     if (!fallback.active) this.client.noteFallback('cache', true);
     return fallback.store();
   }

@@ -8,10 +8,8 @@
 let resolvers = [];
 let values = [];
 let scheduled = false;
-let flushes = 0;
 
 function flush() {
-  flushes += 1;
   const r = resolvers;
   const v = values;
   resolvers = [];
@@ -32,12 +30,4 @@ function nextTurn(value) {
   });
 }
 
-/**
- * How many flushes have run: it changes between any turn that answered from memory and any
- * later call, so a caller can do a check once per turn of fallback use.
- */
-function flushCount() {
-  return flushes;
-}
-
-module.exports = { nextTurn, flushCount };
+module.exports = { nextTurn };
