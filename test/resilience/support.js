@@ -9,10 +9,10 @@ const { performance } = require('perf_hooks');
 
 const LIB = path.join(__dirname, '..', '..', 'lib');
 
-/** A logger that records its lines: { lines: [{ level, message }], logger }. */
+/** A logger that records its lines: { lines: [{ level, message, at }], logger } (at: Date.now()). */
 function recordingLogger() {
   const lines = [];
-  const at = (level) => (message) => lines.push({ level, message: String(message) });
+  const at = (level) => (message) => lines.push({ level, message: String(message), at: Date.now() });
   return { lines, logger: { error: at('error'), warn: at('warn'), info: at('info') } };
 }
 
