@@ -223,3 +223,27 @@ test('a probe that falls due while a reconnect hangs neither spins the loop nor 
     await server.close();
   }
 });
+
+test('behind a proxy that accepts for a dead server, the breaker stays open until Redis itself answers', async () => {
+  const { startRedis, freePort } = require('../helpers/redis-server');
+  const port = await freePort();
+  const front = await createProxy({ port }); // accepts, then fails: nothing behind it yet
+  let server = null;
+  try {
+    const logger = recordingLogger();
+    const client = open({ url: front.url, reconnectBaseDelay: 10, reconnectMaxDelay: 50, logger });
+    const events = recordEvents(client);
+    await outcome(client.get('k'));
+    await sleep(600); // many reconnects, each accepted by the proxy
+    expect(client.breakerState).not.toBe('closed');
+    expect(events.filter(([n, s]) => n === 'breaker' && s === 'closed:null')).toEqual([]);
+    expect(logger.lines.filter(([level]) => level === 'info')).toEqual([]); // never "usable again"
+    server = await startRedis({ port });
+    await waitFor(() => client.breakerState === 'closed');
+    expect(await client.call('PING')).toBe('PONG');
+    expect(logger.lines.at(-1)[1]).toMatch(/usable again/);
+  } finally {
+    await front.close();
+    if (server) await server.stop();
+  }
+});
