@@ -553,14 +553,17 @@ function printLimiter(rows) {
 }
 
 function describeRun() {
+  // The commit of the code measured: the last one that changed the library, the binding or
+  // the core (a commit that only adds a benchmark measures the same code as its parent).
   let commit = '?';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: h.ROOT, encoding: 'utf8' }).trim();
+    const git = (...args) => execFileSync('git', args, { cwd: h.ROOT, encoding: 'utf8' }).trim();
+    commit = `${git('log', '-1', '--format=%h', '--', 'lib', 'src', 'binding')} (HEAD ${git('rev-parse', '--short', 'HEAD')})`;
   } catch {
     // Not a git checkout.
   }
   const redis = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=(\S+)/);
-  return `resilience: commit ${commit}, Node ${process.version}, redis-server ${redis ? redis[1] : '?'}, ioredis ${require('ioredis/package.json').version}, ${QUICK ? 'quick' : 'full'} run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return `resilience: code at ${commit}, Node ${process.version}, redis-server ${redis ? redis[1] : '?'}, ioredis ${require('ioredis/package.json').version}, ${QUICK ? 'quick' : 'full'} run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 async function main() {
