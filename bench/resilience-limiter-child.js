@@ -29,7 +29,7 @@ async function main() {
   process.on('unhandledRejection', () => {
     unhandled += 1;
   });
-  const client = createClient({ url: o.url, commandTimeout: o.commandTimeout });
+  const client = createClient({ url: o.url, commandTimeout: o.commandTimeout, logger: false });
   const limiter = createLimiter({ keyPrefix: o.keyPrefix, points: o.points, duration: o.duration, client });
   if (o.warm) {
     // Connects and loads the script, on a key nobody else uses.

@@ -65,7 +65,11 @@ const HIRECACHE_EVENTS = ['connect', 'ready', 'error', 'close', 'reconnecting', 
 function hirecacheContender(url) {
   const { createClient } = require('../lib/redis');
   const { createCache } = require('../lib/cache');
-  const client = createClient({ url });
+  // The client's logger (an option since issue 8; ignored before): its lines are counted
+  // and shown under the tables, not mixed into them.
+  const logged = [];
+  const record = (level) => (line) => logged.push(`${level}: ${line}`);
+  const client = createClient({ url, logger: { error: record('error'), warn: record('warn'), info: record('info') } });
   const cache = createCache({ client });
   const events = new Map();
   const breakerPath = [];
@@ -96,6 +100,7 @@ function hirecacheContender(url) {
       return client.status().connectionsOpened + failures;
     },
     events: () => (typeof client.on === 'function' ? [...events].map(([k, v]) => `${k} ${v}`).join(', ') : 'not an EventEmitter'),
+    logged: () => logged,
     breakerPath: () => breakerPath.join(' > '),
     close: async () => {
       await Promise.race([client.quit(), sleep(6000)]).catch(() => {});
@@ -122,6 +127,7 @@ function ioredisContender(url) {
     sample: () => {},
     attempts: () => 1 + connects,
     events: () => [...events].map(([k, v]) => `${k} ${v}`).join(', '),
+    logged: () => [],
     breakerPath: () => '',
     close: async () => {
       await Promise.race([io.quit(), sleep(6000)]).catch(() => {});
@@ -262,6 +268,7 @@ async function freezeScenario(makeContender) {
       ],
       events: c.events(),
       breakerPath: c.breakerPath(),
+      logged: c.logged(),
     };
   } finally {
     thaw();
@@ -328,6 +335,7 @@ async function outageScenario(makeContender, shape) {
       unsettled: rec.unsettled,
       events: c.events(),
       breakerPath: c.breakerPath(),
+      logged: c.logged(),
     };
   } finally {
     await c.close();
@@ -359,21 +367,27 @@ async function limiterProcesses(url, key, { stallMs, stallAfter }) {
     const child = spawn(process.execPath, [path.join(__dirname, 'resilience-limiter-child.js'), JSON.stringify(options)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
+    child.stdin.on('error', () => {}); // A child that died is reported by its exit code.
     let out = '';
     let readyResolve;
-    const ready = new Promise((resolve) => {
+    let readyReject;
+    const ready = new Promise((resolve, reject) => {
       readyResolve = resolve;
+      readyReject = reject;
     });
     child.stdout.on('data', (d) => {
       out += d;
-      if (out.startsWith('ready\n')) readyResolve();
+      if (out.includes('ready\n')) readyResolve();
     });
     const done = new Promise((resolve, reject) => {
       child.on('exit', (code) => {
-        if (code !== 0) return reject(new Error(`limiter child exited with ${code}`));
+        const err = new Error(`limiter child exited with ${code}`);
+        readyReject(err); // No effect once it was ready.
+        if (code !== 0) return reject(err);
         resolve(JSON.parse(out.trim().split('\n').pop()));
       });
     });
+    done.catch(() => {}); // Awaited below; a failure before 'ready' rejects `ready` too.
     return { child, ready, done };
   });
   await Promise.all(children.map((c) => c.ready));
@@ -397,7 +411,7 @@ function busyWait(ms) {
 async function limiterExhausted(url, key, stallMs) {
   const { createClient } = require('../lib/redis');
   const { createLimiter } = require('../lib/ratelimit');
-  const client = createClient({ url, commandTimeout: 200 });
+  const client = createClient({ url, commandTimeout: 200, logger: false });
   const limiter = createLimiter({ keyPrefix: 'res:rl', points: LIMIT, duration: 60, client });
   try {
     for (let i = 0; i < LIMIT; i++) await limiter.consume(key); // Exhausted, by Redis's word.
@@ -477,6 +491,7 @@ function printFreeze(results) {
   );
   for (const r of results) {
     console.log(`  ${r.name} events: ${r.events || 'none'}${r.breakerPath ? `; breaker: ${r.breakerPath}` : ''}`);
+    printLogged(r);
   }
   console.log('  ioredis is wrapped as a lib/cache.js would wrap it; its rejections are the error column.');
 }
@@ -526,7 +541,16 @@ function printOutage(results) {
   console.log("  attempts (client): hirecache's status() (connections opened + failed attempts); ioredis: 1 + 'reconnecting' events.");
   for (const r of results) {
     console.log(`  ${r.name} (${r.shape}) events: ${r.events || 'none'}${r.breakerPath ? `; breaker: ${r.breakerPath}` : ''}`);
+    printLogged(r);
   }
+}
+
+/** The lines hirecache's logger wrote during a scenario (a few at most, by design). */
+function printLogged(r) {
+  if (r.name !== 'hirecache') return;
+  console.log(`    logged ${r.logged.length} line(s)${r.logged.length ? ':' : ''}`);
+  for (const line of r.logged.slice(0, 4)) console.log(`      ${line.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')}`);
+  if (r.logged.length > 4) console.log(`      ... ${r.logged.length - 4} more`);
 }
 
 function printLimiter(rows) {
