@@ -577,12 +577,14 @@ function printLimiter(rows) {
 }
 
 function describeRun() {
-  // The commit of the code measured: the last one that changed the library, the binding or
-  // the core (a commit that only adds a benchmark measures the same code as its parent).
+  // The commit of the code measured: the last one that changed the core, the binding or the
+  // modules these scenarios run (a commit that only adds a benchmark, the metrics
+  // exposition or types measures the same code as its parent).
   let commit = '?';
   try {
     const git = (...args) => execFileSync('git', args, { cwd: h.ROOT, encoding: 'utf8' }).trim();
-    commit = `${git('log', '-1', '--format=%h', '--', 'lib', 'src', 'binding')} (HEAD ${git('rev-parse', '--short', 'HEAD')})`;
+    const measured = ['src', 'binding', 'lib/client', 'lib/cache', 'lib/ratelimit', 'lib/store', 'lib/redis.js', 'lib/cache.js', 'lib/ratelimit.js'];
+    commit = `${git('log', '-1', '--format=%h', '--', ...measured)} (HEAD ${git('rev-parse', '--short', 'HEAD')})`;
   } catch {
     // Not a git checkout.
   }
