@@ -1,3 +1,4 @@
 export * from './redis';
 export * from './cache';
 export * from './ratelimit';
+export * from './health';

@@ -4,4 +4,5 @@ module.exports = {
   ...require('./redis'),
   ...require('./cache'),
   ...require('./ratelimit'),
+  ...require('./health'),
 };

@@ -82,7 +82,7 @@ class RedisClient extends EventEmitter {
       throw new ConfigError('Redis is disabled (REDIS_URL=disabled); there is no client to create', 'ERR_REDIS_DISABLED');
     }
     this.#config = config;
-    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, config.breaker.enabled);
+    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
     this.#native = new binding.Client(config, nativeError);
     this.#breakerCell = this.#native.breakerCell;
@@ -118,6 +118,14 @@ class RedisClient extends EventEmitter {
    */
   get breakerState() {
     return BREAKER_STATES[this.#breakerCell[0]];
+  }
+
+  /**
+   * Internal: how many times the breaker has opened, read without a call into the addon (a
+   * fallback store knows from it whether an outage it served is over).
+   */
+  get _breakerOpenings() {
+    return this.#breakerCell[1];
   }
 
   /**

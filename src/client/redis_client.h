@@ -199,6 +199,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
 
   CircuitBreaker breaker_;
   uint64_t breaker_opened_at_ms_ = 0;  // wall clock
+  bool refusing_ = false;  // the last reply said the server cannot serve (LOADING, NOAUTH…)
   bool probe_pending_ = false;
   uint64_t probe_sent_ms_ = 0;
   uint64_t read_at_ms_ = 0;             // the last read of any bytes

@@ -198,3 +198,28 @@ test('synchronous work while a connect or a reply is pending never opens the bre
   expect(events.filter(([n]) => n === 'breaker')).toEqual([]);
   expect(client.metrics().breakerOpened).toBe(0);
 });
+
+test('a probe that falls due while a reconnect hangs neither spins the loop nor stops the connect deadline', async () => {
+  const { commandServer } = require('../helpers/fake-servers');
+  // The first connection answers AUTH, then LOADING to everything; later ones never answer.
+  const server = await commandServer((argv, conn) => {
+    if (conn.index > 0) return null;
+    return argv[0].toUpperCase() === 'AUTH' ? '+OK\r\n' : '-LOADING Redis is loading the dataset in memory\r\n';
+  });
+  try {
+    const client = open({ url: `redis://:pw@127.0.0.1:${server.port}`, breaker: { failureThreshold: 3, openMs: 300 }, connectTimeout: 800 });
+    for (let i = 0; i < 3; i++) await outcome(client.get('k'));
+    expect(client.status().breakerReason).toBe('failures');
+    await sleep(2100); // the connection has lasted: its loss reconnects at once
+    server.connections[0].socket.destroy();
+    // Timers keep firing (the loop is not spinning) and the hanging attempt ends at its deadline.
+    let ticks = 0;
+    const timer = setInterval(() => { ticks += 1; }, 50);
+    await waitFor(() => client.status().lastError.code === 'ETIMEDOUT', { timeoutMs: 5000 });
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(5);
+    expect(client.breakerState).toBe('open');
+  } finally {
+    await server.close();
+  }
+});
