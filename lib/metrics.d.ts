@@ -127,11 +127,14 @@ export interface ExpositionOptions extends MetricsExtras {
 /** A client, null (Redis disabled), or a function returning either, read at each scrape. */
 export type ClientSource = MetricsClient | null | (() => MetricsClient | null);
 
-/** Everything hirecache counts, as a plain object; no I/O. */
-export function metricsSnapshot(client: MetricsClient | null, extras?: MetricsExtras): MetricsSnapshot;
+/**
+ * Everything hirecache counts, as a plain object; no I/O. Without a client (undefined): the
+ * process-wide client (getRedisClient()) and cache (hirecache/cache).
+ */
+export function metricsSnapshot(client?: MetricsClient | null, extras?: MetricsExtras): MetricsSnapshot;
 
-/** The Prometheus text exposition format (0.0.4) of the same figures. */
-export function prometheusText(client: MetricsClient | null, options?: ExpositionOptions): string;
+/** The Prometheus text exposition format (0.0.4) of the same figures; client as for metricsSnapshot. */
+export function prometheusText(client?: MetricsClient | null, options?: ExpositionOptions): string;
 
 /** The shape of a metric as prom-client's Registry reads it; what registerMetrics registers. */
 export interface PromClientMetric {
@@ -158,13 +161,17 @@ export interface PromClientRegistryLike {
 
 /**
  * Registers hirecache's metric families into an existing prom-client Registry (prom-client
- * is not a dependency of hirecache). Returns a function that removes them again.
+ * is not a dependency of hirecache). Without a client: the process-wide client and cache,
+ * read at each scrape. Returns a function that removes them again.
  */
-export function registerMetrics(registry: PromClientRegistryLike, client: ClientSource, options?: ExpositionOptions): () => void;
+export function registerMetrics(registry: PromClientRegistryLike, client?: ClientSource, options?: ExpositionOptions): () => void;
 
-/** An Express-style /metrics handler serving prometheusText() as text/plain; version=0.0.4. */
+/**
+ * An Express-style /metrics handler serving prometheusText() as text/plain; version=0.0.4.
+ * Without a client: the process-wide client and cache, read at each request.
+ */
 export function metricsHandler(
-  client: ClientSource,
+  client?: ClientSource,
   options?: ExpositionOptions,
 ): (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void;
 

@@ -21,6 +21,9 @@ export function wire(registry: PromClientRegistryLike): void {
   const stop: () => void = registerMetrics(registry, getRedisClient);
   stop();
   createServer(metricsHandler(null, { prefix: 'api_' })).listen(0);
+  createServer(metricsHandler()).listen(0);
+  const processWide: number | null = metricsSnapshot().hitRate;
+  void processWide;
   const type: string = PROMETHEUS_CONTENT_TYPE;
   void [text, type];
   // @ts-expect-error the prefix is a string
