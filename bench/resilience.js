@@ -8,7 +8,8 @@
 //   node bench/resilience.js --only a,c  only some scenarios
 //
 // (a) freeze: Redis stopped with SIGSTOP for 5 s under open-loop load (one cacheGet every
-//     0.5 ms on 8 keys, issued on a timer whatever the replies do), then SIGCONT. Latency
+//     0.5 ms on 8 keys, issued on a timer whatever the replies do; cache-aside, as a route
+//     does it: a miss is followed by a cacheSet of the value, not timed), then SIGCONT. Latency
 //     p50/p99/max and how many calls returned the value, a miss or an error, by when the
 //     call was issued: the second before, during the freeze, the 2 s after.
 // (b) outage: Redis killed (SIGKILL) under the same load, restarted on its port 10 s
@@ -18,8 +19,9 @@
 //     client itself reports) and 'accept+close' (the proxy keeps listening and closes each
 //     connection at once because Redis behind it is gone, as a port forwarder or a load
 //     balancer in front of a dead Redis does: every attempt is counted at the listener).
-//     Then: whether the client recovers, how long after the restart the first value came,
-//     and unhandled rejections.
+//     The restarted Redis is given new values (before the proxy lets anyone in): whether
+//     the client recovers, how long after the restart the first new value came, whether
+//     an old value (from memory) was served after that, and unhandled rejections.
 // (c) limiter: the two over-admission scenarios of issue 8, on a Redis that answers in
 //     microseconds: 4 processes x 50 concurrent consume on one key (10 points per 60 s,
 //     commandTimeout 200 ms), without and with a 240 ms event-loop stall in each process
@@ -42,7 +44,10 @@ const T = QUICK
   : { warmMs: 1000, freezeMs: 5000, afterFreezeMs: 2000, outageMs: 10000, afterOutageMs: 3000, runs: 3 };
 const ISSUE_EVERY_MS = 0.5;
 const KEYS = Array.from({ length: 8 }, (_, i) => `res:key:${i}`);
+// What the keys hold, and what the restarted Redis of (b) is given instead: a read that
+// returns NEW_VALUE came from Redis after the restart; VALUE then is stale (from memory).
 const VALUE = 'v'.repeat(100);
+const NEW_VALUE = 'w'.repeat(100);
 
 // Counted for the whole run: no scenario may leave a promise rejected with nobody listening.
 let unhandledRejections = 0;
@@ -52,9 +57,9 @@ process.on('unhandledRejection', () => {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Writes every key with its value through a connection of its own. */
-async function seed(port) {
-  await rawPipeline({ port }, KEYS.map((k) => ['SET', k, VALUE, 'EX', '3600']));
+/** Writes every key with `value` through a connection of its own. */
+async function seed(port, value = VALUE) {
+  await rawPipeline({ port }, KEYS.map((k) => ['SET', k, value, 'EX', '3600']));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -94,6 +99,7 @@ function hirecacheContender(url) {
   return {
     name: 'hirecache',
     get: (key) => cache.cacheGet(key),
+    set: (key) => cache.cacheSet(key, VALUE, 60),
     sample,
     attempts: () => {
       sample();
@@ -124,6 +130,7 @@ function ioredisContender(url) {
   return {
     name: 'ioredis',
     get: (key) => io.get(key),
+    set: (key) => io.set(key, VALUE, 'EX', 60),
     sample: () => {},
     attempts: () => 1 + connects,
     events: () => [...events].map(([k, v]) => `${k} ${v}`).join(', '),
@@ -145,6 +152,7 @@ const CONTENDERS = [hirecacheContender, ioredisContender];
 const VALUE_SEEN = 0;
 const MISS = 1;
 const FAILED = 2;
+const NEW_VALUE_SEEN = 3;
 
 function startLoad(contender) {
   const t0 = h.now();
@@ -163,9 +171,10 @@ function startLoad(contender) {
     issuedAt.push(start - t0);
     latency.push(NaN);
     outcome.push(FAILED);
+    const key = KEYS[seq++ % KEYS.length];
     let p;
     try {
-      p = contender.get(KEYS[seq++ % KEYS.length]);
+      p = contender.get(key);
     } catch {
       latency.values[i] = h.now() - start;
       return;
@@ -173,7 +182,9 @@ function startLoad(contender) {
     const tracked = p.then(
       (v) => {
         latency.values[i] = h.now() - start;
-        outcome.values[i] = v === VALUE ? VALUE_SEEN : MISS;
+        outcome.values[i] = v === VALUE ? VALUE_SEEN : v === NEW_VALUE ? NEW_VALUE_SEEN : MISS;
+        // Cache-aside: the route computes the value and stores it (not timed, not awaited).
+        if (v == null) contender.set(key).catch(() => {});
       },
       () => {
         latency.values[i] = h.now() - start;
@@ -208,7 +219,7 @@ function startLoad(contender) {
 /** Latency and outcomes of the calls issued in [fromMs, toMs) (relative to the load's start). */
 function summarize(rec, fromMs, toMs) {
   const lat = new h.Samples();
-  const counts = [0, 0, 0];
+  const counts = [0, 0, 0, 0];
   let unsettled = 0;
   for (let i = 0; i < rec.issuedAt.length; i++) {
     const t = rec.issuedAt.values[i];
@@ -224,7 +235,9 @@ function summarize(rec, fromMs, toMs) {
   const sorted = lat.sorted();
   return {
     calls: sorted.length + unsettled,
-    value: counts[VALUE_SEEN],
+    value: counts[VALUE_SEEN] + counts[NEW_VALUE_SEEN],
+    newValue: counts[NEW_VALUE_SEEN],
+    oldValue: counts[VALUE_SEEN],
     miss: counts[MISS],
     error: counts[FAILED],
     unsettled,
@@ -304,19 +317,22 @@ async function outageScenario(makeContender, shape) {
     const acceptedDuring = proxy.accepted - acceptedBefore;
     const attemptsDuring = c.attempts() - attemptsBefore;
     await server.stop().catch(() => {}); // Removes the killed server's folder.
+    // The restarted Redis gets its data (new values) before any client can reach it, so
+    // a route's cache-aside write can never race the seed.
+    await proxy.refuse();
     server = await startRedis({ port });
-    await seed(port);
-    if (shape === 'refused') await proxy.accept();
+    await seed(port, NEW_VALUE);
+    await proxy.accept();
     const upAt = h.now() - load.t0;
     const acceptedAtRestart = proxy.accepted;
     await sleep(T.afterOutageMs);
     const rec = await load.stop();
 
-    // Recovery: the first call issued after the restart that returned the value, and
-    // whether every call issued from then on did.
+    // Recovery: the first call issued after the restart that returned Redis's new value,
+    // and whether every call issued from then on did (an old value then is stale).
     let firstValueAt = NaN;
     for (let i = 0; i < rec.issuedAt.length; i++) {
-      if (rec.issuedAt.values[i] >= upAt && rec.outcome.values[i] === VALUE_SEEN) {
+      if (rec.issuedAt.values[i] >= upAt && rec.outcome.values[i] === NEW_VALUE_SEEN) {
         firstValueAt = rec.issuedAt.values[i];
         break;
       }
@@ -456,7 +472,7 @@ const ms = (v) => (Number.isFinite(v) ? (v >= 100 ? h.fmtInt(v) : v.toFixed(v >=
 function printFreeze(results) {
   console.log(
     `\n(a) Redis frozen (SIGSTOP) ${T.freezeMs / 1000} s under open-loop load: one cacheGet every ${ISSUE_EVERY_MS} ms ` +
-      `on ${KEYS.length} keys; calls grouped by when they were issued; latency in ms\n`,
+      `on ${KEYS.length} keys, cache-aside (a miss is followed by a cacheSet); calls grouped by when they were issued; latency in ms\n`,
   );
   const rows = [];
   for (const r of results) {
@@ -513,7 +529,8 @@ function printOutage(results) {
     p99: ms(r.during.p99),
     max: ms(r.during.max),
     recovered: Number.isFinite(r.recoveredMs) ? `yes, ${ms(Math.max(r.recoveredMs, 0))} ms` : 'NO',
-    after: r.afterRecovery ? `${h.fmtInt(r.afterRecovery.value)}/${h.fmtInt(r.afterRecovery.calls)}` : '-',
+    after: r.afterRecovery ? `${h.fmtInt(r.afterRecovery.newValue)}/${h.fmtInt(r.afterRecovery.calls)}` : '-',
+    stale: r.afterRecovery ? h.fmtInt(r.afterRecovery.oldValue) : '-',
     conns: h.fmtInt(r.acceptedAfter),
     unhandled: h.fmtInt(r.unhandled),
   }));
@@ -531,13 +548,16 @@ function printOutage(results) {
       { key: 'max', title: 'max ms' },
       { key: 'recovered', title: 'first value after restart', align: 'left' },
       { key: 'after', title: 'values after' },
+      { key: 'stale', title: 'stale after' },
       { key: 'conns', title: 'conns after' },
       { key: 'unhandled', title: 'unhandled' },
     ],
     rows,
   );
-  console.log('  conns at proxy / attempts (client), calls..max: during the outage. values after: calls issued from the');
-  console.log('  first value on that returned the value. conns after: connections the proxy accepted after the restart.');
+  console.log('  conns at proxy / attempts (client), calls..max: during the outage (value: served from memory meanwhile).');
+  console.log("  The restarted Redis holds new values: 'first value after restart' is the first call that returned one;");
+  console.log("  'values after' counts the calls from then on that did, 'stale after' those that returned the old value.");
+  console.log('  conns after: connections the proxy accepted after the restart.');
   console.log("  attempts (client): hirecache's status() (connections opened + failed attempts); ioredis: 1 + 'reconnecting' events.");
   for (const r of results) {
     console.log(`  ${r.name} (${r.shape}) events: ${r.events || 'none'}${r.breakerPath ? `; breaker: ${r.breakerPath}` : ''}`);
