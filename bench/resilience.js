@@ -309,8 +309,10 @@ async function outageScenario(makeContender, shape) {
     const acceptedBefore = proxy.accepted;
     const attemptsBefore = c.attempts();
     const downAt = h.now() - load.t0;
-    await server.kill();
+    // 'refused': the listener goes first, so no reconnect can slip in between the kill and
+    // the refusal and be taken for a live Redis.
     if (shape === 'refused') await proxy.refuse();
+    await server.kill();
     proxy.cut();
     await sleep(T.outageMs);
 
