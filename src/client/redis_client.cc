@@ -113,7 +113,13 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
-  if (down || !breaker_.closed()) {
+  // An open breaker refuses every call, except that a stall (often a blip: a busy host, a
+  // slow command) refuses only the calls that have somewhere else to go (the cache's and
+  // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
+  // deadline, as with any client.
+  bool refuse = !breaker_.closed() && (breaker_.reason() != BreakerReason::kStalled ||
+                                       (flags & kSettleWhenBreakerOpens) != 0);
+  if (down || refuse) {
     RefuseEarly(token, flags, FastFailure(down));
     return SubmitResult::kAccepted;
   }

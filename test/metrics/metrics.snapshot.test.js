@@ -5,6 +5,7 @@
 // ones passed in are included; a client with metrics: false counts nothing.
 const { createClient } = require('../../lib/redis');
 const { metricsSnapshot } = require('../../lib/metrics');
+const { BREAKER_EARLY } = require('../../lib/client/client');
 const { createProxy } = require('../helpers/proxy');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { waitFor, outcome } = require('../helpers/async');
@@ -94,7 +95,7 @@ test('a reply held past commandTimeout counts as a timeout, not as a hit or a mi
   expect(after.hitRate).toBe(before.hitRate);
 });
 
-test('a stall opens the breaker: new calls are refused, the gauges and breaker counters say so', async () => {
+test('a stall opens the breaker: new flagged calls are refused, the gauges and breaker counters say so', async () => {
   const client = open({ url: `${proxy.url}/${db.db}`, commandTimeout: 5000, breaker: { stallMs: 30 } });
   await client.set('k', 'v');
   // Counted from here: on a busy machine a starved server may have opened it once already.
@@ -107,7 +108,8 @@ test('a stall opens the breaker: new calls are refused, the gauges and breaker c
   expect(during.breakerOpened - base.breakerOpened).toBe(1);
   expect(during.inFlight).toBe(1);
   const before = metricsSnapshot(client);
-  const refused = await outcome(client.get('k'));
+  // A call with somewhere else to go (the cache's, flagged) is refused; a plain one would wait.
+  const refused = await outcome(client._get(BREAKER_EARLY, 'k'));
   expect(refused.error.code).toBe('ERR_BREAKER_OPEN');
   expect(moved(before, metricsSnapshot(client), 'get')).toEqual({ refused: 1 });
   proxy.release();
@@ -182,14 +184,15 @@ test('components registered on the client and components passed in are included'
   unregisterLimiter();
   expect(metricsSnapshot(client).limiters).toEqual({});
 
-  // A component whose report throws costs the components' figures of that snapshot
-  // (client._reports() reads them all at once), never the snapshot itself.
+  // A component whose report throws is left out; the others' figures stay in the snapshot.
   client._report('broken', () => {
     throw new Error('broken component');
   });
   const withBroken = metricsSnapshot(client);
   expect(withBroken.commands.get.hit).toBe(1);
-  expect(withBroken.hitRate).toBe(1);
+  expect(withBroken.fallback.entries).toBe(4);
+  // 1 GET hit in Redis and 2 of the registered cache's 6 fallback reads.
+  expect(withBroken.hitRate).toBeCloseTo(3 / 7, 10);
 });
 
 test('without a client (Redis disabled) the components still report; wrong arguments are refused by name', () => {
