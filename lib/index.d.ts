@@ -2,3 +2,4 @@ export * from './redis';
 export * from './cache';
 export * from './ratelimit';
 export * from './health';
+export * from './metrics';

@@ -5,4 +5,5 @@ module.exports = {
   ...require('./cache'),
   ...require('./ratelimit'),
   ...require('./health'),
+  ...require('./metrics'),
 };

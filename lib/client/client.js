@@ -151,7 +151,14 @@ class RedisClient extends EventEmitter {
   /** Internal: the reports of the components on this client, by name. */
   _reports() {
     const out = {};
-    for (const [name, fn] of this.#reports) out[name] = fn();
+    for (const [name, fn] of this.#reports) {
+      try {
+        out[name] = fn();
+      } catch (err) {
+        // One component's failure must not hide the others' figures.
+        out[name] = { error: err && err.message ? String(err.message) : String(err) };
+      }
+    }
     return out;
   }
 

@@ -113,7 +113,13 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
-  if (down || !breaker_.closed()) {
+  // An open breaker refuses every call, except that a stall (often a blip: a busy host, a
+  // slow command) refuses only the calls that have somewhere else to go (the cache's and
+  // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
+  // deadline, as with any client.
+  bool refuse = !breaker_.closed() && (breaker_.reason() != BreakerReason::kStalled ||
+                                       (flags & kSettleWhenBreakerOpens) != 0);
+  if (down || refuse) {
     RefuseEarly(token, flags, FastFailure(down));
     return SubmitResult::kAccepted;
   }
@@ -299,6 +305,7 @@ void RedisClient::StartHandshake() {
   std::string db = std::to_string(options_.db);
   if (options_.db != 0) add({"SELECT", db});
   if (!options_.client_name.empty()) add({"CLIENT", "SETNAME", options_.client_name});
+  handshake_had_steps_ = steps > 0;
   if (steps == 0) {
     OnHandshakeDone();
     return;
@@ -314,12 +321,20 @@ void RedisClient::OnHandshakeDone() {
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
   connected_at_ms_ = MonotonicNowMs();
-  Emit({ClientEventType::kReady});
+  // 'ready' means the server answered: after the handshake's replies, or, without a
+  // handshake, with the first reply (OnReadEnd).
+  ready_announced_ = handshake_had_steps_;
+  if (ready_announced_) Emit({ClientEventType::kReady});
   // Redis answered: a breaker opened because it could not be reached, or did not answer,
   // closes. One opened by failed commands waits for its probe (sent now if it fell due
   // while connecting).
-  if (breaker_.reason() == BreakerReason::kUnreachable ||
-      breaker_.reason() == BreakerReason::kStalled) {
+  bool answered = handshake_had_steps_;
+  if (!answered && !breaker_.closed() && breaker_.reason() != BreakerReason::kFailures) {
+    // Without a handshake, a connection proves only that something accepted it (a proxy
+    // or load balancer in front of a dead server does): a PING decides.
+    if (!quit_requested_ && !probe_pending_) SendProbe(connected_at_ms_);
+  } else if (breaker_.reason() == BreakerReason::kUnreachable ||
+             breaker_.reason() == BreakerReason::kStalled) {
     CloseBreaker();
   } else if (!quit_requested_ && !probe_pending_ && breaker_.ProbeDue(connected_at_ms_)) {
     SendProbe(connected_at_ms_);
@@ -584,6 +599,10 @@ void RedisClient::OnReadEnd() {
   // Progress is a completed reply, not any byte: a server trickling a reply that never ends
   // must still count as silent.
   if (replies_in_read_ > 0) {
+    if (!ready_announced_ && state_ == ClientState::kReady && !refusing_) {
+      ready_announced_ = true;
+      Emit({ClientEventType::kReady});
+    }
     progress_at_ms_ = MonotonicNowMs();
     // Replies flow again: a breaker opened by a stall closes.
     if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
@@ -699,9 +718,11 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
       "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
   size_t expired = 0;
   bool tripped = false;
-  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
+  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags, bool written) {
     Count(flags, Outcome::kTimeout);
-    if (breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
+    // Only a command Redis had and did not answer in time is Redis's failure; one never
+    // written waited for this process (a held loop, a socket that takes no more).
+    if (written && breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
     listener_->OnFailure(token, flags & kCallerFlagsMask, timeout);
     ++expired;
   });

@@ -49,7 +49,7 @@ afterEach(() => {
 
 afterAll(() => proxy.close());
 
-test('a stall opens the breaker: flagged calls settle at once, new calls fail fast, the first reply closes it', async () => {
+test('a stall opens the breaker: flagged calls settle at once and new ones fail fast, plain calls wait, the first reply closes it', async () => {
   const logger = recordingLogger();
   const client = open({ url: `${proxy.url}/${db.db}`, commandTimeout: 5000, breaker: { stallMs: 40 }, logger });
   const events = recordEvents(client);
@@ -64,14 +64,15 @@ test('a stall opens the breaker: flagged calls settle at once, new calls fail fa
   expect(Date.now() - started).toBeLessThan(2000);
   expect(client.breakerState).toBe('open');
   expect(client.status()).toMatchObject({ breaker: 'open', breakerReason: 'stalled' });
-  const refused = await outcome(client.get('k'));
-  expect(refused.error).toBeInstanceOf(ConnectionError);
-  expect(refused.error.code).toBe('ERR_BREAKER_OPEN');
+  // While it is open for a stall, a flagged call fails fast; a plain one is sent and waits.
   const rejectedEarly = await outcome(client._get(BREAKER_EARLY, 'k'));
+  expect(rejectedEarly.error).toBeInstanceOf(ConnectionError);
   expect(rejectedEarly.error.code).toBe('ERR_BREAKER_OPEN');
+  const plainLater = client.get('k');
   proxy.release();
-  // The unflagged call kept its place and gets its own reply.
+  // The unflagged calls kept their places and get their own replies.
   expect(await plain).toBe('v');
+  expect(await plainLater).toBe('v');
   await waitFor(() => client.breakerState === 'closed');
   expect(await client.get('k')).toBe('v');
   expect(events.filter(([n]) => n === 'breaker').map(([, s]) => s)).toEqual(['open:stalled', 'closed:null']);
@@ -221,5 +222,29 @@ test('a probe that falls due while a reconnect hangs neither spins the loop nor 
     expect(client.breakerState).toBe('open');
   } finally {
     await server.close();
+  }
+});
+
+test('behind a proxy that accepts for a dead server, the breaker stays open until Redis itself answers', async () => {
+  const { startRedis, freePort } = require('../helpers/redis-server');
+  const port = await freePort();
+  const front = await createProxy({ port }); // accepts, then fails: nothing behind it yet
+  let server = null;
+  try {
+    const logger = recordingLogger();
+    const client = open({ url: front.url, reconnectBaseDelay: 10, reconnectMaxDelay: 50, logger });
+    const events = recordEvents(client);
+    await outcome(client.get('k'));
+    await sleep(600); // many reconnects, each accepted by the proxy
+    expect(client.breakerState).not.toBe('closed');
+    expect(events.filter(([n, s]) => n === 'breaker' && s === 'closed:null')).toEqual([]);
+    expect(logger.lines.filter(([level]) => level === 'info')).toEqual([]); // never "usable again"
+    server = await startRedis({ port });
+    await waitFor(() => client.breakerState === 'closed');
+    expect(await client.call('PING')).toBe('PONG');
+    expect(logger.lines.at(-1)[1]).toMatch(/usable again/);
+  } finally {
+    await front.close();
+    if (server) await server.stop();
   }
 });

@@ -409,11 +409,14 @@ TEST_F(RedisClientTest, AStallOpensTheBreakerAndTheFirstReplyClosesIt) {
   EXPECT_EQ(Get(early).value, "ERR_OUTCOME_UNKNOWN") << "written, then given up on";
   EXPECT_FALSE(Get(waits).done) << "without the flag a command waits for its reply";
   EXPECT_EQ(client_->Stats().breaker_reason, BreakerReason::kStalled);
-  uintptr_t refused = Send({"GET", "k"});
+  uintptr_t refused = Send({"GET", "k"}, kSettleWhenBreakerOpens);
   RunUntil([&] { return Get(refused).done; });
-  EXPECT_EQ(Get(refused).value, "ERR_BREAKER_OPEN") << "fails fast while open";
-  RunUntil([&] { return Get(sleep).done && Get(waits).done; });
+  EXPECT_EQ(Get(refused).value, "ERR_BREAKER_OPEN") << "a flagged call fails fast while open";
+  uintptr_t plain = Send({"GET", "k"});
+  EXPECT_FALSE(Get(plain).done) << "a plain call is sent and waits";
+  RunUntil([&] { return Get(sleep).done && Get(waits).done && Get(plain).done; });
   EXPECT_EQ(Get(waits).value, "(nil)");
+  EXPECT_EQ(Get(plain).value, "(nil)");
   RunUntil([&] { return client_->Stats().breaker == BreakerState::kClosed; });
   uintptr_t after = Send({"GET", "k"});
   RunUntil([&] { return Get(after).done; });
@@ -423,7 +426,7 @@ TEST_F(RedisClientTest, AStallOpensTheBreakerAndTheFirstReplyClosesIt) {
             std::vector<BreakerState>({BreakerState::kOpen, BreakerState::kClosed}));
   EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kUnknown), 1u);
   EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kRefused), 1u);
-  EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kMiss), 2u);
+  EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kMiss), 3u);
 }
 
 TEST_F(RedisClientTest, AnUnreachableServerOpensTheBreakerAndReportsEvents) {
