@@ -1,11 +1,14 @@
 'use strict';
 // Fault: Redis blackholed (a connect that neither succeeds nor fails; or a connection whose
 // bytes a proxy holds in both directions) while 1,000,000 commands are issued, in batches of
-// 20,000 with an await between batches. Must hold: every call settles, fast (they fail at once
-// or are answered by the fallback; nothing waits for a timeout per call); what waits in the
-// client stays within its bounds (status().queued <= maxQueue, inFlight <= maxInFlight); and
-// the process's memory stays bounded (heap after a full collection back near where it began,
-// rss growth within a generous bound), whatever the number of calls.
+// 20,000 with an await between batches. Must hold: every call settles; the cache's calls fast
+// (they fail at once or are answered by the fallback; nothing waits for a timeout per call),
+// plain client calls within commandTimeout (while the breaker is open for a stall they are
+// still sent and wait, README "When Redis misbehaves"), then fast once the connect has failed;
+// what waits in the client stays within its bounds (status().queued <= maxQueue, inFlight <=
+// maxInFlight); and the process's memory stays bounded (heap after a full collection back
+// near where it began and not climbing, rss growth within a generous bound), whatever the
+// number of calls.
 const { createClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
 const { startRedis } = require('../helpers/redis-server');
@@ -108,7 +111,7 @@ function expectBounded(r, { maxQueue = MAX_QUEUE, maxInFlight = MAX_IN_FLIGHT, c
   expect(r.maxWaiting).toBeLessThanOrEqual(maxInFlight + maxQueue);
   if (!connected) expect(r.maxQueued).toBeLessThanOrEqual(maxQueue);
   // Generous bounds: a leak of even 64 bytes per call would be 61 MiB of heap.
-  expect(r.heapGrowthMiB).toBeLessThan(32);
+  expect(r.heapGrowthMiB).toBeLessThan(48);
   expect(r.rssGrowthMiB).toBeLessThan(256);
   expect(r.peakRssGrowthMiB).toBeLessThan(512);
   // The heap after a collection does not climb fifth by fifth.
@@ -162,6 +165,9 @@ test('blackholed from the start, the first burst meets the bounds: cacheGet with
   expectBounded(r);
   expect(r.maxQueued).toBeGreaterThan(0); // the bound was met, not avoided
 
+  // Plain calls: while the hanging connect reads as a stall they wait, at most maxQueue at a
+  // time (the rest refused with ERR_QUEUE_FULL), each for at most commandTimeout; once the
+  // connect has timed out (connectTimeout) they fail fast with its error.
   const codes = new Map();
   const plain = await million(client, (i) => client.get(`k:${i % KEYS}`), (results) => {
     for (const got of results) {
@@ -172,6 +178,7 @@ test('blackholed from the start, the first burst meets the bounds: cacheGet with
   report(`blackhole, client.get (codes ${JSON.stringify([...codes])})`, client, plain);
   expect(plain.rejected).toBe(TOTAL);
   expectBounded(plain);
+  expect(plain.slowestBatchMs).toBeLessThan(5000 + 5000); // commandTimeout (the default) + a generous margin
 }, 120000);
 
 test('connected, then every byte held both ways by a proxy (in a process of its own): fail fast or fall back, bounded', async () => {

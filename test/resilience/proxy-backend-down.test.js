@@ -6,9 +6,12 @@
 // wrote to its fallback during the outage stays readable until Redis is back, and the logger
 // says "usable again" once, when Redis really is.
 //
-// Each case runs twice: with the default settings (db 0, no password: the client sends no
-// handshake, so an accepted TCP connection is all it waits for), and with db 1 (SELECT is a
-// handshake that must be answered).
+// Each case runs twice: with the default settings (db 0, no password: there is no handshake,
+// so nothing but the server's first reply can say the connection works), and with db 1
+// (SELECT is a handshake that must be answered). Before 5cb6da9 the first case failed all
+// three tests: an accepted TCP connection counted as 'ready', so the breaker closed and
+// opened again at every attempt, the fallback store was dropped each time, health() said
+// 'ok' in between and the log said "usable again" 1 ms into a 10 s outage.
 const { createClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
 const { createHealth } = require('../../lib/health');
