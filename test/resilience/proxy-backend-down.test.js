@@ -87,7 +87,9 @@ describe.each([
     console.log(`${_name}: breaker transitions during ${OUTAGE_MS} ms of outage: ${env.breaker.filter((b) => b.at > killedAt).length}; `
       + `states seen ${seen.breaker}; health seen ${seen.status}; proxy accepts ${env.proxy.accepted}`);
     expect(closedDuring).toEqual([]);
-    expect(seen.breaker).toEqual(['open']);
+    // Open, or half-open while a probe (PING) on an accepted connection waits for its answer.
+    expect(seen.breaker).toContain('open');
+    expect(seen.breaker.filter((s) => s !== 'open' && s !== 'half-open')).toEqual([]);
     expect(seen.status).toEqual(['degraded']);
   }, 30000);
 
