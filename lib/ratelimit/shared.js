@@ -17,8 +17,6 @@ const DEFAULT_MAX_KEY_LENGTH = 512;
 const MAX_POINTS = 2 ** 31 - 1;
 const MAX_DURATION_SEC = 10 * 365 * 86400;
 const MAX_BLOCK_SEC = 2 ** 31 - 1;
-// How often a limiter serving from its fallback looks at the client's state.
-const STATE_CHECK_MS = 50;
 // A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
 const FOREVER_MS = 2 ** 52;
 // The cap on a bucket's debt, defined once by the C++ core (kMaxDebtUnits); the Lua script
@@ -233,6 +231,37 @@ function validPoints(points) {
   return points === 1 || (typeof points === 'number' && Number.isInteger(points) && points >= 0 && points <= MAX_POINTS);
 }
 
+// ---- Local refusals ----------------------------------------------------------------------
+
+// Refusals decided in this process wait here for the next check phase of the event loop.
+// Pairs of (reject, result), flat, so a turn's refusals cost one array and one setImmediate.
+let refusalsDue = [];
+let refusalsScheduled = false;
+
+function settleRefusals() {
+  const due = refusalsDue;
+  refusalsDue = [];
+  refusalsScheduled = false;
+  for (let i = 0; i < due.length; i += 2) due[i](due[i + 1]);
+}
+
+/**
+ * A promise rejected with `result` on a later turn of the event loop (setImmediate), never
+ * in this one. A refusal decided without I/O would otherwise settle in the same microtask
+ * queue, and a tight `while (true) await limiter.consume(key)` (a flood answered locally)
+ * would keep the loop from ever reaching its timers and I/O. The refusals of one turn
+ * share one setImmediate.
+ */
+function refuseLater(result) {
+  return new Promise((resolve, reject) => {
+    refusalsDue.push(reject, result);
+    if (!refusalsScheduled) {
+      refusalsScheduled = true;
+      setImmediate(settleRefusals);
+    }
+  });
+}
+
 /** Common properties of both limiters. */
 class BaseLimiter {
   constructor(config) {
@@ -252,8 +281,8 @@ class BaseLimiter {
 
 module.exports = {
   ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG,
-  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  RateLimitResult, makeResult, normalizeOptions, nativeLimiter,
+  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  RateLimitResult, makeResult, refuseLater, normalizeOptions, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 };
