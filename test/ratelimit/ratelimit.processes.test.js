@@ -3,13 +3,10 @@
 // concurrent consumes each on one key get exactly the capacity between them, and processes
 // whose clocks disagree by minutes still agree on the bucket, because the script reads
 // Redis's clock (TIME), never the app server's.
-const { spawn } = require('child_process');
-const path = require('path');
 const { createLimiter } = require('../../lib/ratelimit');
 const { createClient } = require('../../lib/redis');
 const { suiteDatabase } = require('../helpers/suite-db');
-
-const LIB = path.join(__dirname, '..', '..', 'lib');
+const { inChild: runInChild } = require('./in-child');
 
 let db;
 let client;
@@ -27,44 +24,7 @@ beforeEach(async () => {
   await db.flush();
 });
 
-/**
- * Runs `body` (the source of an async function of ({ createLimiter, createClient, url, arg }))
- * in a new Node process whose wall clock is shifted by skewMs, and resolves with what it
- * returned (JSON). The shift covers Date.now() and new Date(), as a machine whose clock is
- * wrong would show them.
- */
-function inChild(body, { skewMs = 0, arg = null, waitFor = null } = {}) {
-  const source = `
-    const skew = ${JSON.stringify(skewMs)};
-    if (skew !== 0) {
-      const RealDate = Date;
-      const realNow = RealDate.now.bind(RealDate);
-      class SkewedDate extends RealDate {
-        constructor(...a) { if (a.length === 0) super(realNow() + skew); else super(...a); }
-        static now() { return realNow() + skew; }
-      }
-      globalThis.Date = SkewedDate;
-    }
-    const { createLimiter } = require(${JSON.stringify(path.join(LIB, 'ratelimit'))});
-    const { createClient } = require(${JSON.stringify(path.join(LIB, 'redis'))});
-    const run = ${body};
-    const go = async () => {
-      ${waitFor ? `await new Promise((r) => process.stdin.once('data', r));` : ''}
-      return run({ createLimiter, createClient, url: ${JSON.stringify(db.url)}, arg: ${JSON.stringify(arg)} });
-    };
-    go().then((v) => { process.stdout.write(JSON.stringify({ clock: Date.now(), value: v })); process.exit(0); },
-              (e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
-  `;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const done = new Promise((resolve, reject) => {
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child failed (${code}): ${err}`))));
-  });
-  return { child, done, go: () => child.stdin.write('go\n') };
-}
+const inChild = (body, options = {}) => runInChild(body, { url: db.url, ...options });
 
 test('4 processes x 1,000 concurrent consumes on one key admit exactly the capacity', async () => {
   const capacity = 137;
