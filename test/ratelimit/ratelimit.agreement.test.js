@@ -170,7 +170,7 @@ async function jsStep(limiter, op, arg, key, reply) {
       outcome = limiter._settleConsume(key, arg, reply);
       break;
     case 'get':
-      outcome = limiter._settleGet(reply);
+      outcome = limiter._settleGet(key, reply);
       break;
     case 'penalty':
       outcome = limiter._settleChange('p', key, arg, reply);

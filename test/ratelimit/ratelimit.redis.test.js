@@ -162,13 +162,14 @@ describe('a decision whose outcome is unknown', () => {
     expect(await limiterConsumed(l, 'u')).toBe(2); // counted once, not resent
   });
 
-  test('is never sent again; with the fallback it is answered locally', async () => {
+  test('is never sent again; once the breaker opens, the fallback answers it, charged with its points', async () => {
     const c = client({ url: proxy.url });
     const l = createLimiter({ keyPrefix: prefix(), points: 10, duration: 86400, client: c });
     const r = await lostReply(l, 'v');
     expect(r.ok).toBe(true);
     expect(r.value).toBeInstanceOf(RateLimitResult);
-    expect(l.status().usingFallback).toBe(true);
+    // It counted as spent in the fallback's bucket before the fallback decided.
+    expect(l.status().decisions).toMatchObject({ unknownCharged: 1, fallback: 1 });
     await waitFor(async () => (await outcome(l.consume('probe'))).ok && !l.status().usingFallback, { what: 'back on Redis' });
     expect(await limiterConsumed(l, 'v')).toBe(2);
   });
