@@ -11,10 +11,16 @@ Napi::Object ClientConstants(Napi::Env env) {
   flags.Set("SOFT_FAIL", static_cast<double>(kSoftFail));
   flags.Set("REPLY_IS_OK", static_cast<double>(kReplyIsOk));
   flags.Set("REPLY_LATIN1", static_cast<double>(kReplyLatin1));
+  flags.Set("BREAKER_EARLY", static_cast<double>(kBreakerEarly));
   Napi::Array states = Napi::Array::New(env, kClientStateCount);
   for (size_t i = 0; i < kClientStateCount; ++i) {
     states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));
   }
+  Napi::Array breaker_states = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; ++i) {
+    breaker_states.Set(i, BreakerStateName(static_cast<BreakerState>(i)));
+  }
+  breaker_states.Freeze();
   const ClientOptions d;
   Napi::Object defaults = Napi::Object::New(env);
   defaults.Set("host", d.host);
@@ -33,9 +39,21 @@ Napi::Object ClientConstants(Napi::Env env) {
   defaults.Set("maxAggregateElements", static_cast<double>(d.limits.max_aggregate_elements));
   defaults.Set("maxLineBytes", static_cast<double>(d.limits.max_line_bytes));
   defaults.Set("maxDepth", static_cast<double>(d.limits.max_depth));
+  defaults.Set("metrics", d.metrics);
+  Napi::Object breaker = Napi::Object::New(env);
+  breaker.Set("stallMs", static_cast<double>(d.breaker.stall_ms));
+  breaker.Set("failureThreshold", static_cast<double>(d.breaker.failure_threshold));
+  breaker.Set("failureRatePercent", static_cast<double>(d.breaker.failure_rate_percent));
+  breaker.Set("windowMs", static_cast<double>(d.breaker.window_ms));
+  breaker.Set("minimumRequests", static_cast<double>(d.breaker.minimum_requests));
+  breaker.Set("openMs", static_cast<double>(d.breaker.open_ms));
+  breaker.Set("maxOpenMs", static_cast<double>(d.breaker.max_open_ms));
+  breaker.Freeze();
+  defaults.Set("breaker", breaker);
   Napi::Object out = Napi::Object::New(env);
   out.Set("commandFlags", flags);
   out.Set("states", states);
+  out.Set("breakerStates", breaker_states);
   out.Set("defaults", defaults);
   out.Freeze();
   flags.Freeze();

@@ -48,6 +48,7 @@ class OrphanedClient : public ReplyListener {
   void EndSettle() override {}
   void OnReply(void*, uint32_t, const redisReply*) override {}
   void OnFailure(void*, uint32_t, const ClientError&) override {}
+  void OnEvent(const ClientEvent&) override {}
   void OnBusyChanged(bool) override {}
   void OnClosed() override {
     HirecacheAddon* addon = addon_;
@@ -71,10 +72,13 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
                          InstanceMethod<&ClientWrap::Quit>("quit"),
                          InstanceMethod<&ClientWrap::Disconnect>("disconnect"),
                          InstanceMethod<&ClientWrap::Status>("status"),
+                         InstanceMethod<&ClientWrap::Metrics>("metrics"),
                      });
 }
 
-// new Client(options, errorFactory): options were validated in lib/client/config.js.
+// new Client(options, errorFactory): options were validated in lib/client/config.js. Events
+// go to the function in the JS object's own `onEvent` property, if any (a property, not a
+// persistent reference: the object and its listener may then be collected together).
 ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ClientWrap>(info),
       env_(info.Env()),
@@ -106,6 +110,28 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   options.limits.max_line_bytes = o.Uint64("maxLineBytes", options.limits.max_line_bytes);
   options.limits.max_depth = std::min<uint32_t>(o.Uint32("maxDepth", options.limits.max_depth), 7);
   max_value_bytes_ = static_cast<size_t>(o.Uint64("maxValueBytes", kDefaultMaxValueBytes));
+  options.metrics = o.Bool("metrics", options.metrics);
+  Napi::Value breaker = info[0].As<Napi::Object>().Get("breaker");
+  if (breaker.IsBoolean() && !breaker.As<Napi::Boolean>().Value()) {
+    options.breaker.enabled = false;
+  } else if (breaker.IsObject()) {
+    OptionReader b(breaker.As<Napi::Object>());
+    BreakerOptions& d = options.breaker;
+    d.enabled = b.Bool("enabled", d.enabled);
+    d.stall_ms = b.Uint32("stallMs", d.stall_ms);
+    d.failure_threshold = b.Uint32("failureThreshold", d.failure_threshold);
+    d.failure_rate_percent =
+        std::min<uint32_t>(b.Uint32("failureRatePercent", d.failure_rate_percent), 100);
+    d.window_ms = b.Uint32("windowMs", d.window_ms);
+    d.minimum_requests = b.Uint32("minimumRequests", d.minimum_requests);
+    d.open_ms = b.Uint32("openMs", d.open_ms);
+    d.max_open_ms = b.Uint32("maxOpenMs", d.max_open_ms);
+  }
+
+  Napi::Uint8Array cell = Napi::Uint8Array::New(env, 1);
+  breaker_cell_data_ = cell.Data();
+  breaker_cell_ = Napi::Persistent(cell);
+  info.This().As<Napi::Object>().Set("breakerCell", cell);
 
   error_factory_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_resource_ = Napi::Persistent(Napi::Object::New(env));
@@ -297,7 +323,54 @@ Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
   } else {
     s.Set("lastError", env.Null());
   }
+  s.Set("breaker", BreakerStateName(st.breaker));
+  const char* reason = BreakerReasonName(st.breaker_reason);
+  s.Set("breakerReason",
+        reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
+  s.Set("breakerOpenedAt", static_cast<double>(st.breaker_opened_at_ms));
+  s.Set("breakerOpened", static_cast<double>(st.breaker_opened));
+  s.Set("breakerClosed", static_cast<double>(st.breaker_closed));
   return s;
+}
+
+// Outcomes by verb, latency histograms by verb (buckets not cumulative here; the JS side
+// shapes them for Prometheus), and the breaker's transitions.
+Napi::Value ClientWrap::Metrics(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  ClientMetrics empty;
+  const ClientMetrics& m = closed_ || core_ == nullptr ? empty : core_->Metrics();
+  Napi::Object commands = Napi::Object::New(env);
+  Napi::Object by_command = Napi::Object::New(env);
+  for (size_t v = 0; v < kVerbCount; ++v) {
+    Verb verb = static_cast<Verb>(v);
+    Napi::Object row = Napi::Object::New(env);
+    for (size_t o = 0; o < kOutcomeCount; ++o) {
+      row.Set(OutcomeName(static_cast<Outcome>(o)),
+              static_cast<double>(m.outcome(verb, static_cast<Outcome>(o))));
+    }
+    commands.Set(VerbName(verb), row);
+    const LatencyHistogram& h = m.latency(verb);
+    Napi::Array counts = Napi::Array::New(env, kLatencyBuckets);
+    for (size_t b = 0; b < kLatencyBuckets; ++b) {
+      counts.Set(static_cast<uint32_t>(b), static_cast<double>(h.counts[b]));
+    }
+    Napi::Object hist = Napi::Object::New(env);
+    hist.Set("counts", counts);
+    hist.Set("sumMs", static_cast<double>(h.sum_us) / 1000.0);
+    hist.Set("count", static_cast<double>(h.count));
+    by_command.Set(VerbName(verb), hist);
+  }
+  Napi::Array bounds = Napi::Array::New(env, kLatencyBoundsUs.size());
+  for (size_t b = 0; b < kLatencyBoundsUs.size(); ++b) {
+    bounds.Set(static_cast<uint32_t>(b), static_cast<double>(kLatencyBoundsUs[b]) / 1000.0);
+  }
+  Napi::Object latency = Napi::Object::New(env);
+  latency.Set("bucketsMs", bounds);
+  latency.Set("byCommand", by_command);
+  out.Set("commands", commands);
+  out.Set("latency", latency);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -387,6 +460,73 @@ void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error
   napi_reject_deferred(env_, deferred, MakeClientError(error));
 }
 
+void ClientWrap::OnBreakerState(BreakerState state) {
+  if (breaker_cell_data_ != nullptr && !tearing_down_)
+    *breaker_cell_data_ = static_cast<uint8_t>(state);
+}
+
+void ClientWrap::OnEvent(const ClientEvent& event) {
+  if (tearing_down_ || closed_) return;
+  Napi::Env env(env_);
+  Napi::Object detail = Napi::Object::New(env);
+  const char* type = "error";
+  switch (event.type) {
+    case ClientEventType::kConnect:
+      type = "connect";
+      break;
+    case ClientEventType::kReady:
+      type = "ready";
+      break;
+    case ClientEventType::kError:
+      type = "error";
+      detail.Set("error", Napi::Value(env, MakeClientError(event.error)));
+      break;
+    case ClientEventType::kClose:
+      type = "close";
+      break;
+    case ClientEventType::kReconnecting:
+      type = "reconnecting";
+      detail.Set("delayMs", static_cast<double>(event.delay_ms));
+      detail.Set("attempt", static_cast<double>(event.attempt));
+      break;
+    case ClientEventType::kBreaker: {
+      type = "breaker";
+      detail.Set("state", BreakerStateName(event.breaker));
+      const char* reason = BreakerReasonName(event.reason);
+      detail.Set("reason",
+                 reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
+      break;
+    }
+  }
+  CallOnEvent(type, detail);
+}
+
+// Calls this object's `onEvent(type, detail)`. Runs inside a settle bracket, from a libuv
+// callback: nothing may throw here. A listener that throws is reported as Node reports an
+// exception thrown by an event listener: as an uncaught exception.
+void ClientWrap::CallOnEvent(const char* type, napi_value detail) {
+  napi_value self = nullptr;
+  if (napi_get_reference_value(env_, static_cast<napi_ref>(*this), &self) != napi_ok ||
+      self == nullptr) {
+    return;
+  }
+  napi_value fn = nullptr;
+  napi_valuetype fn_type = napi_undefined;
+  if (napi_get_named_property(env_, self, "onEvent", &fn) != napi_ok ||
+      napi_typeof(env_, fn, &fn_type) != napi_ok || fn_type != napi_function) {
+    return;
+  }
+  napi_value argv[2];
+  napi_create_string_utf8(env_, type, NAPI_AUTO_LENGTH, &argv[0]);
+  argv[1] = detail;
+  napi_value result = nullptr;
+  if (napi_call_function(env_, self, fn, 2, argv, &result) == napi_pending_exception) {
+    napi_value exception = nullptr;
+    napi_get_and_clear_last_exception(env_, &exception);
+    napi_fatal_exception(env_, exception);
+  }
+}
+
 void ClientWrap::OnBusyChanged(bool busy) {
   if (tearing_down_) return;
   // While a caller awaits a reply, the JS object must not be collected. Raw calls: this runs
@@ -409,6 +549,9 @@ void ClientWrap::OnClosed() {
     std::vector<napi_deferred> waiters;
     waiters.swap(quit_waiters_);
     for (napi_deferred d : waiters) napi_resolve_deferred(env_, d, undefined);
+    napi_value detail;
+    napi_create_object(env_, &detail);
+    CallOnEvent("end", detail);
     uint32_t count = 0;
     if (close_requested_) napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
     EndSettle();

@@ -25,6 +25,8 @@ enum CommandFlags : uint32_t {
   kReplyIsOk = 1u << 2,     // resolve with true for +OK, false otherwise (with kSoftFail)
   kReplyLatin1 = 1u << 3,   // bulk strings as Latin-1 strings: one char per byte, lossless,
                             // and far cheaper to make than Buffers (key names from SCAN)
+  // Settled at once when the circuit breaker opens while it waits (the cache, the limiter).
+  kBreakerEarly = kSettleWhenBreakerOpens,
 };
 
 // The default of maxValueBytes: the largest argument a command may carry.
@@ -50,10 +52,13 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void EndSettle() override;
   void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
   void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
+  void OnEvent(const ClientEvent& event) override;
+  void OnBreakerState(BreakerState state) override;
   void OnBusyChanged(bool busy) override;
   void OnClosed() override;
 
  private:
+  void CallOnEvent(const char* type, napi_value detail);
   Napi::Value Command(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);
   Napi::Value SetEx(const Napi::CallbackInfo& info);
@@ -63,6 +68,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::Value Quit(const Napi::CallbackInfo& info);
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
+  Napi::Value Metrics(const Napi::CallbackInfo& info);
 
   napi_value ConvertReply(const redisReply* reply, uint32_t flags, napi_value* too_large);
   napi_value MakeError(const char* kind, const std::string& code, const std::string& message);
@@ -75,6 +81,10 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
+  // One byte JS reads as the breaker's state (this object's `breakerCell`), written the
+  // moment it changes: a cache call checks it without a call into the addon.
+  Napi::Reference<Napi::Uint8Array> breaker_cell_;
+  uint8_t* breaker_cell_data_ = nullptr;
   Napi::ObjectReference async_resource_;
   std::vector<napi_deferred> quit_waiters_;
   ArgumentBuffer args_;

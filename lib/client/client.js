@@ -2,12 +2,17 @@
 // RedisClient: the JS face of the native client. Commands are queued by the C++ core and
 // written once per turn of the event loop; every returned promise settles.
 const util = require('util');
+const { EventEmitter } = require('events');
 const binding = require('../binding');
 const { resolveConfig } = require('./config');
 const { nativeError, ConfigError } = require('../errors');
 
 // Flags understood by the native command(), as the addon defines them.
-const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = binding.clientConstants.commandFlags;
+const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY } = binding.clientConstants.commandFlags;
+const { createLogSink } = require('./log');
+
+// The breaker's states by the number the native side writes into breakerCell.
+const BREAKER_STATES = binding.clientConstants.breakerStates;
 
 /** Throws a RangeError when a string or Buffer value is larger than `max` bytes. */
 function checkValueSize(value, max) {
@@ -37,23 +42,132 @@ function checkTtl(ttlSec) {
   }
 }
 
-class RedisClient {
+/**
+ * The native client's events, as the client emits them: (native type, detail) → the
+ * arguments of emit(). ioredis's names where they apply.
+ */
+const EMITTED = {
+  connect: () => ['connect'],
+  ready: () => ['ready'],
+  error: (d) => ['error', d.error],
+  close: () => ['close'],
+  reconnecting: (d) => ['reconnecting', d.delayMs],
+  breaker: (d) => ['breaker', { state: d.state, reason: d.reason }],
+  end: () => ['end'],
+};
+
+/**
+ * A Redis client. An EventEmitter: `connect`, `ready`, `error` (err), `close`,
+ * `reconnecting` (delayMs), `end`, and `breaker` ({ state, reason }) when the circuit
+ * breaker changes state. Unlike a plain EventEmitter, an `error` without a listener does
+ * not throw: it is logged (once per outage) by the client's logger.
+ */
+class RedisClient extends EventEmitter {
   #native;
   #config;
   #fallbacks = new Set();
+  #watchers = new Set();
+  #reports = new Map();
+  #log;
+  #breakerCell;
 
   /**
    * @param {object} [options] see README "Configuration"; options override the environment.
    * @param {object} [env] the environment to read (process.env by default).
    */
   constructor(options = {}, env = process.env) {
+    super();
     const config = resolveConfig(env, options);
     if (!config.enabled) {
       throw new ConfigError('Redis is disabled (REDIS_URL=disabled); there is no client to create', 'ERR_REDIS_DISABLED');
     }
     this.#config = config;
+    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, config.breaker.enabled);
     // The native client opens no socket until the first command.
     this.#native = new binding.Client(config, nativeError);
+    this.#breakerCell = this.#native.breakerCell;
+    // A property, not a closure the native side holds: the client and its native half stay
+    // collectable together.
+    const self = new WeakRef(this);
+    this.#native.onEvent = (type, detail) => {
+      const client = self.deref();
+      if (client !== undefined) client.#onNativeEvent(type, detail);
+    };
+  }
+
+  #onNativeEvent(type, detail) {
+    this.#log.event(type, detail);
+    for (const fn of this.#watchers) {
+      try {
+        fn(type, detail);
+      } catch (err) {
+        process.nextTick(() => { throw err; });
+      }
+    }
+    const shape = EMITTED[type];
+    if (shape === undefined) return;
+    const args = shape(detail);
+    // An error nobody listens to is the logger's to report, never a crash.
+    if (args[0] === 'error' && this.listenerCount('error') === 0) return;
+    this.emit(...args);
+  }
+
+  /**
+   * The circuit breaker's state: 'closed' (Redis is used), 'open' (calls fail fast or go to
+   * fallbacks), 'half-open' (a probe decides).
+   */
+  get breakerState() {
+    return BREAKER_STATES[this.#breakerCell[0]];
+  }
+
+  /**
+   * Internal: `fn(type, detail)` for every native event, before it is emitted; not removed
+   * by removeAllListeners(). Returns the function that unsubscribes.
+   */
+  _watch(fn) {
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /**
+   * Internal: a component on this client (a cache, a limiter) reports its state for
+   * health() and metrics under `name`. Returns the function that unregisters it.
+   */
+  _report(name, fn) {
+    this.#reports.set(String(name), fn);
+    return () => {
+      if (this.#reports.get(String(name)) === fn) this.#reports.delete(String(name));
+    };
+  }
+
+  /** Internal: the reports of the components on this client, by name. */
+  _reports() {
+    const out = {};
+    for (const [name, fn] of this.#reports) out[name] = fn();
+    return out;
+  }
+
+  /** Internal: a line for the client's logger (rate-limited by `key` when given). */
+  _log(level, message, key) {
+    this.#log.write(level, message, key);
+  }
+
+  /**
+   * Counters kept by the native client: outcomes by command (hit, miss, ok, error,
+   * timeout, unknown, refused), latency histograms by command, and the connection's and
+   * breaker's counts. See README "Metrics".
+   */
+  metrics() {
+    const m = this.#native.metrics();
+    const s = this.#native.status();
+    m.connectionsOpened = s.connectionsOpened;
+    m.reconnectAttempts = s.reconnectAttempts;
+    m.breakerState = s.breaker;
+    m.breakerOpened = s.breakerOpened;
+    m.breakerClosed = s.breakerClosed;
+    m.inFlight = s.inFlight;
+    m.queued = s.queued;
+    return m;
   }
 
   /**
@@ -135,8 +249,9 @@ class RedisClient {
 
   /**
    * The connection's health: state ('idle' | 'connecting' | 'ready' | 'down' | 'closing' |
-   * 'closed'), whether it is ready, the last error, reconnect attempts, commands in flight
-   * and queued, and which fallbacks are in use.
+   * 'closed'), whether it is ready, the breaker's state and why it opened, the last error
+   * and when, reconnect attempts, commands in flight and queued, and which fallbacks are in
+   * use.
    */
   status() {
     const s = this.#native.status();
@@ -146,7 +261,11 @@ class RedisClient {
       host: this.#config.host,
       port: this.#config.port,
       db: this.#config.db,
+      breaker: s.breaker,
+      breakerReason: s.breakerReason,
+      breakerOpenedAt: s.breakerOpenedAt || null,
       lastError: s.lastError,
+      lastErrorTime: s.lastError ? s.lastError.at : null,
       reconnectAttempts: s.reconnectAttempts,
       connectionsOpened: s.connectionsOpened,
       inFlight: s.inFlight,
@@ -169,4 +288,4 @@ class RedisClient {
   }
 }
 
-module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 };
+module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY };

@@ -5,7 +5,7 @@ const net = require('net');
 const { inspect } = require('util');
 const { ConfigError, UnsupportedError } = require('../errors');
 const { clientConstants } = require('../binding');
-const { invalidParameterError, checkInteger, checkType } = require('../util/validate');
+const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = require('../util/validate');
 
 // The native client's own defaults (one source: src/client/redis_client.h and the binding).
 const DEFAULTS = Object.freeze({
@@ -227,6 +227,51 @@ function parseRedisUrl(name, raw) {
  * REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB, REDIS_TLS) and `options` (which override them).
  * Throws ConfigError / UnsupportedError / TypeError / RangeError naming what is wrong.
  */
+// The breaker's settings and their ranges (defaults come from the native side).
+const BREAKER_KEYS = {
+  stallMs: { min: 1, max: MAX_TIMER_MS },
+  failureThreshold: { min: 0, max: 2 ** 31 - 1 },
+  failureRatePercent: { min: 0, max: 100 },
+  windowMs: { min: 10, max: MAX_TIMER_MS },
+  minimumRequests: { min: 1, max: 2 ** 31 - 1 },
+  openMs: { min: 1, max: MAX_TIMER_MS },
+  maxOpenMs: { min: 1, max: MAX_TIMER_MS },
+};
+
+/** The breaker settings from `breaker` (false, true, or an object of BREAKER_KEYS). */
+function resolveBreaker(breaker, fromEnv) {
+  const config = { enabled: true, ...clientConstants.defaults.breaker, ...fromEnv };
+  if (breaker === undefined) return config;
+  if (typeof breaker === 'boolean') return { ...config, enabled: breaker };
+  if (breaker === null || typeof breaker !== 'object') {
+    throw invalidParameterError('option breaker', 'false or an object', breaker, OPTION);
+  }
+  checkKnownOptions(breaker, ['enabled', ...Object.keys(BREAKER_KEYS)], { path: 'breaker.', code: 'ERR_INVALID_CONFIG' });
+  if (breaker.enabled !== undefined) config.enabled = checkType('option breaker.enabled', breaker.enabled, 'boolean', OPTION);
+  for (const [key, range] of Object.entries(BREAKER_KEYS)) {
+    if (breaker[key] !== undefined) config[key] = checkInteger(`option breaker.${key}`, breaker[key], { ...range, ...OPTION });
+  }
+  if (config.maxOpenMs < config.openMs) config.maxOpenMs = config.openMs;
+  return config;
+}
+
+/** HIRECACHE_BREAKER (on/off) and HIRECACHE_BREAKER_STALL_MS, for the process-wide client. */
+function breakerFromEnv(env) {
+  const out = {};
+  const raw = env.HIRECACHE_BREAKER;
+  if (raw !== undefined && String(raw).trim() !== '') {
+    const v = String(raw).trim().toLowerCase();
+    if (['0', 'off', 'false', 'no'].includes(v)) out.enabled = false;
+    else if (['1', 'on', 'true', 'yes'].includes(v)) out.enabled = true;
+    else throw configError(`HIRECACHE_BREAKER must be on or off, got ${JSON.stringify(String(raw))}`);
+  }
+  const stall = env.HIRECACHE_BREAKER_STALL_MS;
+  if (stall !== undefined && String(stall).trim() !== '') {
+    out.stallMs = parseInteger('HIRECACHE_BREAKER_STALL_MS', stall, BREAKER_KEYS.stallMs);
+  }
+  return out;
+}
+
 function resolveConfig(env = process.env, options = {}) {
   if (options === null || typeof options !== 'object') {
     throw invalidParameterError('options', 'an object', options, OPTION);
@@ -288,6 +333,8 @@ function resolveConfig(env = process.env, options = {}) {
     if (options[key] !== undefined) config[key] = checkInteger(`option ${key}`, options[key], { ...range, ...OPTION });
   }
   if (options.noDelay !== undefined) config.noDelay = checkType('option noDelay', options.noDelay, 'boolean', OPTION);
+  if (options.metrics !== undefined) config.metrics = checkType('option metrics', options.metrics, 'boolean', OPTION);
+  config.breaker = resolveBreaker(options.breaker, options.url !== undefined ? {} : breakerFromEnv(env));
   if (config.enabled === undefined) config.enabled = true;
   if (config.enabled) {
     if (!config.host) throw configError('the Redis host is empty');

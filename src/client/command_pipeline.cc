@@ -12,12 +12,12 @@ constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
 }  // namespace
 
 void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
-                           uint64_t deadline_ms, CommandKind kind) {
+                           uint64_t deadline_ms, CommandKind kind, uint64_t submitted_us) {
   // All or nothing: a command half encoded would put the stream out of step.
   size_t before = outbuf_.size();
   try {
     size_t len = AppendCommand(outbuf_, argv, argc);
-    fifo_.push_back(PendingCommand{token, deadline_ms, len, flags, kind, false});
+    fifo_.push_back(PendingCommand{token, deadline_ms, submitted_us, len, flags, kind, false});
   } catch (...) {
     outbuf_.resize(before);
     throw;
@@ -35,7 +35,7 @@ void CommandPipeline::DropLast() {
 void CommandPipeline::PrependHandshake(size_t count) {
   assert(written_ == 0);
   for (size_t i = 0; i < count; ++i) {
-    fifo_.push_front(PendingCommand{nullptr, 0, 0, 0, CommandKind::kHandshake, false});
+    fifo_.push_front(PendingCommand{nullptr, 0, 0, 0, 0, CommandKind::kHandshake, false});
   }
   written_ = count;
   expired_prefix_ = std::min(expired_prefix_ + count, fifo_.size());

@@ -12,6 +12,7 @@
 #ifndef HIRECACHE_CLIENT_COMMAND_PIPELINE_H_
 #define HIRECACHE_CLIENT_COMMAND_PIPELINE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -20,13 +21,14 @@
 
 namespace hirecache {
 
-enum class CommandKind : uint8_t { kUser, kHandshake, kQuit };
+enum class CommandKind : uint8_t { kUser, kHandshake, kQuit, kProbe };
 
 struct PendingCommand {
-  void* token;           // the caller's, handed back when the command is settled
-  uint64_t deadline_ms;  // monotonic ms after which the caller gets ETIMEDOUT; 0: none
-  size_t encoded_len;    // bytes in the output buffer while unsent
-  uint32_t flags;        // the caller's, handed back too
+  void* token;            // the caller's, handed back when the command is settled
+  uint64_t deadline_ms;   // monotonic ms after which the caller gets ETIMEDOUT; 0: none
+  uint64_t submitted_us;  // monotonic µs when it was issued (latency); 0: not measured
+  size_t encoded_len;     // bytes in the output buffer while unsent
+  uint32_t flags;         // the caller's, handed back too
   CommandKind kind;
   bool settled;  // the caller already has its answer; the slot only swallows the reply
 };
@@ -36,7 +38,7 @@ class CommandPipeline {
   // Encodes one command at the end of the unsent bytes and queues its entry. If memory runs
   // out it throws std::bad_alloc and leaves the pipeline as it was.
   void Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
-            uint64_t deadline_ms, CommandKind kind = CommandKind::kUser);
+            uint64_t deadline_ms, CommandKind kind = CommandKind::kUser, uint64_t submitted_us = 0);
 
   // Takes back the command just pushed (still unsent), with its bytes.
   void DropLast();
@@ -66,6 +68,12 @@ class CommandPipeline {
   // The same for every unsent entry, and the unsent bytes go.
   template <typename Fn>
   void FailUnsent(Fn&& on_failed);
+
+  // Settles every unsettled user command whose flags include `mask`: a written one calls
+  // on_written(token, flags) and stays as a settled slot; an unsent one calls
+  // on_unsent(token, flags) and is dropped with its bytes, never to run.
+  template <typename Written, typename Unsent>
+  void SettleFlagged(uint32_t mask, Written&& on_written, Unsent&& on_unsent);
 
   // The earliest deadline of an unsettled command, or 0 when none has one.
   uint64_t NextDeadline() const;
@@ -126,6 +134,42 @@ void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
     on_expired(cmd.token, cmd.flags);
   }
   expired_prefix_ = i;
+}
+
+template <typename Written, typename Unsent>
+void CommandPipeline::SettleFlagged(uint32_t mask, Written&& on_written, Unsent&& on_unsent) {
+  auto matches = [mask](const PendingCommand& c) {
+    return c.kind == CommandKind::kUser && !c.settled && (c.flags & mask) != 0;
+  };
+  for (size_t i = 0; i < written_; ++i) {
+    if (matches(fifo_[i])) {
+      fifo_[i].settled = true;
+      on_written(fifo_[i].token, fifo_[i].flags);
+    }
+  }
+  auto first_unsent = fifo_.begin() + static_cast<std::ptrdiff_t>(written_);
+  if (std::none_of(first_unsent, fifo_.end(), matches)) return;
+  // Taken out first, with the output buffer rebuilt from the bytes of the commands kept: a
+  // callback may queue new commands, which must survive.
+  std::deque<PendingCommand> dropped;
+  std::string kept;
+  kept.reserve(unsent_bytes());
+  size_t offset = outbuf_skip_;
+  auto out = first_unsent;
+  for (auto it = first_unsent; it != fifo_.end(); ++it) {
+    if (matches(*it)) {
+      dropped.push_back(*it);
+    } else {
+      kept.append(outbuf_, offset, it->encoded_len);
+      *out++ = *it;
+    }
+    offset += it->encoded_len;
+  }
+  fifo_.erase(out, fifo_.end());
+  outbuf_.swap(kept);
+  outbuf_skip_ = 0;
+  expired_prefix_ = std::min(expired_prefix_, written_);
+  for (const PendingCommand& cmd : dropped) on_unsent(cmd.token, cmd.flags);
 }
 
 template <typename Fn>

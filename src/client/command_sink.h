@@ -8,8 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <utility>
 
+#include "client/circuit_breaker.h"
 #include "client/client_error.h"
+#include "client/client_metrics.h"
 
 struct redisReply;
 
@@ -29,6 +32,35 @@ constexpr size_t kClientStateCount = 6;
 
 const char* ClientStateName(ClientState state);
 
+// Flags the sink itself reads. A caller's own flags (reply shapes…) use the bits below
+// kSinkFlagsShift; the sink keeps private bookkeeping above them and strips it before a
+// flag value goes back to the listener.
+constexpr uint32_t kSettleWhenBreakerOpens = 1u << 20;  // waiting when the breaker opens:
+                                                        // settle now instead of at the deadline
+constexpr uint32_t kSinkFlagsShift = 24;
+constexpr uint32_t kCallerFlagsMask = (1u << kSinkFlagsShift) - 1;
+
+// What happened to the connection or the breaker, for the owner to report (as events).
+enum class ClientEventType {
+  kConnect,       // TCP connected; the handshake follows
+  kReady,         // handshake done; commands flow
+  kError,         // a connect attempt failed, the connection was lost, or the handshake refused
+  kClose,         // an established connection closed
+  kReconnecting,  // a reconnect is scheduled in delay_ms
+  kBreaker,       // the breaker changed state
+};
+
+struct ClientEvent {
+  ClientEvent(ClientEventType t) : type(t) {}  // NOLINT(google-explicit-constructor)
+  ClientEvent(ClientEventType t, ClientError e) : type(t), error(std::move(e)) {}
+  ClientEventType type;
+  ClientError error;                             // kError
+  uint32_t delay_ms = 0;                         // kReconnecting
+  uint32_t attempt = 0;                          // kReconnecting: failed attempts so far
+  BreakerState breaker = BreakerState::kClosed;  // kBreaker
+  BreakerReason reason = BreakerReason::kNone;   // kBreaker
+};
+
 // Implemented by the owner of the callers' promises. Every OnReply / OnFailure happens
 // between one BeginSettle and its EndSettle; EndSettle is where the binding lets JS
 // continuations run, so they may call back into the sink.
@@ -40,6 +72,13 @@ class ReplyListener {
   // `reply` belongs to the sink and is freed when OnReply returns.
   virtual void OnReply(void* token, uint32_t flags, const redisReply* reply) = 0;
   virtual void OnFailure(void* token, uint32_t flags, const ClientError& error) = 0;
+  // A connection or breaker event, delivered at a safe point (a later turn of the loop,
+  // inside BeginSettle/EndSettle, never inside a call into the sink): the listener may call
+  // back into the sink.
+  virtual void OnEvent(const ClientEvent& event) = 0;
+  // The breaker's state changed. Called at once, from inside the transition: the listener
+  // only records it (the event follows on a later turn).
+  virtual void OnBreakerState(BreakerState /*state*/) {}
   // The number of commands awaiting settlement went from 0 to 1 (busy) or back (idle).
   virtual void OnBusyChanged(bool busy) = 0;
   // Every libuv handle and request of the sink is closed; it may now be deleted.
@@ -55,6 +94,11 @@ struct ClientStats {
   bool has_last_error = false;
   ClientError last_error;
   uint64_t last_error_at_ms = 0;  // wall clock (ms since the epoch)
+  BreakerState breaker = BreakerState::kClosed;
+  BreakerReason breaker_reason = BreakerReason::kNone;
+  uint64_t breaker_opened_at_ms = 0;  // wall clock of the last opening; 0: never opened
+  uint64_t breaker_opened = 0;        // closed → open transitions
+  uint64_t breaker_closed = 0;        // → closed transitions
 };
 
 enum class SubmitResult {
@@ -76,6 +120,8 @@ class CommandSink {
   // Immediate close: every pending command fails (written ones with ERR_OUTCOME_UNKNOWN).
   virtual void Disconnect() = 0;
   virtual ClientStats Stats() const = 0;
+  // Outcomes and latencies by verb (all zero when metrics are off).
+  virtual const ClientMetrics& Metrics() const = 0;
   // Hands the callbacks to another listener (the binding's, when its JS object is collected
   // before the sink finished closing).
   virtual void SetListener(ReplyListener* listener) = 0;

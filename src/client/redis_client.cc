@@ -77,7 +77,8 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
       check_(&handles_),
       deadline_timer_(&handles_),
       state_timer_(&handles_),
-      jitter_state_(uv_hrtime() | 1) {
+      jitter_state_(uv_hrtime() | 1),
+      breaker_(options_.breaker) {
   uv_idle_init(loop_, idle_.get());
   uv_prepare_init(loop_, prepare_.get());
   uv_check_init(loop_, check_.get());
@@ -105,13 +106,13 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   }
   // Once an attempt has failed, Redis counts as down until one succeeds: calls made during
   // the retries fail at once instead of waiting on an attempt that will likely fail too.
+  // The verb rides in the sink's own bits of the flags, for the metrics.
+  Verb verb = options_.metrics && argc > 0 ? VerbOf(argv[0]) : Verb::kOther;
+  flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
-  if (down) {
-    ClientError error = last_error_;
-    error.message =
-        "Redis is unreachable (" + last_error_.message + "); retrying in the background";
-    RefuseEarly(token, flags, std::move(error));
+  if (down || !breaker_.closed()) {
+    RefuseEarly(token, flags, FastFailure(down));
     return SubmitResult::kAccepted;
   }
   if (!HasRoom()) {
@@ -119,11 +120,13 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
     return SubmitResult::kAccepted;
   }
 
+  uint64_t now_us = uv_hrtime() / 1000;
   uint64_t deadline =
-      options_.command_timeout_ms == 0 ? 0 : MonotonicNowMs() + options_.command_timeout_ms;
+      options_.command_timeout_ms == 0 ? 0 : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
   size_t waiting_before = pipeline_.unsent_bytes() + pending;
-  pipeline_.Push(argv, argc, token, flags, deadline);
+  pipeline_.Push(argv, argc, token, flags, deadline, CommandKind::kUser,
+                 options_.metrics ? now_us : 0);
   if (waiting_before > 0 && pipeline_.unsent_bytes() + pending > options_.max_queue_bytes) {
     pipeline_.DropLast();
     RefuseEarly(token, flags,
@@ -138,13 +141,7 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
     listener_->OnBusyChanged(true);
     EnsureRef();
   }
-  if (!deadline_armed_ && deadline != 0) {
-    deadline_armed_ = true;
-    uv_timer_start(
-        deadline_timer_.get(),
-        [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
-        TimerDelayUntil(loop_, deadline), 0);
-  }
+  if (deadline != 0) ArmTimerAt(deadline);
   if (state_ == ClientState::kIdle) {
     // A connect that fails at once (no such address family, an unreachable network) must
     // not settle callers inside Submit: OnConnectFailed defers it to the next turn.
@@ -194,6 +191,24 @@ size_t RedisClient::PendingWriteBytes() const {
   return conn_ != nullptr ? conn_->pending_write_bytes() : 0;
 }
 
+// The error for a call refused while Redis is unusable: the connection's own error while
+// it is down, otherwise the breaker's.
+ClientError RedisClient::FastFailure(bool down) const {
+  if (down || breaker_.reason() == BreakerReason::kUnreachable) {
+    ClientError error = last_error_;
+    error.message =
+        "Redis is unreachable (" + last_error_.message + "); retrying in the background";
+    return error;
+  }
+  std::string why = breaker_.reason() == BreakerReason::kStalled
+                        ? "Redis at " + endpoint_ + " has not answered for " +
+                              std::to_string(breaker_.stall_ms()) + " ms or more"
+                        : "too many commands to Redis at " + endpoint_ + " failed";
+  return ClientError{ErrorKind::kConnection, "ERR_BREAKER_OPEN",
+                     "the circuit breaker is " + std::string(BreakerStateName(breaker_.state())) +
+                         ": " + why + "; the command was not sent"};
+}
+
 // Settles a refused command at the end of this loop turn (never synchronously).
 void RedisClient::RefuseEarly(void* token, uint32_t flags, ClientError error) {
   early_failures_.push_back(EarlyFailure{token, flags, std::move(error)});
@@ -220,6 +235,7 @@ void RedisClient::OnIdle() {
     }
   }
   if (!early_failures_.empty()) SettleEarlyFailures();
+  if (!events_.empty()) DeliverEvents();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -227,6 +243,7 @@ void RedisClient::OnIdle() {
 
 void RedisClient::StartConnect() {
   state_ = ClientState::kConnecting;
+  connect_started_ms_ = MonotonicNowMs();
   uv_timer_start(
       state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
       options_.connect_timeout_ms, 0);
@@ -238,11 +255,13 @@ void RedisClient::StartConnect() {
   co.limits = options_.limits;
   conn_ = new Connection(loop_, co, this, &handles_);
   conn_->SetRef(refd_);
-  conn_->Start();  // May report OnConnectFailed before it returns.
+  conn_->Start();                            // May report OnConnectFailed before it returns.
+  if (conn_ != nullptr) ArmDeadlineTimer();  // a connect that hangs is a stall too
 }
 
 void RedisClient::OnConnected() {
   ++connections_opened_;
+  Emit({ClientEventType::kConnect});
   StartHandshake();
 }
 
@@ -290,6 +309,13 @@ void RedisClient::OnHandshakeDone() {
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
   connected_at_ms_ = MonotonicNowMs();
+  Emit({ClientEventType::kReady});
+  // Redis answered: a breaker opened because it could not be reached, or did not answer,
+  // closes. One opened by failed commands waits for its probe.
+  if (breaker_.reason() == BreakerReason::kUnreachable ||
+      breaker_.reason() == BreakerReason::kStalled) {
+    CloseBreaker();
+  }
   if (quit_requested_) StartQuitDeadline();
   EnsureRef();
   Flush();
@@ -304,6 +330,7 @@ void RedisClient::RecordError(const ClientError& error) {
 void RedisClient::FailConnectAttempt(const ClientError& error) {
   SettleScope scope(listener_);
   RecordError(error);
+  Emit({ClientEventType::kError, error});
   CloseConnection();
   uv_timer_stop(state_timer_.get());
   // Handshake commands of this attempt go with it; user commands were never written.
@@ -315,6 +342,8 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   // Callers waiting for this connection learn at once that Redis is unreachable, and so
   // does every call until a retry succeeds: nothing piles up behind a dead server.
   FailUnsent(error);
+  probe_pending_ = false;
+  OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
   if (quit_requested_) {
     CloseHandles();
     return;
@@ -329,7 +358,13 @@ void RedisClient::FailConnection(const ClientError& error) {
   }
   SettleScope scope(listener_);
   RecordError(error);
+  Emit({ClientEventType::kError, error});
+  Emit({ClientEventType::kClose});
   CloseConnection();
+  if (probe_pending_) {
+    probe_pending_ = false;
+    if (breaker_.ProbeFailed(MonotonicNowMs())) EmitBreaker();
+  }
   FailWritten(ClientError{ErrorKind::kOutcomeUnknown, "ERR_OUTCOME_UNKNOWN",
                           "the connection to Redis was lost after the command was sent (" +
                               error.code + "); it may or may not have run"});
@@ -349,11 +384,15 @@ void RedisClient::FailConnection(const ClientError& error) {
 void RedisClient::LoseConnection(const ClientError& error) {
   if (MonotonicNowMs() - connected_at_ms_ >= kStableConnectionMs) backoff_level_ = 0;
   if (backoff_level_++ == 0) {
+    // The new attempt decides: a breaker opened by the old connection's silence closes,
+    // and opens again if the attempt stalls too.
+    if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
     StartConnect();
     return;
   }
   state_ = ClientState::kDown;
   FailUnsent(error);
+  OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
   ScheduleReconnect();
 }
 
@@ -363,9 +402,14 @@ void RedisClient::ScheduleReconnect() {
   jitter_state_ ^= jitter_state_ >> 7;
   jitter_state_ ^= jitter_state_ << 17;
   double r = static_cast<double>(jitter_state_ >> 11) / static_cast<double>(1ULL << 53);
+  uint32_t delay = reconnect_policy_.DelayMs(backoff_level_, r);
+  ClientEvent event{ClientEventType::kReconnecting};
+  event.delay_ms = delay;
+  event.attempt = reconnect_attempts_;
+  Emit(std::move(event));
   uv_timer_start(
       state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
-      reconnect_policy_.DelayMs(backoff_level_, r), 0);
+      delay, 0);
 }
 
 void RedisClient::OnStateTimer() {
@@ -435,8 +479,11 @@ void RedisClient::Flush() {
     if (pipeline_.unsent() == 0) return;
   }
   size_t in_flight = pipeline_.written();
-  if (in_flight >= options_.max_in_flight) return;         // Replies will make room.
-  if (in_flight == 0) progress_at_ms_ = MonotonicNowMs();  // The server's wait starts now.
+  if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
+  if (in_flight == 0) {
+    progress_at_ms_ = MonotonicNowMs();  // The server's wait starts now.
+    if (breaker_.enabled() && breaker_.closed()) ArmTimerAt(progress_at_ms_ + breaker_.stall_ms());
+  }
   pipeline_.TakeUnsent(options_.max_in_flight - in_flight, kMaxWriteBytes, write_buffer_);
   WriteOrFail(write_buffer_);
 }
@@ -454,6 +501,8 @@ void RedisClient::OnWriteDrained() { Flush(); }
 // Reading
 
 void RedisClient::OnReadBegin() {
+  read_now_us_ = uv_hrtime() / 1000;
+  read_at_ms_ = read_now_us_ / 1000;
   settled_in_read_ = 0;
   replies_in_read_ = 0;
   listener_->BeginSettle();
@@ -487,6 +536,16 @@ void RedisClient::OnReply(redisReply* reply) {
       CloseConnection();
       CloseHandles();
       return;
+    case CommandKind::kProbe:
+      if (probe_pending_) {
+        probe_pending_ = false;
+        if (reply->type == REDIS_REPLY_ERROR) {
+          if (breaker_.ProbeFailed(read_now_us_ / 1000)) EmitBreaker();
+        } else {
+          CloseBreaker();
+        }
+      }
+      return;
     case CommandKind::kUser:
       if (ClassifyReply(reply) == ReplyClass::kReadOnly) {
         // A failover made this server a replica: finish what was written, then reconnect.
@@ -501,13 +560,18 @@ void RedisClient::OnReply(redisReply* reply) {
     listener_->EndSettle();  // Continuations run and may queue commands, or close.
     Flush();
     listener_->BeginSettle();
+    read_now_us_ = uv_hrtime() / 1000;
   }
 }
 
 void RedisClient::OnReadEnd() {
   // Progress is a completed reply, not any byte: a server trickling a reply that never ends
   // must still count as silent.
-  if (replies_in_read_ > 0) progress_at_ms_ = MonotonicNowMs();
+  if (replies_in_read_ > 0) {
+    progress_at_ms_ = MonotonicNowMs();
+    // Replies flow again: a breaker opened by a stall closes.
+    if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
+  }
   if (drain_then_reconnect_ && pipeline_.written() == 0 && conn_ != nullptr) {
     ClientError readonly{ErrorKind::kConnection, "READONLY",
                          "Redis answered READONLY (a failover happened); reconnecting"};
@@ -536,7 +600,20 @@ void RedisClient::OnFailed(const ClientError& error) {
 
 void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
   if (cmd.settled) return;  // Its deadline passed; the caller already has its answer.
-  listener_->OnReply(cmd.token, cmd.flags, reply);
+  if (options_.metrics) {
+    uint64_t latency = read_now_us_ > cmd.submitted_us ? read_now_us_ - cmd.submitted_us : 0;
+    metrics_.CountReply(static_cast<Verb>(cmd.flags >> kSinkFlagsShift), reply, latency);
+  }
+  if (breaker_.enabled()) {
+    uint64_t now_ms = read_now_us_ / 1000;
+    if (reply->type == REDIS_REPLY_ERROR && IsUnavailableReply(reply)) {
+      // The server is up but cannot serve (loading, busy with a script, no master).
+      if (breaker_.RecordFailure(now_ms)) OnBreakerOpened();
+    } else {
+      breaker_.RecordSuccess(now_ms);
+    }
+  }
+  listener_->OnReply(cmd.token, cmd.flags & kCallerFlagsMask, reply);
   TrackSettled(1);
 }
 
@@ -556,13 +633,22 @@ void RedisClient::OnDeadlineTimer() {
   // it was sent wait is dead in all but name (a partition without a reset): fail it, so
   // callers fail fast. The wait counts from the write or the last bytes read, not from the
   // commands' own deadlines: a stall of this process is not the server's silence.
-  if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0 &&
+  if (conn_ != nullptr && options_.command_timeout_ms != 0 &&
+      pipeline_.OldestWrittenDeadline() != 0 &&
       progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms) <= now) {
     FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
                     "Redis at " + endpoint_ + " sent nothing for " +
                         std::to_string(2 * static_cast<uint64_t>(options_.command_timeout_ms)) +
                         " ms; the connection is considered dead"});
   }
+  if (closing_handles_) return;
+  uint64_t stall_at = StallAt();
+  if (stall_at != 0 && stall_at <= now) OpenBreaker(BreakerReason::kStalled, now);
+  if (probe_pending_ && now >= probe_sent_ms_ + ProbeTimeoutMs()) {
+    probe_pending_ = false;  // its reply, if it ever comes, is swallowed by its slot
+    if (breaker_.ProbeFailed(now)) EmitBreaker();
+  }
+  if (breaker_.ProbeDue(now) && state_ == ClientState::kReady && !probe_pending_) SendProbe(now);
   ArmDeadlineTimer();
 }
 
@@ -574,28 +660,151 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
       ErrorKind::kTimeout, "ETIMEDOUT",
       "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
   size_t expired = 0;
+  bool tripped = false;
   pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
-    listener_->OnFailure(token, flags, timeout);
+    Count(flags, Outcome::kTimeout);
+    if (breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
+    listener_->OnFailure(token, flags & kCallerFlagsMask, timeout);
     ++expired;
   });
   if (expired > 0) TrackSettled(expired);
+  if (tripped) OnBreakerOpened();  // After the loop: it settles commands of the pipeline.
 }
 
-// Arms the deadline timer for the next command deadline, or for the moment the oldest
-// written command would make the connection count as dead, whichever comes first.
+// Arms the deadline timer for the earliest of: the next command deadline, the moment the
+// oldest written command would make the connection count as dead, the moment a wait would
+// count as a stall, and the breaker's probe.
 void RedisClient::ArmDeadlineTimer() {
-  if (closing_handles_ || options_.command_timeout_ms == 0) return;
-  uint64_t wake = pipeline_.NextDeadline();
-  if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0) {
-    uint64_t dead_at = progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms);
-    if (wake == 0 || dead_at < wake) wake = dead_at;
+  if (closing_handles_) return;
+  uint64_t wake = 0;
+  auto consider = [&wake](uint64_t at) {
+    if (at != 0 && (wake == 0 || at < wake)) wake = at;
+  };
+  if (options_.command_timeout_ms != 0) {
+    consider(pipeline_.NextDeadline());
+    if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0) {
+      consider(progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms));
+    }
   }
-  if (wake == 0) return;
+  consider(StallAt());
+  if (probe_pending_) consider(probe_sent_ms_ + ProbeTimeoutMs());
+  if (breaker_.state() == BreakerState::kOpen && breaker_.reason() == BreakerReason::kFailures) {
+    consider(breaker_.probe_at_ms());
+  }
+  ArmTimerAt(wake);
+}
+
+// Makes the deadline timer fire no later than `wake_ms` (0: no need).
+void RedisClient::ArmTimerAt(uint64_t wake_ms) {
+  if (wake_ms == 0 || closing_handles_) return;
+  if (deadline_armed_ && timer_wake_ms_ <= wake_ms) return;
   deadline_armed_ = true;
+  timer_wake_ms_ = wake_ms;
   uv_timer_start(
       deadline_timer_.get(),
       [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnDeadlineTimer(); },
-      TimerDelayUntil(loop_, wake), 0);
+      TimerDelayUntil(loop_, wake_ms), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The breaker and events
+
+// When a wait that began would count as a stall, or 0: commands written and nothing read
+// since, or a connect attempt that commands wait for. Only a closed breaker looks.
+uint64_t RedisClient::StallAt() const {
+  if (!breaker_.enabled() || !breaker_.closed()) return 0;
+  if (state_ == ClientState::kReady && pipeline_.written() > 0) {
+    return std::max(progress_at_ms_, read_at_ms_) + breaker_.stall_ms();
+  }
+  if (state_ == ClientState::kConnecting && !pipeline_.empty()) {
+    return connect_started_ms_ + breaker_.stall_ms();
+  }
+  return 0;
+}
+
+uint64_t RedisClient::ProbeTimeoutMs() const {
+  return options_.command_timeout_ms != 0 ? options_.command_timeout_ms
+                                          : options_.connect_timeout_ms;
+}
+
+void RedisClient::SendProbe(uint64_t now_ms) {
+  if (!breaker_.BeginProbe()) return;
+  std::string_view ping("PING");
+  pipeline_.Push(&ping, 1, nullptr, 0, 0, CommandKind::kProbe);
+  probe_pending_ = true;
+  probe_sent_ms_ = now_ms;
+  EmitBreaker();
+  RequestFlush();
+}
+
+void RedisClient::OpenBreaker(BreakerReason reason, uint64_t now_ms) {
+  bool was_closed = breaker_.closed();
+  if (!breaker_.Open(reason, now_ms)) return;
+  if (!was_closed) {
+    EmitBreaker();  // A new reason only.
+    return;
+  }
+  OnBreakerOpened();
+}
+
+// The breaker has just opened: say so, and settle the waiting commands that asked for it.
+void RedisClient::OnBreakerOpened() {
+  breaker_opened_at_ms_ = WallClockMs();
+  EmitBreaker();
+  SettleScope scope(listener_);
+  ClientError unsent = FastFailure(false);
+  ClientError written{ErrorKind::kOutcomeUnknown, "ERR_OUTCOME_UNKNOWN",
+                      "the command was sent, then the circuit breaker opened (" +
+                          std::string(BreakerReasonName(breaker_.reason())) +
+                          ") before Redis answered; it may or may not have run"};
+  size_t settled = 0;
+  pipeline_.SettleFlagged(
+      kSettleWhenBreakerOpens,
+      [&](void* token, uint32_t flags) {
+        Count(flags, Outcome::kUnknown);
+        listener_->OnFailure(token, flags & kCallerFlagsMask, written);
+        ++settled;
+      },
+      [&](void* token, uint32_t flags) {
+        Count(flags, Outcome::kRefused);
+        listener_->OnFailure(token, flags & kCallerFlagsMask, unsent);
+        ++settled;
+      });
+  if (settled > 0) TrackSettled(settled);
+}
+
+void RedisClient::CloseBreaker() {
+  if (breaker_.Close()) EmitBreaker();
+}
+
+void RedisClient::EmitBreaker() {
+  listener_->OnBreakerState(breaker_.state());
+  ClientEvent event{ClientEventType::kBreaker};
+  event.breaker = breaker_.state();
+  event.reason = breaker_.reason();
+  Emit(std::move(event));
+  ArmDeadlineTimer();  // a timed probe, or the next stall
+}
+
+// Events wait for the idle handle (or the close), so the listener never runs inside a
+// transition.
+void RedisClient::Emit(ClientEvent event) {
+  events_.push_back(std::move(event));
+  if (closing_handles_) return;
+  uv_ref(idle_.base());  // an event is delivered even if nobody awaits a reply
+  StartIdle();
+}
+
+void RedisClient::DeliverEvents() {
+  SettleScope scope(listener_);
+  std::vector<ClientEvent> events;
+  events.swap(events_);
+  if (!closing_handles_) uv_unref(idle_.base());
+  for (const ClientEvent& e : events) listener_->OnEvent(e);
+}
+
+void RedisClient::Count(uint32_t flags, Outcome outcome) {
+  if (options_.metrics) metrics_.Count(static_cast<Verb>(flags >> kSinkFlagsShift), outcome);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -604,7 +813,8 @@ void RedisClient::ArmDeadlineTimer() {
 void RedisClient::FailWritten(const ClientError& error) {
   size_t failed = 0;
   pipeline_.FailWritten([&](void* token, uint32_t flags) {
-    listener_->OnFailure(token, flags, error);
+    Count(flags, Outcome::kUnknown);
+    listener_->OnFailure(token, flags & kCallerFlagsMask, error);
     ++failed;
   });
   handshake_pending_ = 0;
@@ -614,7 +824,8 @@ void RedisClient::FailWritten(const ClientError& error) {
 void RedisClient::FailUnsent(const ClientError& error) {
   size_t failed = 0;
   pipeline_.FailUnsent([&](void* token, uint32_t flags) {
-    listener_->OnFailure(token, flags, error);
+    Count(flags, Outcome::kError);
+    listener_->OnFailure(token, flags & kCallerFlagsMask, error);
     ++failed;
   });
   if (failed > 0) TrackSettled(failed);
@@ -624,7 +835,10 @@ void RedisClient::SettleEarlyFailures() {
   SettleScope scope(listener_);
   std::vector<EarlyFailure> failures;
   failures.swap(early_failures_);
-  for (const EarlyFailure& f : failures) listener_->OnFailure(f.token, f.flags, f.error);
+  for (const EarlyFailure& f : failures) {
+    Count(f.flags, Outcome::kRefused);
+    listener_->OnFailure(f.token, f.flags & kCallerFlagsMask, f.error);
+  }
   TrackSettled(failures.size());
 }
 
@@ -709,6 +923,7 @@ void RedisClient::CloseHandles() {
 void RedisClient::MaybeFinishClose() {
   if (closing_handles_ && handles_.open() == 0 && !closed_notified_) {
     closed_notified_ = true;
+    if (!events_.empty()) DeliverEvents();
     listener_->OnClosed();  // The owner may delete this client here: nothing follows.
   }
 }
@@ -723,6 +938,11 @@ ClientStats RedisClient::Stats() const {
   s.has_last_error = has_last_error_;
   s.last_error = last_error_;
   s.last_error_at_ms = last_error_at_ms_;
+  s.breaker = breaker_.state();
+  s.breaker_reason = breaker_.reason();
+  s.breaker_opened_at_ms = breaker_opened_at_ms_;
+  s.breaker_opened = breaker_.opened();
+  s.breaker_closed = breaker_.closings();
   return s;
 }
 

@@ -15,6 +15,10 @@
 //     no more (maxQueue), commands written and unanswered (maxInFlight). A burst issued in
 //     one turn while connected is written, up to the in-flight bound.
 //   * While Redis is known to be down, calls fail fast with the last connection error.
+//   * One circuit breaker decides whether Redis is usable: it opens when Redis is unreachable,
+//     when commands wait and nothing has been read for breaker.stall_ms, or on failures;
+//     while it is open new commands fail fast with no socket work, and waiting commands
+//     that asked for it (kSettleWhenBreakerOpens) are settled at once.
 //   * Every command is settled exactly once.
 #ifndef HIRECACHE_CLIENT_REDIS_CLIENT_H_
 #define HIRECACHE_CLIENT_REDIS_CLIENT_H_
@@ -26,7 +30,9 @@
 #include <string_view>
 #include <vector>
 
+#include "client/circuit_breaker.h"
 #include "client/client_error.h"
+#include "client/client_metrics.h"
 #include "client/command_pipeline.h"
 #include "client/command_sink.h"
 #include "client/connection.h"
@@ -55,6 +61,8 @@ struct ClientOptions {
   uint32_t reconnect_base_delay_ms = 50;
   uint32_t reconnect_max_delay_ms = 2000;
   ProtocolLimits limits;
+  BreakerOptions breaker;
+  bool metrics = true;  // count outcomes and latencies per verb
 };
 
 class RedisClient final : public CommandSink, private ConnectionEvents {
@@ -71,6 +79,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void Quit() override;
   void Disconnect() override;
   ClientStats Stats() const override;
+  const ClientMetrics& Metrics() const override { return metrics_; }
   void SetListener(ReplyListener* listener) override { listener_ = listener; }
 
   ClientState state() const { return state_; }
@@ -112,7 +121,21 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void Flush();
   void WriteOrFail(std::string& bytes);
 
+  // The breaker and events.
+  ClientError FastFailure(bool down) const;
+  void Emit(ClientEvent event);
+  void EmitBreaker();
+  void OpenBreaker(BreakerReason reason, uint64_t now_ms);
+  void OnBreakerOpened();
+  void CloseBreaker();
+  uint64_t StallAt() const;
+  uint64_t ProbeTimeoutMs() const;
+  void SendProbe(uint64_t now_ms);
+  void Count(uint32_t flags, Outcome outcome);
+  void DeliverEvents();
+
   // Deadlines.
+  void ArmTimerAt(uint64_t wake_ms);
   void ArmDeadlineTimer();
   void OnDeadlineTimer();
   void ExpireDeadlines(uint64_t now);
@@ -173,6 +196,17 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool has_last_error_ = false;
   uint64_t last_error_at_ms_ = 0;
   uint64_t jitter_state_;
+
+  CircuitBreaker breaker_;
+  uint64_t breaker_opened_at_ms_ = 0;  // wall clock
+  bool probe_pending_ = false;
+  uint64_t probe_sent_ms_ = 0;
+  uint64_t read_at_ms_ = 0;          // the last read of any bytes
+  uint64_t read_now_us_ = 0;         // the clock for the replies of the current read slice
+  uint64_t connect_started_ms_ = 0;  // the current connect attempt
+  uint64_t timer_wake_ms_ = 0;       // when the armed deadline timer fires
+  ClientMetrics metrics_;
+  std::vector<ClientEvent> events_;  // delivered by the idle handle
 };
 
 }  // namespace hirecache

@@ -24,6 +24,12 @@ bool IsOkReply(const redisReply* reply) {
          reply->str[1] == 'K';
 }
 
+bool IsUnavailableReply(const redisReply* reply) {
+  if (reply->type != REDIS_REPLY_ERROR) return false;
+  std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));
+  return code == "LOADING" || code == "BUSY" || code == "MASTERDOWN" || code == "CLUSTERDOWN";
+}
+
 ReplyClass ClassifyReply(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ERROR) return ReplyClass::kOrdinary;
   std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));

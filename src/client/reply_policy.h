@@ -30,6 +30,10 @@ ReplyClass ClassifyReply(const redisReply* reply);
 // Whether the reply is the status +OK (SET, AUTH, SELECT, CLIENT SETNAME…).
 bool IsOkReply(const redisReply* reply);
 
+// An error reply saying the server is up but cannot serve now (LOADING, BUSY, MASTERDOWN,
+// CLUSTERDOWN): a failure for the circuit breaker, unlike an error about the command itself.
+bool IsUnavailableReply(const redisReply* reply);
+
 // The code of an error text: its first word ("WRONGPASS invalid username-password pair"
 // gives "WRONGPASS"; an empty error gives "ERR"). The one parser of error codes for the
 // core and the binding.

@@ -1,7 +1,9 @@
 'use strict';
 // Proves a command past its deadline rejects with ETIMEDOUT and never shifts the replies
 // of the commands after it: the late reply is swallowed by its own slot, and every later
-// command gets its own reply once the proxy lets replies through.
+// command gets its own reply once the proxy lets replies through. The circuit breaker is
+// off here: with it, a held reply opens it and later commands fail fast instead
+// (test/client/client.breaker.test.js).
 const { createClient } = require('../../lib/redis');
 const errors = require('../../lib/errors');
 const { createProxy } = require('../helpers/proxy');
@@ -23,7 +25,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   await db.flush();
   proxy.release().delay(0);
-  client = createClient({ url: `${proxy.url}/${db.db}`, commandTimeout: COMMAND_TIMEOUT });
+  client = createClient({ url: `${proxy.url}/${db.db}`, commandTimeout: COMMAND_TIMEOUT, breaker: false });
   const keys = ['a', 'b', 'c', 'd', 'e'];
   await rawCommand(db.raw, 'MSET', ...keys.flatMap((k) => [k, `value-${k}`]));
   await client.call('PING');

@@ -158,5 +158,42 @@ TEST(CommandPipelineTest, QuitIsQueuedLikeACommandButIsNoCallersCommand) {
   EXPECT_EQ(failed, std::vector<int>({1}));
 }
 
+TEST(CommandPipelineTest, SettleFlaggedKeepsWrittenSlotsAndDropsUnsentBytes) {
+  CommandPipeline p;
+  constexpr uint32_t kFlag = 1u << 20;
+  auto push = [&](int id, uint32_t flags) {
+    std::string key = "k" + std::to_string(id);
+    std::string_view argv[] = {"GET", key};
+    p.Push(argv, 2, Token(id), flags, 0);
+  };
+  push(1, kFlag);
+  push(2, 0);
+  std::string out;
+  p.TakeUnsent(10, SIZE_MAX, out);  // 1 and 2 are written
+  push(3, kFlag);
+  push(4, 0);
+  push(5, kFlag);
+  push(6, 0);
+  std::vector<int> written, unsent;
+  p.SettleFlagged(
+      kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
+      [&](void* t, uint32_t) { unsent.push_back(Id(t)); });
+  EXPECT_EQ(written, std::vector<int>({1}));
+  EXPECT_EQ(unsent, std::vector<int>({3, 5}));
+  EXPECT_EQ(p.written(), 2u) << "a written command keeps its slot";
+  EXPECT_EQ(p.unsent(), 2u);
+  p.TakeUnsent(10, SIZE_MAX, out);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk4\r\n*2\r\n$3\r\nGET\r\n$2\r\nk6\r\n")
+      << "only the bytes of the commands kept go out";
+  EXPECT_TRUE(p.PopWritten().settled) << "its reply will be swallowed";
+  EXPECT_FALSE(p.PopWritten().settled);
+  // A second opening settles nothing twice.
+  written.clear();
+  p.SettleFlagged(
+      kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
+      [&](void* t, uint32_t) { unsent.push_back(Id(t)); });
+  EXPECT_TRUE(written.empty());
+}
+
 }  // namespace
 }  // namespace hirecache

@@ -140,10 +140,15 @@ class RecordingListener : public ReplyListener {
     o.ok = false;
     o.value = e.code;
   }
+  void OnEvent(const ClientEvent& e) override {
+    EXPECT_GT(depth, 0) << "event outside BeginSettle/EndSettle";
+    events.push_back(e);
+  }
   void OnBusyChanged(bool b) override { busy = b; }
   void OnClosed() override { closed = true; }
 
   std::map<uintptr_t, Outcome> outcomes;
+  std::vector<ClientEvent> events;
   std::function<void()> after_settle;
   int depth = 0;
   bool busy = false;
@@ -171,11 +176,12 @@ class RedisClientTest : public ::testing::Test {
     client_ = std::make_unique<RedisClient>(&loop_, options, &listener_);
   }
 
-  uintptr_t Send(std::vector<std::string> args) {
+  uintptr_t Send(std::vector<std::string> args, uint32_t flags = 0) {
     uintptr_t token = next_token_++;
     listener_.outcomes[token];
     std::vector<std::string_view> argv(args.begin(), args.end());
-    SubmitResult r = client_->Submit(argv.data(), argv.size(), reinterpret_cast<void*>(token), 0);
+    SubmitResult r =
+        client_->Submit(argv.data(), argv.size(), reinterpret_cast<void*>(token), flags);
     if (r == SubmitResult::kClosed) listener_.outcomes[token] = {true, false, "closed"};
     return token;
   }
@@ -200,6 +206,14 @@ class RedisClientTest : public ::testing::Test {
   }
 
   const Outcome& Get(uintptr_t token) { return listener_.outcomes[token]; }
+  // The breaker states reported so far, in order.
+  std::vector<BreakerState> BreakerEvents() {
+    std::vector<BreakerState> out;
+    for (const ClientEvent& e : listener_.events) {
+      if (e.type == ClientEventType::kBreaker) out.push_back(e.breaker);
+    }
+    return out;
+  }
   bool AllDone() {
     for (auto& [token, o] : listener_.outcomes) {
       if (!o.done) return false;
@@ -377,6 +391,86 @@ TEST_F(RedisClientTest, HandshakeSelectsTheDatabaseAndNamesTheConnection) {
   EXPECT_EQ(Get(set).value, "OK");
   EXPECT_EQ(Get(name).value, "hirecache-test");
   EXPECT_EQ(Get(db).value, "1");
+}
+
+TEST_F(RedisClientTest, AStallOpensTheBreakerAndTheFirstReplyClosesIt) {
+  ClientOptions options;
+  options.command_timeout_ms = 5000;
+  options.breaker.stall_ms = 50;
+  MakeClient(options);
+  uintptr_t first = Send({"PING"});
+  RunUntil([&] { return Get(first).done; });
+  // A BLPOP holds the connection for 400 ms: the breaker opens after 50.
+  uintptr_t sleep = Send({"BLPOP", "empty-list", "0.4"});
+  uintptr_t early = Send({"GET", "k"}, kSettleWhenBreakerOpens);
+  uintptr_t waits = Send({"GET", "k"});
+  RunUntil([&] { return client_->Stats().breaker == BreakerState::kOpen; });
+  RunUntil([&] { return Get(early).done; });
+  EXPECT_EQ(Get(early).value, "ERR_OUTCOME_UNKNOWN") << "written, then given up on";
+  EXPECT_FALSE(Get(waits).done) << "without the flag a command waits for its reply";
+  EXPECT_EQ(client_->Stats().breaker_reason, BreakerReason::kStalled);
+  uintptr_t refused = Send({"GET", "k"});
+  RunUntil([&] { return Get(refused).done; });
+  EXPECT_EQ(Get(refused).value, "ERR_BREAKER_OPEN") << "fails fast while open";
+  RunUntil([&] { return Get(sleep).done && Get(waits).done; });
+  EXPECT_EQ(Get(waits).value, "(nil)");
+  RunUntil([&] { return client_->Stats().breaker == BreakerState::kClosed; });
+  uintptr_t after = Send({"GET", "k"});
+  RunUntil([&] { return Get(after).done; });
+  EXPECT_TRUE(Get(after).ok);
+  RunUntil([&] { return BreakerEvents().size() >= 2; });
+  EXPECT_EQ(BreakerEvents(),
+            std::vector<BreakerState>({BreakerState::kOpen, BreakerState::kClosed}));
+  EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kUnknown), 1u);
+  EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kRefused), 1u);
+  EXPECT_EQ(client_->Metrics().outcome(Verb::kGet, hirecache::Outcome::kMiss), 2u);
+}
+
+TEST_F(RedisClientTest, AnUnreachableServerOpensTheBreakerAndReportsEvents) {
+  ClientOptions options;
+  options.host = "127.0.0.1";
+  options.port = 1;  // nothing listens there
+  client_ = std::make_unique<RedisClient>(&loop_, options, &listener_);
+  uintptr_t first = Send({"GET", "k"});
+  RunUntil([&] { return Get(first).done; });
+  EXPECT_EQ(Get(first).value, "ECONNREFUSED");
+  Sleep(100);  // the events are delivered on a later turn, with a reconnect attempt or two
+  ASSERT_FALSE(BreakerEvents().empty());
+  EXPECT_EQ(client_->Stats().breaker_reason, BreakerReason::kUnreachable);
+  bool error = false, reconnecting = false;
+  for (const ClientEvent& e : listener_.events) {
+    if (e.type == ClientEventType::kError) error = e.error.code == "ECONNREFUSED";
+    if (e.type == ClientEventType::kReconnecting) reconnecting = e.delay_ms > 0;
+  }
+  EXPECT_TRUE(error);
+  EXPECT_TRUE(reconnecting);
+}
+
+TEST_F(RedisClientTest, ServerErrorsThatMeanUnavailableOpenTheBreakerAndAProbeClosesIt) {
+  ClientOptions options;
+  options.breaker.failure_threshold = 3;
+  options.breaker.open_ms = 100;
+  MakeClient(options);
+  // A script that keeps the server busy past busy-reply-threshold (lua-time-limit): the
+  // commands behind it are answered BUSY.
+  uintptr_t ping = Send({"PING"});
+  RunUntil([&] { return Get(ping).done; });
+  for (int i = 0; i < 3; ++i) {
+    uintptr_t t = Send({"EVAL", "return redis.error_reply('BUSY Redis is busy')", "0"});
+    RunUntil([&] { return Get(t).done; });
+  }
+  RunUntil([&] { return client_->Stats().breaker == BreakerState::kOpen; });
+  EXPECT_EQ(client_->Stats().breaker_reason, BreakerReason::kFailures);
+  uintptr_t refused = Send({"PING"});
+  RunUntil([&] { return Get(refused).done; });
+  EXPECT_EQ(Get(refused).value, "ERR_BREAKER_OPEN");
+  // The probe (PING) answers after open_ms, and the breaker closes. (The client's timers
+  // do not keep a loop alive by themselves: Sleep does.)
+  Sleep(300);
+  EXPECT_EQ(client_->Stats().breaker, BreakerState::kClosed);
+  EXPECT_EQ(BreakerEvents(),
+            std::vector<BreakerState>(
+                {BreakerState::kOpen, BreakerState::kHalfOpen, BreakerState::kClosed}));
 }
 
 }  // namespace

@@ -1,0 +1,178 @@
+'use strict';
+// The client's circuit breaker, events and logger against a real redis-server behind a
+// fault-injecting proxy: a stall opens the breaker and calls fail fast, the first reply
+// closes it; an unreachable server opens it and is reported once, however many attempts
+// fail; an 'error' nobody listens to never crashes the process.
+const { createClient, ConnectionError, OutcomeUnknownError } = require('../../lib/redis');
+const { SOFT_FAIL, BREAKER_EARLY } = require('../../lib/client/client');
+const { createProxy } = require('../helpers/proxy');
+const { suiteDatabase } = require('../helpers/suite-db');
+const { waitFor, sleep, outcome, watchUnhandledRejections } = require('../helpers/async');
+
+let db;
+let proxy;
+const clients = [];
+
+function open(options) {
+  const client = createClient(options);
+  clients.push(client);
+  return client;
+}
+
+/** A logger that records its lines: { lines: [[level, text]], error, warn, info }. */
+function recordingLogger() {
+  const lines = [];
+  const at = (level) => (text) => lines.push([level, text]);
+  return { lines, error: at('error'), warn: at('warn'), info: at('info') };
+}
+
+/** Records the client's events as [name, summary]. */
+function recordEvents(client) {
+  const seen = [];
+  for (const name of ['connect', 'ready', 'error', 'close', 'reconnecting', 'breaker', 'end']) {
+    client.on(name, (arg) => {
+      seen.push([name, arg instanceof Error ? arg.code : arg && arg.state ? `${arg.state}:${arg.reason}` : arg]);
+    });
+  }
+  return seen;
+}
+
+beforeAll(async () => {
+  db = await suiteDatabase();
+  proxy = await createProxy({ port: db.port });
+});
+
+afterEach(() => {
+  proxy.release().delay(0);
+  for (const c of clients.splice(0)) c.disconnect();
+});
+
+afterAll(() => proxy.close());
+
+test('a stall opens the breaker: flagged calls settle at once, new calls fail fast, the first reply closes it', async () => {
+  const logger = recordingLogger();
+  const client = open({ url: `${proxy.url}/${db.db}`, commandTimeout: 5000, breaker: { stallMs: 40 }, logger });
+  const events = recordEvents(client);
+  await client.set('k', 'v');
+  await waitFor(() => events.some(([n]) => n === 'ready'));
+  proxy.hold('toClient');
+  const started = Date.now();
+  const early = client._get(SOFT_FAIL | BREAKER_EARLY, 'k');
+  const plain = client.get('k');
+  // The soft, flagged call resolves as a miss once the breaker opens, long before its deadline.
+  expect(await early).toBeNull();
+  expect(Date.now() - started).toBeLessThan(2000);
+  expect(client.breakerState).toBe('open');
+  expect(client.status()).toMatchObject({ breaker: 'open', breakerReason: 'stalled' });
+  const refused = await outcome(client.get('k'));
+  expect(refused.error).toBeInstanceOf(ConnectionError);
+  expect(refused.error.code).toBe('ERR_BREAKER_OPEN');
+  const rejectedEarly = await outcome(client._get(BREAKER_EARLY, 'k'));
+  expect(rejectedEarly.error.code).toBe('ERR_BREAKER_OPEN');
+  proxy.release();
+  // The unflagged call kept its place and gets its own reply.
+  expect(await plain).toBe('v');
+  await waitFor(() => client.breakerState === 'closed');
+  expect(await client.get('k')).toBe('v');
+  expect(events.filter(([n]) => n === 'breaker').map(([, s]) => s)).toEqual(['open:stalled', 'closed:null']);
+  // One line when it stopped answering, one when it came back.
+  expect(logger.lines.map(([level]) => level)).toEqual(['warn', 'info']);
+  expect(logger.lines[0][1]).toMatch(/stopped answering/);
+});
+
+test('a written call flagged BREAKER_EARLY rejects as outcome unknown when the breaker opens', async () => {
+  const client = open({ url: `${proxy.url}/${db.db}`, breaker: { stallMs: 30 } });
+  await client.call('PING');
+  proxy.hold('toClient');
+  const r = await outcome(client._get(BREAKER_EARLY, 'k'));
+  expect(r.error).toBeInstanceOf(OutcomeUnknownError);
+  expect(r.error.message).toMatch(/circuit breaker opened \(stalled\)/);
+});
+
+test('unreachable: one error line for many failed attempts, events for each, and recovery', async () => {
+  const logger = recordingLogger();
+  const client = open({ url: `${proxy.url}/${db.db}`, reconnectBaseDelay: 10, reconnectMaxDelay: 20, logger });
+  const events = recordEvents(client);
+  await client.call('PING');
+  await proxy.refuse();
+  proxy.cut();
+  await waitFor(() => events.filter(([n]) => n === 'reconnecting').length >= 5);
+  expect(client.breakerState).toBe('open');
+  expect(client.status().breakerReason).toBe('unreachable');
+  const fast = await outcome(client.get('k'));
+  expect(fast.error).toBeInstanceOf(ConnectionError);
+  expect(logger.lines.filter(([level]) => level === 'warn')).toHaveLength(1);
+  expect(logger.lines[0][1]).toMatch(/unreachable/);
+  await proxy.accept();
+  await waitFor(() => client.breakerState === 'closed');
+  expect(await client.call('PING')).toBe('PONG');
+  expect(logger.lines.at(-1)[0]).toBe('info');
+  expect(logger.lines.at(-1)[1]).toMatch(/usable again .*failed connection attempt/);
+  const names = events.map(([n]) => n);
+  expect(names.slice(0, 2)).toEqual(['connect', 'ready']);
+  expect(names).toContain('close');
+  expect(events.slice(-2)).toEqual([['ready', undefined], ['breaker', 'closed:null']]);
+});
+
+test('an error event with no listener does not crash, and no rejection goes unhandled', async () => {
+  const watch = watchUnhandledRejections();
+  const client = open({ url: 'redis://127.0.0.1:1', reconnectBaseDelay: 10, logger: false });
+  const r = await outcome(client.get('k'));
+  expect(r.error.code).toBe('ECONNREFUSED');
+  await sleep(100); // several failed attempts, each an 'error' event nobody listens to
+  expect(client.listenerCount('error')).toBe(0);
+  client.disconnect();
+  await sleep(20);
+  expect(watch.stop()).toEqual([]);
+});
+
+test("'end' is emitted once the client has closed", async () => {
+  const client = open({ url: `${proxy.url}/${db.db}` });
+  const events = recordEvents(client);
+  await client.call('PING');
+  await client.quit();
+  await waitFor(() => events.some(([n]) => n === 'end'));
+});
+
+test('with breaker: false a stall opens nothing and calls wait for their replies', async () => {
+  const client = open({ url: `${proxy.url}/${db.db}`, breaker: false });
+  await client.set('k', 'v');
+  proxy.hold('toClient');
+  const a = client.get('k');
+  await sleep(100);
+  const b = client.get('k');
+  expect(client.breakerState).toBe('closed');
+  proxy.release();
+  expect(await Promise.all([a, b])).toEqual(['v', 'v']);
+});
+
+test('the breaker options are checked by name, and a logger must have error, warn and info', () => {
+  expect(() => createClient({ breaker: { stallMS: 10 } })).toThrow(/unknown option breaker\.stallMS/);
+  expect(() => createClient({ breaker: { stallMs: 0 } })).toThrow(RangeError);
+  expect(() => createClient({ breaker: 'off' })).toThrow(/option breaker/);
+  expect(() => createClient({ logger: { warn() {} } })).toThrow(/option logger/);
+});
+
+test('metrics count hits, misses, timeouts and refusals per command, with latencies', async () => {
+  const client = open({ url: `${proxy.url}/${db.db}`, commandTimeout: 200, breaker: false });
+  await client.set('m', '1');
+  await client.get('m');
+  await client.get('missing');
+  await client.mget(['m', 'missing', 'm']);
+  proxy.hold('toClient');
+  const timedOut = await outcome(client.get('m'));
+  expect(timedOut.error.code).toBe('ETIMEDOUT');
+  proxy.release();
+  const m = client.metrics();
+  expect(m.commands.get).toMatchObject({ hit: 1, miss: 1, timeout: 1 });
+  expect(m.commands.mget).toMatchObject({ hit: 2, miss: 1 });
+  expect(m.commands.set.ok).toBe(1);
+  const h = m.latency.byCommand.get;
+  expect(h.count).toBe(2);
+  expect(h.counts.reduce((a, b) => a + b, 0)).toBe(2);
+  expect(m.latency.bucketsMs[0]).toBe(0.1);
+  expect(m.latency.bucketsMs.at(-1)).toBe(1000);
+  const off = open({ url: `${proxy.url}/${db.db}`, metrics: false });
+  await off.get('m');
+  expect(off.metrics().commands.get.hit).toBe(0);
+});
