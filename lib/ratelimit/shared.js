@@ -126,7 +126,11 @@ const KNOWN_OPTIONS = [
   'keyPrefix', 'points', 'duration', 'burst', 'blockDuration', 'store', 'client', 'fallback',
   'rejectLocally', 'maxEntries', 'maxKeyLength',
 ];
-const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries'];
+const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries', 'graceMs'];
+// How long after the client's breaker opened for a stall or for failures (not for an
+// unreachable Redis) decisions wait for it to close before the fallback decides.
+const DEFAULT_FALLBACK_GRACE_MS = 250;
+const MAX_FALLBACK_GRACE_MS = 60000;
 
 /** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
 function normalizeOptions(options) {
@@ -147,10 +151,10 @@ function normalizeOptions(options) {
 
   let fallback = options.fallback === undefined ? true : options.fallback;
   if (fallback === true) {
-    fallback = { points, duration, burst };
+    fallback = { points, duration, burst, graceMs: DEFAULT_FALLBACK_GRACE_MS };
   } else if (fallback !== false) {
     if (fallback === null || typeof fallback !== 'object') {
-      throw invalidParameterError('option fallback', 'true, false or { points, duration, burst, maxEntries }', fallback, CREATE);
+      throw invalidParameterError('option fallback', 'true, false or { points, duration, burst, maxEntries, graceMs }', fallback, CREATE);
     }
     checkKnownOptions(fallback, KNOWN_FALLBACK_OPTIONS, { ...CREATE, path: 'fallback.' });
     const of = (name) => `option ${name} of option fallback`;
@@ -160,6 +164,7 @@ function normalizeOptions(options) {
       duration: seconds(fallback, 'duration', duration, { max: MAX_DURATION_SEC }, of('duration')),
       burst: positiveInteger(fallback, 'burst', fallback.points === undefined ? burst : fPoints, MAX_POINTS, of('burst')),
       maxEntries: positiveInteger(fallback, 'maxEntries', maxEntries, 2 ** 30, of('maxEntries')),
+      graceMs: checkInteger(of('graceMs'), fallback.graceMs === undefined ? DEFAULT_FALLBACK_GRACE_MS : fallback.graceMs, { ...CREATE, min: 0, max: MAX_FALLBACK_GRACE_MS }),
     };
   }
   const config = { keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength };
