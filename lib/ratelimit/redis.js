@@ -23,10 +23,14 @@ const {
 const { MemoryRateLimiter } = require('./memory');
 
 const { LocalLimiter } = binding;
-// Every command of a decision carries BREAKER_EARLY: when the breaker opens while it waits,
-// the client settles it at once (unsent: ERR_BREAKER_OPEN; written: ERR_OUTCOME_UNKNOWN)
-// instead of at its deadline, so the decision goes to the fallback without delay.
+// SCRIPT LOAD carries BREAKER_EARLY: when the breaker opens while it waits, the client
+// settles it at once, and the decisions waiting for it (which have not run) go on at once.
+// A decision's own EVALSHA does not: one already written when the breaker opens for a stall
+// would be settled with ERR_OUTCOME_UNKNOWN, and a stall shorter than the grace (see
+// _holdFor) would then turn every decision in flight into an error, although Redis is about
+// to answer it. Without the flag it gets its reply, or its deadline.
 const { BREAKER_EARLY } = binding.clientConstants.commandFlags;
+const WAIT_FOR_REPLY = 0;
 
 // The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
 // read once when this module loads. Its SHA1 (for EVALSHA) is computed from the file's bytes,
@@ -92,6 +96,11 @@ function outcomeUnknown(err) {
 }
 
 const ignore = () => {};
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+// At most this many decisions of one limiter wait for a stalled breaker (see _holdFor);
+// more are decided by the fallback at once.
+const MAX_HELD = 10000;
 
 // Unregisters what a limiter registered on its client once the limiter is collected.
 const detachOnCollect = new FinalizationRegistry((undo) => {
@@ -104,11 +113,14 @@ const detachOnCollect = new FinalizationRegistry((undo) => {
  *
  * The client's circuit breaker is the one judge of whether Redis can be used. While it is
  * closed every decision is Redis's: a slow reply never turns into a local admission. While
- * it is open (or half-open), decisions come from a local fallback limiter (per process) at
- * once, with no command sent. The fallback's bucket for a key always starts from what Redis
- * last said about it (every reply is mirrored into it), and a decision whose outcome is
- * unknown (it timed out, or the connection died after it was written) is never sent again
- * and counts as spent: its points are charged to the fallback's bucket.
+ * it is open (or half-open), decisions come from a local fallback limiter (per process),
+ * with no command sent: at once when Redis is unreachable, and after up to graceMs from the
+ * opening when it stalled or failed (a short stall does not hand keys to the per-process
+ * fallback while Redis still decides for the other processes). The fallback's bucket for a
+ * key always starts from what Redis last said about it (every reply is mirrored into it),
+ * and a decision whose outcome is unknown (it timed out, or the connection died after it
+ * was written) is never sent again and counts as spent: its points are charged to the
+ * fallback's bucket.
  *
  * Keys known to be over their limit are refused locally until their msBeforeNext, but for
  * at most a second after Redis said so (another process may delete or reward the key).
@@ -160,39 +172,111 @@ class RedisRateLimiter extends BaseLimiter {
     this._unknownCharged = 0;
     this._errors = 0;
     this._lastError = null;
-    // Decisions went local because Redis could not be reached (see _unusable), until Redis
-    // answers again; and whether the client was told the fallback is in use.
+    // Decisions went local because Redis could not be reached while the client's breaker is
+    // off (see _unusable), until Redis answers again; and whether the client was told the
+    // fallback is in use.
     this._unreachable = false;
     this._noted = false;
+    const options = client.options;
+    this._breakerOff = options !== undefined && options.breaker !== undefined && options.breaker.enabled === false;
+    // While the breaker is open for a stall or for failures, decisions wait up to graceMs
+    // after it opened for it to close (see _holdFor): the open period's reason and start,
+    // read once, and the decisions waiting.
+    this._graceMs = config.fallback ? config.fallback.graceMs : 0;
+    this._openInfo = null;
+    this._held = null;
     attachToClient(this, client);
-  }
-
-  /** Whether the fallback decides now, without asking Redis: there is one and the breaker is not closed. */
-  _local() {
-    return this._fallback !== null && this._client.breakerState !== 'closed';
   }
 
   /**
    * After a command failed with `err` (an unavailability, see isUnavailable): whether Redis
-   * counts as unusable, so that the fallback decides. It does when the breaker is not closed
-   * (its native state is read too: the JS one follows it on the next event) or when the
-   * command could not be sent at all because Redis could not be reached (a ConnectionError:
-   * the client's own word, and the only one when its breaker is turned off). A timeout or an
-   * outcome unknown while the breaker is closed never does: one slow reply is not an outage.
+   * counts as unusable, so that the fallback may decide. It does when the breaker is not
+   * closed (the client's breakerState is written by the core at the transition, so a call
+   * the breaker settled already sees it open). With the client's breaker turned off, a
+   * command that could not be sent because Redis could not be reached (a ConnectionError) is
+   * the only word that Redis is down, and counts too. A timeout or an unknown outcome while
+   * the breaker is closed never does: one slow reply is not an outage.
    */
   _unusable(err) {
-    const c = this._client;
-    if (c.breakerState !== 'closed') return true;
-    if (err instanceof ConnectionError) {
-      if (!this._unreachable) {
-        this._unreachable = true;
-        this._lastError = { code: err.code || 'ERR', message: err.message, at: Date.now() };
-        this._updateNote();
-      }
-      return true;
+    if (this._client.breakerState !== 'closed') return true;
+    if (!this._breakerOff || !(err instanceof ConnectionError)) return false;
+    if (!this._unreachable) {
+      this._unreachable = true;
+      this._lastError = { code: err.code || 'ERR', message: err.message, at: Date.now() };
+      this._updateNote();
     }
-    const native = typeof c.status === 'function' ? c.status().breaker : undefined;
-    return native !== undefined && native !== 'closed';
+    return true;
+  }
+
+  /**
+   * Whether an operation waits before the fallback decides, the breaker being open: null to
+   * decide locally now, or a promise to wait for. Redis unreachable: now. Stalled or failing:
+   * the decision waits for the breaker to close, but not past graceMs after it opened (then
+   * now). Redis may still be deciding for the other processes during a short stall (a slow
+   * first connect on a busy machine, a fork), and a key handed to the per-process fallback
+   * then could pass the global limit. At most MAX_HELD decisions wait at a time.
+   */
+  _holdFor() {
+    let info = this._openInfo;
+    if (info === null) {
+      const s = this._client.status();
+      info = { reason: s.breakerReason, openedAt: s.breakerOpenedAt || Date.now() };
+      this._openInfo = info;
+    }
+    if (info.reason === 'unreachable') return null;
+    const left = info.openedAt + this._graceMs - Date.now();
+    if (left <= 0) return null;
+    let held = this._held;
+    if (held === null) {
+      held = { promise: null, resolve: null, timer: null, count: 0 };
+      held.promise = new Promise((resolve) => {
+        held.resolve = resolve;
+      });
+      held.timer = setTimeout(() => this._release(), left);
+      this._held = held;
+    }
+    if (held.count >= MAX_HELD) return null;
+    held.count += 1;
+    return held.promise;
+  }
+
+  /** Ends the wait of the held decisions: each looks at the breaker again. */
+  _release() {
+    const held = this._held;
+    if (held === null) return;
+    this._held = null;
+    clearTimeout(held.timer);
+    held.resolve();
+  }
+
+  /**
+   * Runs operation `op` on `key`: on Redis while the breaker is closed, else on the
+   * fallback when there is one (after the wait of _holdFor). `reloaded`: the script was just
+   * loaded for this operation, so a NOSCRIPT now is not retried.
+   */
+  _route(op, key, cost, reloaded) {
+    if (this._fallback !== null && this._client.breakerState !== 'closed') {
+      const wait = this._holdFor();
+      if (wait === null) return this._decideLocally(op, key, cost);
+      return wait.then(() => this._route(op, key, cost, reloaded));
+    }
+    return this._run(op, key, cost, reloaded);
+  }
+
+  /**
+   * The end of an operation that may have run in Redis (its outcome is unknown), already
+   * charged to the fallback's bucket: decided by the fallback while the breaker is open
+   * (after the wait of _holdFor), or, once it is closed, the error `err` (it is never sent
+   * again, and a slow reply is never an admission).
+   */
+  _unlessUsable(op, key, cost, err) {
+    if (this._client.breakerState !== 'closed') {
+      const wait = this._holdFor();
+      if (wait === null) return this._decideLocally(op, key, cost);
+      return wait.then(() => this._unlessUsable(op, key, cost, err));
+    }
+    if (op === 'c') this._errors += 1;
+    return Promise.reject(err);
   }
 
   /** Redis answered: a decision that went local because it was unreachable is over. */
@@ -208,6 +292,9 @@ class RedisRateLimiter extends BaseLimiter {
    */
   _onClientEvent(type, detail) {
     if (type !== 'breaker' || this._fallback === null) return;
+    this._openInfo = null;
+    // Closed: the held decisions go to Redis. Unreachable: to the fallback at once.
+    if (detail.state === 'closed' || detail.reason === 'unreachable') this._release();
     if (detail.state !== 'closed' && !this._noted) {
       const last = typeof this._client.status === 'function' ? this._client.status().lastError : null;
       this._lastError = last
@@ -260,36 +347,30 @@ class RedisRateLimiter extends BaseLimiter {
   }
 
   _send(op, key, cost) {
-    return this._client._command(BREAKER_EARLY, 'EVALSHA', SCRIPT_SHA, 1, this._prefix + key, op, cost === 1 ? '1' : String(cost), this._argInterval, this._argTolerance, this._argScale, this._argBlock);
+    return this._client._command(WAIT_FOR_REPLY, 'EVALSHA', SCRIPT_SHA, 1, this._prefix + key, op, cost === 1 ? '1' : String(cost), this._argInterval, this._argTolerance, this._argScale, this._argBlock);
   }
 
   /**
    * Runs one operation of the script for `key` (op 'c', 'g', 'p', 'r' or 'b', `cost` its
    * argument) and settles with its outcome; on NOSCRIPT loads the script and sends it once
-   * more (NOSCRIPT means it did not run).
+   * more (NOSCRIPT means it did not run), unless `reloaded` says that was done already.
    */
-  _run(op, key, cost) {
+  _run(op, key, cost, reloaded) {
     return this._send(op, key, cost).then(
       (reply) => this._settle(op, key, cost, reply),
       (err) => {
-        if (err instanceof ReplyError && err.code === 'NOSCRIPT') return this._reload(op, key, cost);
-        return this._failed(op, key, cost, err, outcomeUnknown(err));
+        if (!reloaded && err instanceof ReplyError && err.code === 'NOSCRIPT') return this._reload(op, key, cost);
+        return this._failed(op, key, cost, err, outcomeUnknown(err), reloaded);
       },
     );
   }
 
   _reload(op, key, cost) {
     return loadScript(this._client).then(
-      () => {
-        // The breaker may have opened meanwhile; the decision has not run anywhere yet.
-        if (this._local()) return this._decideLocally(op, key, cost);
-        return this._send(op, key, cost).then(
-          (reply) => this._settle(op, key, cost, reply),
-          (err) => this._failed(op, key, cost, err, outcomeUnknown(err)),
-        );
-      },
-      // The decision never ran: only the SCRIPT LOAD failed.
-      (err) => this._failed(op, key, cost, err, false),
+      // The breaker may have opened meanwhile: routed again, as the operation has not run.
+      () => this._route(op, key, cost, true),
+      // The operation never ran: only the SCRIPT LOAD failed.
+      (err) => this._failed(op, key, cost, err, false, false),
     );
   }
 
@@ -306,24 +387,34 @@ class RedisRateLimiter extends BaseLimiter {
   /**
    * A command of operation `op` on `key` failed with `err`; `unknown` when it may have run.
    * An unknown consume or penalty counts as spent and an unknown block as made: they are
-   * applied to the fallback's bucket whatever happens next. Then the fallback decides if
-   * the breaker is no longer closed; otherwise the operation rejects with `err` (a slow
-   * reply is never an admission).
+   * applied to the fallback's bucket at once, whatever happens next. When Redis counts as
+   * unusable (see _unusable) the operation goes on, on the next turn of the event loop: a
+   * connection that dies fails every decision written on it at once, and all of their
+   * charges must be in the buckets before any of them is decided locally. Otherwise it
+   * rejects with `err`: a slow reply is never an admission.
    */
-  _failed(op, key, cost, err, unknown) {
-    const local = this._fallback !== null && isUnavailable(err) && this._unusable(err);
-    if (unknown && this._fallback !== null && op !== 'g' && op !== 'r') {
+  _failed(op, key, cost, err, unknown, reloaded) {
+    const fb = this._fallback;
+    const unusable = fb !== null && isUnavailable(err) && this._unusable(err);
+    if (unknown && fb !== null && op !== 'g' && op !== 'r') {
       this._unknownCharged += 1;
       if (op === 'c') {
-        this._fallback._native.penalty(key, cost);
+        fb._native.penalty(key, cost);
       } else {
         // The change itself is what the fallback would decide: made once, here.
         const made = this._decideLocally(op, key, cost);
-        if (local) return made;
+        if (unusable) return made;
         made.catch(ignore);
       }
     }
-    if (local) return this._decideLocally(op, key, cost);
+    if (unusable) {
+      return nextTurn().then(() => {
+        if (unknown) return this._unlessUsable(op, key, cost, err);
+        // Not sent because Redis could not be reached, the client's breaker off: locally.
+        if (this._unreachable) return this._decideLocally(op, key, cost);
+        return this._route(op, key, cost, reloaded);
+      });
+    }
     if (op === 'c') this._errors += 1;
     return Promise.reject(err);
   }
@@ -358,8 +449,8 @@ class RedisRateLimiter extends BaseLimiter {
         return refuseLater(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
       }
     }
-    if (this._fallback !== null && this._client.breakerState !== 'closed') return this._fallback.consume(k, points);
-    return this._run('c', k, points);
+    if (this._fallback !== null && this._client.breakerState !== 'closed') return this._route('c', k, points, false);
+    return this._run('c', k, points, false);
   }
 
   _settleConsume(key, cost, reply) {
@@ -407,8 +498,7 @@ class RedisRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    if (this._local()) return this._fallback.get(k);
-    return this._run('g', k, 0);
+    return this._route('g', k, 0, false);
   }
 
   /** The outcome of get() from the script's reply: null for a full bucket. */
@@ -437,8 +527,7 @@ class RedisRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     if (!validPoints(points)) return Promise.reject(pointsArgError(points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    if (this._local()) return this._decideLocally(op, k, points);
-    return this._run(op, k, points);
+    return this._route(op, k, points, false);
   }
 
   /** The outcome of a penalty ('p') or a reward ('r') of `points` on `key` from the script's reply. */
@@ -472,8 +561,7 @@ class RedisRateLimiter extends BaseLimiter {
     const err = secDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
     const ms = Math.ceil(secDuration * 1000);
-    if (this._local()) return this._fallback.block(k, secDuration);
-    return this._run('b', k, ms);
+    return this._route('b', k, ms, false);
   }
 
   /** The outcome of block() on `key` from the script's reply. */
@@ -494,8 +582,8 @@ class RedisRateLimiter extends BaseLimiter {
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) this._shadow.delete(k);
     if (this._fallback !== null) this._fallback._native.delete(k);
-    if (this._local()) return Promise.resolve(false);
-    return this._client._command(BREAKER_EARLY, 'DEL', this._prefix + k).then(
+    if (this._fallback !== null && this._client.breakerState !== 'closed') return Promise.resolve(false);
+    return this._client._command(WAIT_FOR_REPLY, 'DEL', this._prefix + k).then(
       (n) => {
         if (this._unreachable) this._answered();
         return n > 0;
