@@ -34,6 +34,12 @@ export interface FallbackOptions {
   duration?: number;
   burst?: number;
   maxEntries?: number;
+  /**
+   * Ms after the client's breaker opened for a stall or for failures (not for an unreachable
+   * Redis) during which decisions wait for it to close before the fallback decides (default
+   * 250; 0: at once).
+   */
+  graceMs?: number;
 }
 
 export interface LimiterOptions {
@@ -52,11 +58,11 @@ export interface LimiterOptions {
   /** The Redis client (default: getRedisClient()); must be a hirecache RedisClient, else a TypeError. */
   client?: RedisClient;
   /**
-   * While the client's circuit breaker is not closed (Redis unreachable, stalled or failing),
-   * decide with a local limiter (per process), each key starting from what Redis last said of
-   * it. true (default): the same numbers; false: reject with the client's Error; or other
-   * numbers. A timeout or an unknown outcome while the breaker is closed is never answered
-   * locally: it rejects with its Error.
+   * While the client's circuit breaker is open (Redis unreachable; or stalled or failing for
+   * longer than graceMs), decide with a local limiter (per process), each key starting from
+   * what Redis last said of it. true (default): the same numbers; false: reject with the
+   * client's Error; or other numbers. A timeout or an unknown outcome while the breaker is
+   * closed is never answered locally: it rejects with its Error.
    */
   fallback?: boolean | FallbackOptions;
   /** Refuse keys known to be over their limit without asking Redis (default true). */

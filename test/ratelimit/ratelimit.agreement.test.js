@@ -69,10 +69,14 @@ afterAll(async () => {
 
 /**
  * A client for the limiter that sends its EVALSHA as EVAL of the prelude and the script, at
- * the time `clock.us`. Anything else goes to Redis as it is.
+ * the time `clock.us`. Anything else goes to Redis as it is. Its breaker stays closed.
  */
 function clientOnClock(clock) {
   return {
+    breakerState: 'closed',
+    _command(flags, command, ...args) {
+      return this.call(command, ...args);
+    },
     call(command, ...args) {
       if (command !== 'EVALSHA') return redis.call(command, ...args);
       const [sha, ...rest] = args;

@@ -80,7 +80,8 @@ describe('store selection', () => {
 
   test('only an unreachable Redis sends a decision to the fallback; anything else rejects with the error', async () => {
     const { ConnectionError, CommandTimeoutError, OutcomeUnknownError } = require('../../lib/errors');
-    const client = createClient({ url: 'redis://127.0.0.1:1' });
+    // The breaker off: its state stays closed, and an unreachable Redis is the client's word.
+    const client = createClient({ url: 'redis://127.0.0.1:1', breaker: false });
     const l = createLimiter({ keyPrefix: 'rl:opt:errors', points: 1, duration: 60, client });
     const bug = new TypeError('a bug in the client');
     client._command = () => Promise.reject(bug);
@@ -99,6 +100,7 @@ describe('store selection', () => {
     // Redis not reached (nothing was sent): the fallback decides.
     client._command = () => Promise.reject(new ConnectionError('down', 'ECONNREFUSED'));
     await expect(l.consume('k:down')).resolves.toBeInstanceOf(RateLimitResult);
+    expect(l.status().usingFallback).toBe(true);
     // A charged key is spent locally: its one point went with the timed-out decision.
     await expect(l.consume('k:slow')).rejects.toBeInstanceOf(RateLimitResult);
     expect(l.status().decisions).toMatchObject({ allowed: 1, fallback: 2 });

@@ -34,8 +34,11 @@ test('4 processes x 1,000 concurrent consumes on one key admit exactly the capac
     const results = await Promise.allSettled(Array.from({ length: 1000 }, () => limiter.consume('shared')));
     const admitted = results.filter((r) => r.status === 'fulfilled').length;
     const refusedAsResults = results.filter((r) => r.status === 'rejected' && typeof r.reason.msBeforeNext === 'number').length;
+    // A stall of Redis longer than the breaker's stallMs (on a busy machine) settles the
+    // decisions then waiting with ERR_OUTCOME_UNKNOWN: errors, never admissions.
+    const unknown = results.filter((r) => r.status === 'rejected' && r.reason instanceof Error && r.reason.code === 'ERR_OUTCOME_UNKNOWN').length;
     await client.quit();
-    return { admitted, refusedAsResults };
+    return { admitted, refusedAsResults, unknown };
   }`;
   const children = Array.from({ length: 4 }, () => inChild(body, { waitFor: true }));
   // Every process has loaded before any of them fires (they wait for 'go' on stdin).
@@ -43,8 +46,13 @@ test('4 processes x 1,000 concurrent consumes on one key admit exactly the capac
   for (const c of children) c.go();
   const results = (await Promise.all(children.map((c) => c.done))).map((r) => r.value);
   const admitted = results.reduce((n, r) => n + r.admitted, 0);
-  expect(admitted).toBe(capacity);
-  expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - capacity);
+  const unknown = results.reduce((n, r) => n + r.unknown, 0);
+  // Exactly the capacity, unless Redis stalled with decisions waiting: then those whose
+  // outcome is unknown make up the difference, and still none is admitted past it.
+  expect(admitted).toBeLessThanOrEqual(capacity);
+  expect(admitted + unknown).toBeGreaterThanOrEqual(capacity);
+  if (unknown === 0) expect(admitted).toBe(capacity);
+  expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - admitted - unknown);
   const check = createLimiter({ keyPrefix: 'rl:proc', points: capacity, duration: 86400, client });
   expect((await check.get('shared')).consumedPoints).toBe(capacity);
 }, 60000);
