@@ -4,4 +4,6 @@ module.exports = {
   ...require('./redis'),
   ...require('./cache'),
   ...require('./ratelimit'),
+  ...require('./health'),
+  ...require('./metrics'),
 };

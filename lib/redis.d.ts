@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import type { ClientMetrics } from './metrics';
 export * from './errors';
 
 export interface ClientOptions {
@@ -46,6 +47,8 @@ export interface ClientOptions {
   reconnectMaxDelay?: number;
   /** TLS is not supported yet: any truthy value throws UnsupportedError. */
   tls?: false | null;
+  /** Count outcomes and latencies by command in the client core (see metrics()). Default true. */
+  metrics?: boolean;
 }
 
 export type RedisArg = string | Buffer | number;
@@ -83,6 +86,8 @@ export class RedisClient {
   disconnect(): void;
   noteFallback(source: string, active: boolean): void;
   status(): ClientStatus;
+  /** The core's counters: outcomes and latency histograms by command, connection and breaker counts. */
+  metrics(): ClientMetrics;
   readonly options: Readonly<Omit<ClientOptions, 'url' | 'tls'>> & { enabled: boolean };
 }
 

@@ -128,7 +128,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     d.max_open_ms = b.Uint32("maxOpenMs", d.max_open_ms);
   }
 
-  Napi::Uint8Array cell = Napi::Uint8Array::New(env, 1);
+  Napi::Uint32Array cell = Napi::Uint32Array::New(env, 2);
   breaker_cell_data_ = cell.Data();
   breaker_cell_ = Napi::Persistent(cell);
   info.This().As<Napi::Object>().Set("breakerCell", cell);
@@ -339,7 +339,9 @@ Napi::Value ClientWrap::Metrics(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   ClientMetrics empty;
-  const ClientMetrics& m = closed_ || core_ == nullptr ? empty : core_->Metrics();
+  const ClientMetrics& m = core_ != nullptr            ? core_->Metrics()
+                           : final_metrics_ != nullptr ? *final_metrics_
+                                                       : empty;
   Napi::Object commands = Napi::Object::New(env);
   Napi::Object by_command = Napi::Object::New(env);
   for (size_t v = 0; v < kVerbCount; ++v) {
@@ -460,15 +462,35 @@ void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error
   napi_reject_deferred(env_, deferred, MakeClientError(error));
 }
 
-void ClientWrap::OnBreakerState(BreakerState state) {
-  if (breaker_cell_data_ != nullptr && !tearing_down_)
-    *breaker_cell_data_ = static_cast<uint8_t>(state);
+void ClientWrap::OnBreakerState(BreakerState state, uint64_t openings) {
+  if (breaker_cell_data_ == nullptr || tearing_down_) return;
+  breaker_cell_data_[0] = static_cast<uint32_t>(state);
+  breaker_cell_data_[1] = static_cast<uint32_t>(openings);
 }
 
+// Runs from a libuv callback, perhaps while the environment can no longer run JS (a worker
+// being terminated): raw calls only, each failure simply ends the delivery.
 void ClientWrap::OnEvent(const ClientEvent& event) {
   if (tearing_down_ || closed_) return;
-  Napi::Env env(env_);
-  Napi::Object detail = Napi::Object::New(env);
+  napi_value detail = nullptr;
+  if (napi_create_object(env_, &detail) != napi_ok) return;
+  auto set = [&](const char* name, napi_value v) {
+    if (v != nullptr) napi_set_named_property(env_, detail, name, v);
+  };
+  auto number = [&](double d) {
+    napi_value v = nullptr;
+    napi_create_double(env_, d, &v);
+    return v;
+  };
+  auto text = [&](const char* str) {
+    napi_value v = nullptr;
+    if (str == nullptr) {
+      napi_get_null(env_, &v);
+    } else {
+      napi_create_string_utf8(env_, str, NAPI_AUTO_LENGTH, &v);
+    }
+    return v;
+  };
   const char* type = "error";
   switch (event.type) {
     case ClientEventType::kConnect:
@@ -479,24 +501,21 @@ void ClientWrap::OnEvent(const ClientEvent& event) {
       break;
     case ClientEventType::kError:
       type = "error";
-      detail.Set("error", Napi::Value(env, MakeClientError(event.error)));
+      set("error", MakeClientError(event.error));
       break;
     case ClientEventType::kClose:
       type = "close";
       break;
     case ClientEventType::kReconnecting:
       type = "reconnecting";
-      detail.Set("delayMs", static_cast<double>(event.delay_ms));
-      detail.Set("attempt", static_cast<double>(event.attempt));
+      set("delayMs", number(event.delay_ms));
+      set("attempt", number(event.attempt));
       break;
-    case ClientEventType::kBreaker: {
+    case ClientEventType::kBreaker:
       type = "breaker";
-      detail.Set("state", BreakerStateName(event.breaker));
-      const char* reason = BreakerReasonName(event.reason);
-      detail.Set("reason",
-                 reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
+      set("state", text(BreakerStateName(event.breaker)));
+      set("reason", text(BreakerReasonName(event.reason)));
       break;
-    }
   }
   CallOnEvent(type, detail);
 }
@@ -521,9 +540,14 @@ void ClientWrap::CallOnEvent(const char* type, napi_value detail) {
   argv[1] = detail;
   napi_value result = nullptr;
   if (napi_call_function(env_, self, fn, 2, argv, &result) == napi_pending_exception) {
+    // A listener threw. (When the environment cannot run JS any more, nothing is pending.)
     napi_value exception = nullptr;
-    napi_get_and_clear_last_exception(env_, &exception);
-    napi_fatal_exception(env_, exception);
+    napi_valuetype exception_type = napi_undefined;
+    if (napi_get_and_clear_last_exception(env_, &exception) == napi_ok && exception != nullptr &&
+        napi_typeof(env_, exception, &exception_type) == napi_ok &&
+        exception_type != napi_undefined) {
+      napi_fatal_exception(env_, exception);
+    }
   }
 }
 
@@ -556,6 +580,10 @@ void ClientWrap::OnClosed() {
     if (close_requested_) napi_reference_unref(env_, static_cast<napi_ref>(*this), &count);
     EndSettle();
   }
+  // What was counted outlives the core; a closed client's breaker reads closed, as its
+  // status() says.
+  final_metrics_ = std::make_unique<ClientMetrics>(core_->Metrics());
+  OnBreakerState(BreakerState::kClosed, core_->Stats().breaker_opened);
   core_.reset();  // Safe: the core promises nothing runs after OnClosed.
   if (async_context_ != nullptr) {
     napi_async_destroy(env_, async_context_);

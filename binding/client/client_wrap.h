@@ -53,7 +53,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
   void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
   void OnEvent(const ClientEvent& event) override;
-  void OnBreakerState(BreakerState state) override;
+  void OnBreakerState(BreakerState state, uint64_t openings) override;
   void OnBusyChanged(bool busy) override;
   void OnClosed() override;
 
@@ -78,13 +78,15 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   napi_env env_;
   HirecacheAddon* addon_ = nullptr;
   std::unique_ptr<CommandSink> core_;
-  size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
+  std::unique_ptr<ClientMetrics> final_metrics_;  // the core's counts, once it has closed
+  size_t max_value_bytes_;                        // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
-  // One byte JS reads as the breaker's state (this object's `breakerCell`), written the
-  // moment it changes: a cache call checks it without a call into the addon.
-  Napi::Reference<Napi::Uint8Array> breaker_cell_;
-  uint8_t* breaker_cell_data_ = nullptr;
+  // Two numbers JS reads (this object's `breakerCell`), written the moment the breaker
+  // changes: its state, and how many times it has opened. A cache call checks them without
+  // a call into the addon.
+  Napi::Reference<Napi::Uint32Array> breaker_cell_;
+  uint32_t* breaker_cell_data_ = nullptr;
   Napi::ObjectReference async_resource_;
   std::vector<napi_deferred> quit_waiters_;
   ArgumentBuffer args_;

@@ -4,13 +4,22 @@
 //   await cacheSet(key, JSON.stringify(data), 30);
 //   const n = await cacheDelPrefix(prefix);
 // On Redis, configured by REDIS_URL; with REDIS_URL=disabled, on the embedded in-process
-// store (C++, bounded by entries and bytes, LRU).
+// store (C++, bounded by entries and bytes, LRU). On Redis, while the client's circuit
+// breaker is not closed, the cache serves from a fallback store of the same kind, dropped
+// when Redis is back (HIRECACHE_FALLBACK=off turns it off); see docs/cache.md.
 const { getRedisClient } = require('../redis');
 const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('../client/client');
-const { HirecacheError } = require('../errors');
 const { describe, checkInteger } = require('../util/validate');
+const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
+const { FallbackStore } = require('./fallback-store');
+const { LostInvalidations } = require('./lost-invalidations');
+const { nextTurn } = require('./next-turn');
+const { MemoryStore } = require('../store/memory-store');
 
-const DEFAULT_MAX_VALUE_BYTES = require('../binding').clientConstants.defaults.maxValueBytes;
+const { clientConstants } = require('../binding');
+
+const DEFAULT_MAX_VALUE_BYTES = clientConstants.defaults.maxValueBytes;
+const { BREAKER_EARLY } = clientConstants.commandFlags;
 
 function checkKey(key, name = 'key') {
   if (typeof key === 'string') {
@@ -42,46 +51,140 @@ function checkPositiveInteger(name, value) {
   checkInteger(`option ${name}`, value, { min: 1 });
 }
 
-/** A cache on a Redis client. */
+// Every command the cache sends resolves null / false on failure instead of rejecting
+// (SOFT_FAIL), and one still waiting when the breaker opens settles at once (BREAKER_EARLY),
+// so an outage costs a caller no more than the breaker's own delay.
+const REDIS_FLAGS = SOFT_FAIL | BREAKER_EARLY;
+// A deletion that failed while the breaker stayed closed (one timeout, one dropped
+// connection) is re-issued after this long, rather than waiting for an outage to end.
+const RETRY_REISSUE_MS = 1000;
+const unwatchOnCollect = new FinalizationRegistry((unwatch) => unwatch());
+
+/**
+ * A cache on a Redis client, with a fallback store for outages.
+ *
+ * While client.breakerState is 'closed' every call goes to Redis, at the cost of one field
+ * read. Otherwise reads and writes go to the fallback store (when there is one: `fallback:
+ * false` turns it off, and calls then go to Redis, which refuses them at once: a miss, false,
+ * 0). Deletions during an outage go to the fallback and are recorded as lost invalidations;
+ * when the breaker closes, the fallback is dropped and the recorded deletions are re-issued
+ * to Redis.
+ */
 class RedisCache {
-  constructor(client, { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = {}) {
+  #fallback;
+  #lost = new LostInvalidations();
+  // True once this outage's lost deletions were logged: one line per outage.
+  #warned = false;
+  #reissuing = false;
+  #retryTimer = null;
+  // The outage the fallback store belongs to: how many times the breaker had opened.
+  #storeOutage = -1;
+
+  constructor(client, options = {}) {
+    const { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = options;
     checkPositiveInteger('maxValueBytes', maxValueBytes);
     checkPositiveInteger('scanCount', scanCount);
     checkPositiveInteger('deleteBatch', deleteBatch);
+    const fallback = fallbackOptions(options.fallback);
     this.client = client;
     this.maxValueBytes = maxValueBytes;
     this.scanCount = scanCount;
     this.deleteBatch = deleteBatch;
     this.backend = 'redis';
+    this.#fallback = fallback === null ? null : new FallbackStore(fallback);
+    // The subscription holds the cache weakly and goes when the cache is collected, so a
+    // cache made per request does not live as long as the client.
+    const ref = new WeakRef(this);
+    const unwatch = client._watch((type, detail) => {
+      const cache = ref.deref();
+      if (cache !== undefined) cache.#onClientEvent(type, detail);
+    });
+    unwatchOnCollect.register(this, unwatch);
+  }
+
+  #onClientEvent(type, detail) {
+    if (type === 'breaker' && detail.state === 'closed') this.#recovered();
+    else if (type === 'end') this.#ended();
   }
 
   get(key) {
-    return this.client._get(SOFT_FAIL, key);
+    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS, key);
+    const store = this.#outageStore();
+    if (store === null) return this.client._get(REDIS_FLAGS, key);
+    return nextTurn(this.#countRead(store.get(key)));
   }
 
   getBuffer(key) {
-    return this.client._get(SOFT_FAIL | REPLY_BUFFERS, key);
+    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
+    const store = this.#outageStore();
+    if (store === null) return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
+    return nextTurn(this.#countRead(store.getBuffer(key)));
   }
 
   set(key, value, ttlSec) {
-    return this.client._setex(SOFT_FAIL | REPLY_IS_OK, key, value, ttlSec);
-  }
-
-  async del(keys) {
-    const n = await this.client._command(SOFT_FAIL, 'DEL', ...keys);
-    return n === null ? 0 : n;
+    if (this.client.breakerState === 'closed') return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, key, value, ttlSec);
+    const store = this.#outageStore();
+    if (store === null) return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, key, value, ttlSec);
+    // false when the entry alone is larger than the fallback's byte bound.
+    const stored = store.set(key, value, ttlSec * 1000);
+    if (stored) this.#fallback.writes += 1;
+    return nextTurn(stored);
   }
 
   async mget(keys) {
-    const values = await this.client._command(SOFT_FAIL, 'MGET', ...keys);
+    if (this.client.breakerState !== 'closed') {
+      const store = this.#outageStore();
+      if (store !== null) {
+        const values = store.mget(keys);
+        this.#fallback.reads += values.length;
+        for (const v of values) if (v !== null) this.#fallback.hits += 1;
+        return nextTurn(values);
+      }
+    }
+    const values = await this.client._command(REDIS_FLAGS, 'MGET', ...keys);
     return values === null ? keys.map(() => null) : values;
+  }
+
+  async del(keys) {
+    if (this.client.breakerState !== 'closed') {
+      this.#lose(keys, null);
+      const store = this.#outageStore();
+      let n = 0;
+      if (store !== null) for (const key of keys) if (store.del(key)) n += 1;
+      return nextTurn(n);
+    }
+    const n = await this.client._command(REDIS_FLAGS, 'DEL', ...keys);
+    if (n !== null) return n;
+    // Redis may or may not have run it: either way it is re-issued.
+    this.#lose(keys, null);
+    const store = this.#fallback === null ? null : this.#fallback.peek();
+    if (store !== null) for (const key of keys) store.del(key);
+    return 0;
+  }
+
+  async delPrefix(prefix) {
+    if (this.client.breakerState !== 'closed') {
+      this.#lose(null, prefix);
+      const store = this.#outageStore();
+      return nextTurn(store === null ? 0 : await store.deletePrefixAsync(prefix));
+    }
+    try {
+      return await this.#scanAndUnlink(prefix);
+    } catch (err) {
+      // Some keys may be left: the deletion is re-issued whole, and the caller still hears
+      // that this one did not complete.
+      this.#lose(null, prefix);
+      const store = this.#fallback === null ? null : this.#fallback.peek();
+      if (store !== null) await store.deletePrefixAsync(prefix);
+      throw err;
+    }
   }
 
   // SCAN with an escaped MATCH pattern and a large COUNT; each batch of keys that really start
   // with the prefix is UNLINKed without waiting, so deletes travel with the next SCAN. Key
   // names come back as Latin-1 strings (one char per byte): any bytes survive the round
-  // trip, without the cost of a Buffer per key.
-  async delPrefix(prefix) {
+  // trip, without the cost of a Buffer per key. Rejects with the first failure.
+  async #scanAndUnlink(prefix) {
     const wanted = Buffer.from(prefix).toString('latin1');
     const pattern = Buffer.from(`${escapeGlob(wanted)}*`, 'latin1');
     let deleted = 0;
@@ -92,7 +195,7 @@ class RedisCache {
       if (batch.length === 0) return;
       // Handled at once: a failed UNLINK must not become an unhandled rejection while the
       // scan goes on; the first failure is rethrown at the end.
-      deletes.push(this.client.call('UNLINK', ...batch).then(
+      deletes.push(this.client._command(BREAKER_EARLY, 'UNLINK', ...batch).then(
         (n) => { deleted += n; },
         (err) => { failure = failure || err; },
       ));
@@ -101,7 +204,7 @@ class RedisCache {
     let cursor = '0';
     try {
       do {
-        const [next, keys] = await this.client._command(REPLY_LATIN1, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
+        const [next, keys] = await this.client._command(REPLY_LATIN1 | BREAKER_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
         cursor = next;
         for (const key of keys) {
           // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
@@ -118,6 +221,155 @@ class RedisCache {
     }
     if (failure) throw failure;
     return deleted;
+  }
+
+  /**
+   * The fallback store for a call made while the breaker is not closed (created now if this
+   * is the outage's first need), or null when the fallback is off.
+   */
+  #outageStore() {
+    const fallback = this.#fallback;
+    if (fallback === null) return null;
+    // The breaker's state is read from the core at once, its events come a turn later: it
+    // may have closed and opened again before the 'closed' event dropped the store. The
+    // outage's identity (the count of openings, read from the core too) is checked on each
+    // call, and a store from an earlier outage is dropped, never served.
+    const outage = this.client._breakerOpenings;
+    if (fallback.active && outage !== this.#storeOutage) fallback.drop();
+    this.#storeOutage = outage;
+    if (!fallback.active) this.client.noteFallback('cache', true);
+    return fallback.store();
+  }
+
+  #countRead(value) {
+    this.#fallback.reads += 1;
+    if (value !== null) this.#fallback.hits += 1;
+    return value;
+  }
+
+  /** Records deletions Redis did not see (keys, or one prefix); logs once per outage. */
+  #lose(keys, prefix) {
+    if (keys !== null) this.#lost.addKeys(keys);
+    else this.#lost.addPrefix(prefix);
+    if (!this.#warned) {
+      this.#warned = true;
+      this.#log('warn', 'cache: a deletion did not reach Redis (Redis unavailable); it was applied to the '
+        + 'in-memory fallback only, and other processes may serve the old value until it is re-issued when Redis '
+        + 'is back. Further deletions are counted (cacheStats().lostInvalidations), not logged, until then.');
+    }
+    // A failure with the breaker closed gets no 'closed' event to wait for.
+    if (this.client.breakerState === 'closed') this.#retryLater();
+  }
+
+  #log(level, message) {
+    if (typeof this.client._log === 'function') this.client._log(level, message);
+  }
+
+  /** The breaker closed: Redis serves again. */
+  #recovered() {
+    const fallback = this.#fallback;
+    if (fallback !== null && fallback.active) {
+      fallback.drop();
+      this.client.noteFallback('cache', false);
+    }
+    this.#reissue();
+  }
+
+  /** The client closed for good: nothing will be served or re-issued any more. */
+  #ended() {
+    if (this.#fallback !== null) this.#fallback.drop();
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+  }
+
+  #retryLater() {
+    if (this.#retryTimer !== null) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#reissue();
+    }, RETRY_REISSUE_MS);
+    this.#retryTimer.unref();
+  }
+
+  /**
+   * Sends Redis the deletions it missed, once it is back. Deleting a cache entry again is
+   * harmless (at worst one more miss), so a deletion whose outcome is unknown is simply
+   * sent again; one that fails again goes back in the record.
+   */
+  async #reissue() {
+    if (this.#reissuing || this.client.breakerState !== 'closed') return;
+    if (this.#lost.pending === 0) {
+      // Redis is back and nothing waits: the next lost deletion is news again.
+      this.#warned = false;
+      return;
+    }
+    this.#reissuing = true;
+    const { keys, prefixes, unrecorded } = this.#lost.take();
+    let done = 0;
+    let failed = 0;
+    try {
+      for (let i = 0; i < keys.length; i += this.deleteBatch) {
+        const batch = keys.slice(i, i + this.deleteBatch);
+        const n = await this.client._command(REDIS_FLAGS, 'UNLINK', ...batch);
+        if (n === null) {
+          this.#lost.restoreKeys(batch);
+          failed += batch.length;
+        } else {
+          done += batch.length;
+        }
+      }
+      for (const prefix of prefixes) {
+        try {
+          await this.#scanAndUnlink(prefix);
+          done += 1;
+        } catch {
+          this.#lost.restorePrefix(prefix);
+          failed += 1;
+        }
+      }
+    } finally {
+      this.#reissuing = false;
+    }
+    this.#lost.reissued += done;
+    if (failed === 0) this.#warned = false;
+    if (unrecorded > 0) {
+      this.#log('warn', `cache: Redis is back; ${done} deletions it missed were re-issued, but ${unrecorded} more `
+        + 'could not be recorded (too many during the outage): the values they should have removed may be served '
+        + 'until their TTL ends.');
+    } else if (done > 0) {
+      this.#log('info', `cache: Redis is back; ${done} deletions it missed were re-issued.`);
+    }
+    if (failed > 0) {
+      if (this.client.breakerState === 'closed') this.#retryLater();
+    } else if (this.#lost.pending > 0) {
+      // Deletions recorded while this pass ran.
+      this.#reissue();
+    }
+  }
+
+  /** { fallback, lostInvalidations } for cacheStats(). */
+  stats() {
+    const fallback = this.#fallback;
+    const lost = this.#lost;
+    return {
+      backend: 'redis',
+      store: null,
+      fallback: fallback === null ? null : {
+        active: fallback.active,
+        ...fallback.size(),
+        maxEntries: fallback.maxEntries,
+        maxBytes: fallback.maxBytes,
+        reads: fallback.reads,
+        hits: fallback.hits,
+        writes: fallback.writes,
+        activations: fallback.activations,
+      },
+      lostInvalidations: { count: lost.count, pending: lost.pending, unrecorded: lost.unrecorded, reissued: lost.reissued },
+    };
+  }
+
+  lostInvalidations() {
+    return this.#lost.list();
   }
 }
 
@@ -157,11 +409,27 @@ class MemoryCache {
     // In steps of a few milliseconds, so a large store never holds the event loop.
     return this.store.deletePrefixAsync(prefix);
   }
+
+  stats() {
+    const { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired } = this.store.stats();
+    return {
+      backend: 'memory',
+      store: { entries, bytes, maxEntries, maxBytes, hits, misses, evictions, expired },
+      fallback: null,
+      lostInvalidations: null,
+    };
+  }
+
+  lostInvalidations() {
+    // Every deletion reaches the store: none is ever lost.
+    return { keys: [], prefixes: [] };
+  }
 }
 
 /**
  * The cache functions bound to one backend. `options.client` is a RedisClient; without it
- * (or with `options.store`) the embedded store is used.
+ * (or with `options.store`) the embedded store is used. `options.fallback` (Redis only):
+ * false, or { maxEntries, maxBytes } of the store that serves while Redis is unavailable.
  */
 function createCache(options = {}) {
   let impl;
@@ -170,7 +438,6 @@ function createCache(options = {}) {
   } else if (options.client !== undefined && options.client !== null) {
     throw new TypeError('option client must be a RedisClient from hirecache/redis');
   } else {
-    const { MemoryStore } = require('../store/memory-store');
     const store = options.store || new MemoryStore(options.memory || {});
     impl = new MemoryCache(store, options);
   }
@@ -237,7 +504,33 @@ function bindCache(resolve) {
     return resolve().backend;
   }
 
-  return { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix, cacheBackend };
+  /**
+   * What the cache holds and has done: { backend, store, fallback, lostInvalidations } (see
+   * lib/cache.d.ts). For health reports and metrics; cheap enough to call per scrape.
+   */
+  function cacheStats() {
+    return resolve().stats();
+  }
+
+  /**
+   * The deletions Redis did not see and that wait to be re-issued when it is back:
+   * { keys, prefixes } (copies; at most 1000 in all).
+   */
+  function cacheLostInvalidations() {
+    return resolve().lostInvalidations();
+  }
+
+  return {
+    cacheGet,
+    cacheGetBuffer,
+    cacheSet,
+    cacheDel,
+    cacheMGet,
+    cacheDelPrefix,
+    cacheBackend,
+    cacheStats,
+    cacheLostInvalidations,
+  };
 }
 
 // The process-wide cache: on getRedisClient(), or on the embedded store when Redis is
@@ -247,28 +540,11 @@ function defaultCache() {
   if (defaultImpl) return defaultImpl;
   const client = getRedisClient();
   if (client) {
-    defaultImpl = new RedisCache(client);
+    defaultImpl = new RedisCache(client, { fallback: fallbackOptionsFromEnv(process.env) });
   } else {
-    const { MemoryStore } = require('../store/memory-store');
-    defaultImpl = new MemoryCache(new MemoryStore(memoryOptionsFromEnv()));
+    defaultImpl = new MemoryCache(new MemoryStore(memoryOptionsFromEnv(process.env)));
   }
   return defaultImpl;
-}
-
-function memoryOptionsFromEnv() {
-  const options = {};
-  const read = (name, key) => {
-    const raw = process.env[name];
-    if (raw === undefined || raw === '') return;
-    if (!/^\d+$/.test(raw.trim())) {
-      const err = new HirecacheError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`, 'ERR_INVALID_CONFIG');
-      throw err;
-    }
-    options[key] = Number(raw);
-  };
-  read('HIRECACHE_MEMORY_MAX_ENTRIES', 'maxEntries');
-  read('HIRECACHE_MEMORY_MAX_BYTES', 'maxBytes');
-  return options;
 }
 
 module.exports = { ...bindCache(defaultCache), createCache, escapeGlob };

@@ -82,7 +82,7 @@ class RedisClient extends EventEmitter {
       throw new ConfigError('Redis is disabled (REDIS_URL=disabled); there is no client to create', 'ERR_REDIS_DISABLED');
     }
     this.#config = config;
-    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, config.breaker.enabled);
+    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
     this.#native = new binding.Client(config, nativeError);
     this.#breakerCell = this.#native.breakerCell;
@@ -121,6 +121,14 @@ class RedisClient extends EventEmitter {
   }
 
   /**
+   * Internal: how many times the breaker has opened, read without a call into the addon (a
+   * fallback store knows from it whether an outage it served is over).
+   */
+  get _breakerOpenings() {
+    return this.#breakerCell[1];
+  }
+
+  /**
    * Internal: `fn(type, detail)` for every native event, before it is emitted; not removed
    * by removeAllListeners(). Returns the function that unsubscribes.
    */
@@ -143,7 +151,14 @@ class RedisClient extends EventEmitter {
   /** Internal: the reports of the components on this client, by name. */
   _reports() {
     const out = {};
-    for (const [name, fn] of this.#reports) out[name] = fn();
+    for (const [name, fn] of this.#reports) {
+      try {
+        out[name] = fn();
+      } catch (err) {
+        // One component's failure must not hide the others' figures.
+        out[name] = { error: err && err.message ? String(err.message) : String(err) };
+      }
+    }
     return out;
   }
 

@@ -27,7 +27,7 @@ function chooseLogger(logger, env) {
   return logger;
 }
 
-function createLogSink(loggerOption, env, endpoint, breakerEnabled) {
+function createLogSink(loggerOption, env, endpoint, breakerClosed) {
   const logger = chooseLogger(loggerOption, env);
   let outage = null; // { since, logged, attempts }
   let lastOutageLine = -Infinity;
@@ -94,9 +94,9 @@ function createLogSink(loggerOption, env, endpoint, breakerEnabled) {
         }
         return;
       case 'ready':
-        // With a breaker, its closing is the recovery (one opened by failures stays open
-        // until its probe answers).
-        if (!breakerEnabled) end();
+        // Recovered, unless the breaker stays open (one opened by failed commands waits
+        // for its probe, and its closing ends the outage).
+        if (breakerClosed()) end();
         return;
       default:
     }

@@ -55,7 +55,7 @@ class CommandPipeline {
   // Removes the oldest written entry (its reply has arrived) and returns it.
   PendingCommand PopWritten();
 
-  // Calls on_expired(token, flags) for each unsettled command whose deadline is at or
+  // Calls on_expired(token, flags, written) for each unsettled command whose deadline is at or
   // before `now_ms`: a written one stays as a settled slot, an unsent one is dropped with
   // its bytes. Deadlines grow along the FIFO, so this stops at the first one still ahead.
   template <typename Fn>
@@ -126,12 +126,13 @@ void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
       fifo_.erase(fifo_.begin() + static_cast<std::ptrdiff_t>(i),
                   fifo_.begin() + static_cast<std::ptrdiff_t>(end));
       DropLeadingUnsent();
-      for (const PendingCommand& d : dropped) on_expired(d.token, d.flags);
+      for (const PendingCommand& d : dropped) on_expired(d.token, d.flags, false);
       continue;  // fifo_[i] is now the first command not yet due (or nothing)
     }
     cmd.settled = true;  // Written (or not first in line): the slot swallows its reply.
+    bool written = i < written_;
     ++i;
-    on_expired(cmd.token, cmd.flags);
+    on_expired(cmd.token, cmd.flags, written);
   }
   expired_prefix_ = i;
 }

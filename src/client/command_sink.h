@@ -76,9 +76,10 @@ class ReplyListener {
   // inside BeginSettle/EndSettle, never inside a call into the sink): the listener may call
   // back into the sink.
   virtual void OnEvent(const ClientEvent& event) = 0;
-  // The breaker's state changed. Called at once, from inside the transition: the listener
-  // only records it (the event follows on a later turn).
-  virtual void OnBreakerState(BreakerState /*state*/) {}
+  // The breaker's state changed (`openings`: how many times it has opened). Called at
+  // once, from inside the transition: the listener only records it (the event follows on
+  // a later turn).
+  virtual void OnBreakerState(BreakerState /*state*/, uint64_t /*openings*/) {}
   // The number of commands awaiting settlement went from 0 to 1 (busy) or back (idle).
   virtual void OnBusyChanged(bool busy) = 0;
   // Every libuv handle and request of the sink is closed; it may now be deleted.

@@ -26,6 +26,8 @@ constexpr size_t kSettleSlice = 128;
 constexpr size_t kMaxWriteBytes = 256 * 1024 * 1024;
 // A connection that lasted at least this long resets the reconnect backoff when it is lost.
 constexpr uint64_t kStableConnectionMs = 2000;
+// A deadline timer that fires this much after it was due means the loop was held.
+constexpr uint64_t kLateTimerMs = 5;
 
 uint64_t WallClockMs() {
   using namespace std::chrono;
@@ -150,6 +152,8 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
     submitting_ = false;
   } else if (state_ == ClientState::kReady) {
     RequestFlush();
+  } else if (state_ == ClientState::kConnecting) {
+    ArmTimerAt(StallAt());  // a connect attempt that hangs is a stall for this command
   }
   return SubmitResult::kAccepted;
 }
@@ -261,6 +265,7 @@ void RedisClient::StartConnect() {
 
 void RedisClient::OnConnected() {
   ++connections_opened_;
+  connect_started_ms_ = MonotonicNowMs();  // the handshake's wait starts now
   Emit({ClientEventType::kConnect});
   StartHandshake();
 }
@@ -294,6 +299,7 @@ void RedisClient::StartHandshake() {
   std::string db = std::to_string(options_.db);
   if (options_.db != 0) add({"SELECT", db});
   if (!options_.client_name.empty()) add({"CLIENT", "SETNAME", options_.client_name});
+  handshake_had_steps_ = steps > 0;
   if (steps == 0) {
     OnHandshakeDone();
     return;
@@ -309,12 +315,23 @@ void RedisClient::OnHandshakeDone() {
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
   connected_at_ms_ = MonotonicNowMs();
-  Emit({ClientEventType::kReady});
+  // 'ready' means the server answered: after the handshake's replies, or, without a
+  // handshake, with the first reply (OnReadEnd).
+  ready_announced_ = handshake_had_steps_;
+  if (ready_announced_) Emit({ClientEventType::kReady});
   // Redis answered: a breaker opened because it could not be reached, or did not answer,
-  // closes. One opened by failed commands waits for its probe.
-  if (breaker_.reason() == BreakerReason::kUnreachable ||
-      breaker_.reason() == BreakerReason::kStalled) {
+  // closes. One opened by failed commands waits for its probe (sent now if it fell due
+  // while connecting).
+  bool answered = handshake_had_steps_;
+  if (!answered && !breaker_.closed() && breaker_.reason() != BreakerReason::kFailures) {
+    // Without a handshake, a connection proves only that something accepted it (a proxy
+    // or load balancer in front of a dead server does): a PING decides.
+    if (!quit_requested_ && !probe_pending_) SendProbe(connected_at_ms_);
+  } else if (breaker_.reason() == BreakerReason::kUnreachable ||
+             breaker_.reason() == BreakerReason::kStalled) {
     CloseBreaker();
+  } else if (!quit_requested_ && !probe_pending_ && breaker_.ProbeDue(connected_at_ms_)) {
+    SendProbe(connected_at_ms_);
   }
   if (quit_requested_) StartQuitDeadline();
   EnsureRef();
@@ -495,7 +512,15 @@ void RedisClient::WriteOrFail(std::string& bytes) {
   if (rc != 0) FailConnection(UvError(rc, "writing to " + endpoint_ + " failed"));
 }
 
-void RedisClient::OnWriteDrained() { Flush(); }
+void RedisClient::OnWriteDrained() {
+  // The server's wait for these bytes starts when the socket has taken them: a large
+  // write to a healthy server is not a stall.
+  if (pipeline_.written() > 0) {
+    progress_at_ms_ = std::max(progress_at_ms_, MonotonicNowMs());
+    ArmDeadlineTimer();
+  }
+  Flush();
+}
 
 // ---------------------------------------------------------------------------------------
 // Reading
@@ -568,6 +593,10 @@ void RedisClient::OnReadEnd() {
   // Progress is a completed reply, not any byte: a server trickling a reply that never ends
   // must still count as silent.
   if (replies_in_read_ > 0) {
+    if (!ready_announced_ && state_ == ClientState::kReady && !refusing_) {
+      ready_announced_ = true;
+      Emit({ClientEventType::kReady});
+    }
     progress_at_ms_ = MonotonicNowMs();
     // Replies flow again: a breaker opened by a stall closes.
     if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
@@ -607,9 +636,21 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
   if (breaker_.enabled()) {
     uint64_t now_ms = read_now_us_ / 1000;
     if (reply->type == REDIS_REPLY_ERROR && IsUnavailableReply(reply)) {
-      // The server is up but cannot serve (loading, busy with a script, no master).
+      // The server is up but cannot serve (loading, busy with a script, no master, or it
+      // wants a password that was not given): the last error, reported once per run of
+      // such replies, and a failure for the breaker.
+      std::string_view text(reply->str, reply->len);
+      std::string_view code = ErrorCodeOf(text);
+      if (!has_last_error_ || last_error_.code != code || !refusing_) {
+        ClientError error{ErrorKind::kConnection, std::string(code),
+                          "Redis at " + endpoint_ + " cannot serve: " + WithoutArguments(text)};
+        RecordError(error);
+        Emit({ClientEventType::kError, std::move(error)});
+      }
+      refusing_ = true;
       if (breaker_.RecordFailure(now_ms)) OnBreakerOpened();
     } else {
+      refusing_ = false;
       breaker_.RecordSuccess(now_ms);
     }
   }
@@ -622,6 +663,7 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
 
 void RedisClient::OnDeadlineTimer() {
   deadline_armed_ = false;
+  uint64_t due = timer_wake_ms_;
   // libuv runs timers before it polls sockets: after a stall of the loop, replies may be
   // waiting in the socket already. They win over their deadlines.
   if (conn_ != nullptr) conn_->ReadNow();
@@ -633,8 +675,8 @@ void RedisClient::OnDeadlineTimer() {
   // it was sent wait is dead in all but name (a partition without a reset): fail it, so
   // callers fail fast. The wait counts from the write or the last bytes read, not from the
   // commands' own deadlines: a stall of this process is not the server's silence.
-  if (conn_ != nullptr && options_.command_timeout_ms != 0 &&
-      pipeline_.OldestWrittenDeadline() != 0 &&
+  if (conn_ != nullptr && options_.command_timeout_ms != 0 && state_ == ClientState::kReady &&
+      pipeline_.written() > 0 &&
       progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms) <= now) {
     FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
                     "Redis at " + endpoint_ + " sent nothing for " +
@@ -643,7 +685,16 @@ void RedisClient::OnDeadlineTimer() {
   }
   if (closing_handles_) return;
   uint64_t stall_at = StallAt();
-  if (stall_at != 0 && stall_at <= now) OpenBreaker(BreakerReason::kStalled, now);
+  if (stall_at != 0 && stall_at <= now) {
+    if (state_ == ClientState::kConnecting && now > due + kLateTimerMs) {
+      // This timer fires late: the loop itself was held (synchronous work). A reply in the
+      // socket was read above, but a step of a connect attempt that completed meanwhile is
+      // only seen when the loop polls: judge after one poll.
+      stall_judged_after_ms_ = now + 1;
+    } else {
+      OpenBreaker(BreakerReason::kStalled, now);
+    }
+  }
   if (probe_pending_ && now >= probe_sent_ms_ + ProbeTimeoutMs()) {
     probe_pending_ = false;  // its reply, if it ever comes, is swallowed by its slot
     if (breaker_.ProbeFailed(now)) EmitBreaker();
@@ -661,9 +712,11 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
       "Redis did not answer within " + std::to_string(options_.command_timeout_ms) + " ms"};
   size_t expired = 0;
   bool tripped = false;
-  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags) {
+  pipeline_.ExpireDue(now, [&](void* token, uint32_t flags, bool written) {
     Count(flags, Outcome::kTimeout);
-    if (breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
+    // Only a command Redis had and did not answer in time is Redis's failure; one never
+    // written waited for this process (a held loop, a socket that takes no more).
+    if (written && breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
     listener_->OnFailure(token, flags & kCallerFlagsMask, timeout);
     ++expired;
   });
@@ -682,13 +735,16 @@ void RedisClient::ArmDeadlineTimer() {
   };
   if (options_.command_timeout_ms != 0) {
     consider(pipeline_.NextDeadline());
-    if (conn_ != nullptr && pipeline_.OldestWrittenDeadline() != 0) {
+    if (conn_ != nullptr && state_ == ClientState::kReady && pipeline_.written() > 0) {
       consider(progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms));
     }
   }
   consider(StallAt());
   if (probe_pending_) consider(probe_sent_ms_ + ProbeTimeoutMs());
-  if (breaker_.state() == BreakerState::kOpen && breaker_.reason() == BreakerReason::kFailures) {
+  // The probe goes out on a ready connection (OnHandshakeDone sends one that fell due
+  // while connecting).
+  if (state_ == ClientState::kReady && breaker_.state() == BreakerState::kOpen &&
+      breaker_.reason() == BreakerReason::kFailures) {
     consider(breaker_.probe_at_ms());
   }
   ArmTimerAt(wake);
@@ -698,6 +754,9 @@ void RedisClient::ArmDeadlineTimer() {
 void RedisClient::ArmTimerAt(uint64_t wake_ms) {
   if (wake_ms == 0 || closing_handles_) return;
   if (deadline_armed_ && timer_wake_ms_ <= wake_ms) return;
+  // Never due at once: a timer re-armed due inside its own callback would run again before
+  // the loop polls, and a condition only the poll can change would spin it for ever.
+  wake_ms = std::max(wake_ms, MonotonicNowMs() + 1);
   deadline_armed_ = true;
   timer_wake_ms_ = wake_ms;
   uv_timer_start(
@@ -713,13 +772,16 @@ void RedisClient::ArmTimerAt(uint64_t wake_ms) {
 // since, or a connect attempt that commands wait for. Only a closed breaker looks.
 uint64_t RedisClient::StallAt() const {
   if (!breaker_.enabled() || !breaker_.closed()) return 0;
+  uint64_t at = 0;
   if (state_ == ClientState::kReady && pipeline_.written() > 0) {
-    return std::max(progress_at_ms_, read_at_ms_) + breaker_.stall_ms();
+    // While the socket still takes a write, the wait has not begun (a server that stops
+    // reading is caught by the deadlines and the dead-connection check instead).
+    if (conn_ != nullptr && conn_->write_pending()) return 0;
+    at = std::max(progress_at_ms_, read_at_ms_) + breaker_.stall_ms();
+  } else if (state_ == ClientState::kConnecting && !pipeline_.empty()) {
+    at = connect_started_ms_ + breaker_.stall_ms();
   }
-  if (state_ == ClientState::kConnecting && !pipeline_.empty()) {
-    return connect_started_ms_ + breaker_.stall_ms();
-  }
-  return 0;
+  return at == 0 ? 0 : std::max(at, stall_judged_after_ms_);
 }
 
 uint64_t RedisClient::ProbeTimeoutMs() const {
@@ -778,7 +840,7 @@ void RedisClient::CloseBreaker() {
 }
 
 void RedisClient::EmitBreaker() {
-  listener_->OnBreakerState(breaker_.state());
+  listener_->OnBreakerState(breaker_.state(), breaker_.opened());
   ClientEvent event{ClientEventType::kBreaker};
   event.breaker = breaker_.state();
   event.reason = breaker_.reason();

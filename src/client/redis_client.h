@@ -199,12 +199,16 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
 
   CircuitBreaker breaker_;
   uint64_t breaker_opened_at_ms_ = 0;  // wall clock
+  bool handshake_had_steps_ = false;   // AUTH/SELECT/SETNAME answered: the server is there
+  bool ready_announced_ = false;       // 'ready' was emitted for the current connection
+  bool refusing_ = false;  // the last reply said the server cannot serve (LOADING, NOAUTH…)
   bool probe_pending_ = false;
   uint64_t probe_sent_ms_ = 0;
-  uint64_t read_at_ms_ = 0;          // the last read of any bytes
-  uint64_t read_now_us_ = 0;         // the clock for the replies of the current read slice
-  uint64_t connect_started_ms_ = 0;  // the current connect attempt
-  uint64_t timer_wake_ms_ = 0;       // when the armed deadline timer fires
+  uint64_t read_at_ms_ = 0;             // the last read of any bytes
+  uint64_t read_now_us_ = 0;            // the clock for the replies of the current read slice
+  uint64_t connect_started_ms_ = 0;     // the current connect attempt
+  uint64_t timer_wake_ms_ = 0;          // when the armed deadline timer fires
+  uint64_t stall_judged_after_ms_ = 0;  // after a held loop: no stall before one more poll
   ClientMetrics metrics_;
   std::vector<ClientEvent> events_;  // delivered by the idle handle
 };

@@ -27,7 +27,8 @@ bool IsOkReply(const redisReply* reply) {
 bool IsUnavailableReply(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ERROR) return false;
   std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));
-  return code == "LOADING" || code == "BUSY" || code == "MASTERDOWN" || code == "CLUSTERDOWN";
+  return code == "LOADING" || code == "BUSY" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
+         code == "NOAUTH";
 }
 
 ReplyClass ClassifyReply(const redisReply* reply) {

@@ -30,8 +30,9 @@ ReplyClass ClassifyReply(const redisReply* reply);
 // Whether the reply is the status +OK (SET, AUTH, SELECT, CLIENT SETNAME…).
 bool IsOkReply(const redisReply* reply);
 
-// An error reply saying the server is up but cannot serve now (LOADING, BUSY, MASTERDOWN,
-// CLUSTERDOWN): a failure for the circuit breaker, unlike an error about the command itself.
+// An error reply saying the server cannot serve this connection now (LOADING, BUSY,
+// MASTERDOWN, CLUSTERDOWN, or NOAUTH: a password is required and none was given): a failure
+// for the circuit breaker, unlike an error about the command itself.
 bool IsUnavailableReply(const redisReply* reply);
 
 // The code of an error text: its first word ("WRONGPASS invalid username-password pair"

@@ -164,3 +164,18 @@ describe('SELECT and CLIENT SETNAME', () => {
     await expect(c.call('CLIENT', 'GETNAME')).resolves.toBe('hc-reconnects');
   });
 });
+
+test('no password for a server that wants one: NOAUTH is the last error, logged once, and opens the breaker', async () => {
+  const lines = [];
+  const logger = { error: (t) => lines.push(['error', t]), warn: (t) => lines.push(['warn', t]), info: (t) => lines.push(['info', t]) };
+  const c = client({ host: '127.0.0.1', port: server.port, logger, breaker: { failureThreshold: 3 } });
+  for (let i = 0; i < 6; i++) await outcome(c.get('k'));
+  await waitFor(() => c.breakerState === 'open');
+  expect(c.status()).toMatchObject({ breakerReason: 'failures', lastError: { code: 'NOAUTH' } });
+  const fast = await outcome(c.get('k'));
+  expect(fast.error.code).toBe('ERR_BREAKER_OPEN');
+  await waitFor(() => lines.length > 0);
+  expect(lines).toHaveLength(1);
+  expect(lines[0][0]).toBe('error');
+  expect(lines[0][1]).toMatch(/refused the credentials \(NOAUTH\)/);
+});

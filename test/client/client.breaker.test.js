@@ -176,3 +176,74 @@ test('metrics count hits, misses, timeouts and refusals per command, with latenc
   await off.get('m');
   expect(off.metrics().commands.get.hit).toBe(0);
 });
+
+test('synchronous work while a connect or a reply is pending never opens the breaker', async () => {
+  const hold = (ms) => {
+    const t = Date.now();
+    while (Date.now() - t < ms);
+  };
+  // Straight to the server: an in-process proxy would be held by the same work.
+  const client = open({ url: db.url, breaker: { stallMs: 25 } });
+  const events = recordEvents(client);
+  // The first call connects; the process is then busy for 150 ms before the loop polls.
+  const first = client._get(SOFT_FAIL | BREAKER_EARLY, 'k');
+  hold(150);
+  await first;
+  for (let i = 0; i < 3; i++) {
+    const p = client._get(SOFT_FAIL | BREAKER_EARLY, 'k');
+    await new Promise((r) => setImmediate(r)); // written
+    hold(150);
+    await p;
+  }
+  expect(events.filter(([n]) => n === 'breaker')).toEqual([]);
+  expect(client.metrics().breakerOpened).toBe(0);
+});
+
+test('a probe that falls due while a reconnect hangs neither spins the loop nor stops the connect deadline', async () => {
+  const { commandServer } = require('../helpers/fake-servers');
+  // The first connection answers AUTH, then LOADING to everything; later ones never answer.
+  const server = await commandServer((argv, conn) => {
+    if (conn.index > 0) return null;
+    return argv[0].toUpperCase() === 'AUTH' ? '+OK\r\n' : '-LOADING Redis is loading the dataset in memory\r\n';
+  });
+  try {
+    const client = open({ url: `redis://:pw@127.0.0.1:${server.port}`, breaker: { failureThreshold: 3, openMs: 300 }, connectTimeout: 800 });
+    for (let i = 0; i < 3; i++) await outcome(client.get('k'));
+    expect(client.status().breakerReason).toBe('failures');
+    await sleep(2100); // the connection has lasted: its loss reconnects at once
+    server.connections[0].socket.destroy();
+    // Timers keep firing (the loop is not spinning) and the hanging attempt ends at its deadline.
+    let ticks = 0;
+    const timer = setInterval(() => { ticks += 1; }, 50);
+    await waitFor(() => client.status().lastError.code === 'ETIMEDOUT', { timeoutMs: 5000 });
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(5);
+    expect(client.breakerState).toBe('open');
+  } finally {
+    await server.close();
+  }
+});
+
+test('behind a proxy that accepts for a dead server, the breaker stays open until Redis itself answers', async () => {
+  const { startRedis, freePort } = require('../helpers/redis-server');
+  const port = await freePort();
+  const front = await createProxy({ port }); // accepts, then fails: nothing behind it yet
+  let server = null;
+  try {
+    const logger = recordingLogger();
+    const client = open({ url: front.url, reconnectBaseDelay: 10, reconnectMaxDelay: 50, logger });
+    const events = recordEvents(client);
+    await outcome(client.get('k'));
+    await sleep(600); // many reconnects, each accepted by the proxy
+    expect(client.breakerState).not.toBe('closed');
+    expect(events.filter(([n, s]) => n === 'breaker' && s === 'closed:null')).toEqual([]);
+    expect(logger.lines.filter(([level]) => level === 'info')).toEqual([]); // never "usable again"
+    server = await startRedis({ port });
+    await waitFor(() => client.breakerState === 'closed');
+    expect(await client.call('PING')).toBe('PONG');
+    expect(logger.lines.at(-1)[1]).toMatch(/usable again/);
+  } finally {
+    await front.close();
+    if (server) await server.stop();
+  }
+});

@@ -37,13 +37,15 @@ test('200 commands issued in one turn take at most a few write system calls', as
 
 test('a command issued alone is written in the turn it was issued, not held for a batch', async () => {
   // setImmediate runs in the check phase of this same loop turn, after the client's own
-  // flush: by then the command must have been handed to the socket (in flight, not queued).
-  // A client that waited for a timer or for a batch to fill would still hold it queued.
+  // flush: by then the command must have been handed to the socket (in flight, or already
+  // answered when the flush ran before the poll and the reply came back in it; never still
+  // queued). A client that waited for a timer or for a batch to fill would still hold it.
   for (let i = 0; i < 50; i++) {
     const reply = client.call('ECHO', `s${i}`);
     expect(client.status()).toMatchObject({ inFlight: 0, queued: 1 });
     await new Promise((resolve) => setImmediate(resolve));
-    expect(client.status()).toMatchObject({ inFlight: 1, queued: 0 });
+    expect(client.status().queued).toBe(0);
+    expect(client.status().inFlight).toBeLessThanOrEqual(1);
     await expect(reply).resolves.toBe(`s${i}`);
   }
 });

@@ -97,6 +97,21 @@ test('terminate() on a worker with commands in flight ends it; the main thread c
   }
 });
 
+test("a worker whose 'error' listener exits while more events wait exits cleanly", async () => {
+  // The connect fails: 'error', then 'breaker' and 'reconnecting' are queued behind it and
+  // would be delivered while the worker can no longer run JS.
+  const { exited } = runWorker(
+    `
+    const c = createClient({ url: 'redis://127.0.0.1:1', logger: false });
+    c.on('error', () => process.exit(3));
+    c.get('k').catch(() => {});
+    await new Promise(() => {});
+  `,
+    db.url,
+  );
+  await expect(exited).resolves.toBe(3);
+});
+
 test('several workers at once each get their own replies', async () => {
   const runs = Array.from({ length: 3 }, (_, w) =>
     runWorker(

@@ -45,6 +45,51 @@ function scriptedServer(reply) {
   });
 }
 
+/**
+ * Parses the RESP commands a client sends and answers each with `handle(argv, conn)`:
+ * argv is an array of strings, conn is { index, socket } (index counts connections from 0).
+ * A null or undefined answer sends nothing. Resolves with the listener's { url, port,
+ * sockets, close() } plus `connections` (every conn so far).
+ */
+async function commandServer(handle) {
+  const connections = [];
+  const server = await listen((socket) => {
+    const conn = { index: connections.length, socket };
+    connections.push(conn);
+    let pending = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        const parsed = parseCommand(pending);
+        if (parsed === null) return;
+        pending = pending.subarray(parsed.end);
+        const out = handle(parsed.argv, conn);
+        if (out !== null && out !== undefined && !socket.destroyed) socket.write(out);
+      }
+    });
+  });
+  return { ...server, connections };
+}
+
+/** One RESP array of bulk strings from the start of `buf`: { argv, end }, or null if incomplete. */
+function parseCommand(buf) {
+  if (buf.length === 0) return null;
+  let at = buf.indexOf('\r\n');
+  if (at === -1) return null;
+  const count = Number(buf.subarray(1, at).toString());
+  let pos = at + 2;
+  const argv = [];
+  for (let i = 0; i < count; i++) {
+    at = buf.indexOf('\r\n', pos);
+    if (at === -1) return null;
+    const len = Number(buf.subarray(pos + 1, at).toString());
+    if (buf.length < at + 2 + len + 2) return null;
+    argv.push(buf.subarray(at + 2, at + 2 + len).toString());
+    pos = at + 2 + len + 2;
+  }
+  return { argv, end: pos };
+}
+
 /** Reads and discards everything; answers nothing. */
 function silentServer() {
   return listen((socket) => socket.on('data', () => {}));
@@ -55,4 +100,4 @@ function nonReadingServer() {
   return listen((socket) => socket.pause());
 }
 
-module.exports = { scriptedServer, silentServer, nonReadingServer };
+module.exports = { scriptedServer, commandServer, silentServer, nonReadingServer };

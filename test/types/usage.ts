@@ -4,7 +4,11 @@
 // (e.g. `any`), the unused directive would fail the check.
 import { createClient, getRedisClient, isRedisEnabled, CLIENT_STATES } from 'hirecache/redis';
 import type { ClientState } from 'hirecache/redis';
-import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix } from 'hirecache/cache';
+import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix, cacheStats, cacheLostInvalidations, createCache } from 'hirecache/cache';
+import type { CacheStats } from 'hirecache/cache';
+import { health, createHealth, healthHandlers, healthRouter } from 'hirecache';
+import type { HealthReport, HealthStatus } from 'hirecache';
+import express from 'express';
 import { createLimiter, rateLimitByIp, rateLimitByKey, RateLimitResult } from 'hirecache/ratelimit';
 import type { IncomingMessage, ServerResponse } from 'http';
 
@@ -92,6 +96,50 @@ export async function client(): Promise<void> {
   await c.quit();
   c.disconnect();
   void [enabled, reply, raw, s, b, values, d, u, state, ready, code, message, counts, fallbacks];
+}
+
+export async function fallbackAndHealth(): Promise<void> {
+  const c = createClient({ url: 'redis://127.0.0.1:6379' });
+  const own = createCache({ client: c, fallback: { maxEntries: 1000, maxBytes: 1 << 20 } });
+  createCache({ client: c, fallback: false });
+  createCache({ client: c, fallback: {} });
+  const stats: CacheStats = own.cacheStats();
+  const entries: number = (stats.fallback?.entries ?? 0) + (stats.lostInvalidations?.pending ?? 0);
+  const backend: 'redis' | 'memory' = cacheStats().backend;
+  const lost = cacheLostInvalidations();
+  const prefixes: string[] = lost.prefixes;
+  const keys: (string | Buffer)[] = own.cacheLostInvalidations().keys;
+
+  const report: HealthReport = health();
+  const status: HealthStatus = report.status;
+  const ready: boolean = report.ready;
+  const breaker: 'closed' | 'open' | 'half-open' | null = report.redis.breaker;
+  const usingFallback: boolean = report.redis.usingFallback;
+  const code: string | null | undefined = report.redis.lastError?.code;
+  const when: number | null = report.redis.lastErrorTime;
+  const counts: number = report.redis.reconnectAttempts + report.redis.inFlight + report.redis.queued;
+  const held: number = report.fallback.entries + report.fallback.bytes;
+
+  const mine = createHealth({ client: c, cache: own, limiters: { login: createLimiter({ points: 5, duration: 60, client: c }) } });
+  const again: HealthStatus = mine().status;
+  createHealth({ client: null });
+  const handlers = healthHandlers({ health: mine });
+  const app = express();
+  app.get('/healthz', handlers.health);
+  app.get('/livez', handlers.live);
+  app.get('/readyz', handlers.ready);
+  app.use(healthRouter(express));
+  app.use(healthRouter(express, { path: '/status', health: mine }));
+
+  // @ts-expect-error fallback is an object or a boolean
+  createCache({ client: c, fallback: 'off' });
+  // @ts-expect-error an unknown fallback option
+  createCache({ client: c, fallback: { maxEntrys: 1 } });
+  // @ts-expect-error the status is one of three words
+  const wrong: 'up' = health().status;
+  // @ts-expect-error createHealth takes a client, not a URL
+  createHealth({ client: 'redis://127.0.0.1' });
+  void [entries, backend, prefixes, keys, status, ready, breaker, usingFallback, code, when, counts, held, again, wrong];
 }
 
 export async function misuses(): Promise<void> {

@@ -1,9 +1,8 @@
 'use strict';
 // The example API: what an Express service looks like after swapping its lib/redis.js and
-// lib/cache.js and lib/ratelimit.js for hirecache's.
+// lib/cache.js and lib/ratelimit.js for hirecache's, with hirecache's health endpoints.
 const express = require('express');
-const { getRedisClient } = require('./lib/redis');
-const { cacheBackend } = require('./lib/cache');
+const { healthRouter } = require('./lib/health');
 const campaigns = require('./routes/campaigns');
 const auth = require('./routes/auth');
 
@@ -11,13 +10,11 @@ function createApp() {
   const app = express();
   app.use(express.json());
 
-  app.get('/health', (req, res) => {
-    const client = getRedisClient();
-    if (!client) return res.json({ status: 'ok', cache: cacheBackend() });
-    const s = client.status();
-    const status = s.ready || s.state === 'idle' ? 'ok' : s.state === 'connecting' ? 'degraded' : 'error';
-    return res.status(status === 'error' ? 503 : 200).json({ status, cache: cacheBackend(), redis: s });
-  });
+  // GET /health (the report; 503 when nothing serves or Redis refused the password),
+  // /health/live (200 while the process runs) and /health/ready (503 only when neither
+  // Redis nor the cache's fallback store can serve). With Redis down the API keeps
+  // answering: the cache serves from its in-memory fallback and /health says 'degraded'.
+  app.use(healthRouter(express));
 
   app.use(campaigns);
   app.use(auth);

@@ -71,7 +71,10 @@ TEST(CommandPipelineTest, AnExpiredWrittenCommandKeepsItsSlotToSwallowItsReply) 
   std::string out;
   p.TakeUnsent(100, SIZE_MAX, out);
   std::vector<int> expired;
-  p.ExpireDue(150, [&](void* t, uint32_t) { expired.push_back(Id(t)); });
+  p.ExpireDue(150, [&](void* t, uint32_t, bool written) {
+    EXPECT_TRUE(written);
+    expired.push_back(Id(t));
+  });
   EXPECT_EQ(expired, std::vector<int>({1}));
   EXPECT_EQ(p.written(), 2u);  // The slot stays.
   PendingCommand first = p.PopWritten();
@@ -87,7 +90,10 @@ TEST(CommandPipelineTest, AnExpiredUnsentCommandIsDroppedAndItsBytesNeverLeave) 
   PushGet(p, 1, 100);
   PushGet(p, 2, 300);
   std::vector<int> expired;
-  p.ExpireDue(100, [&](void* t, uint32_t) { expired.push_back(Id(t)); });
+  p.ExpireDue(100, [&](void* t, uint32_t, bool written) {
+    EXPECT_FALSE(written) << "never written: not the server's failure";
+    expired.push_back(Id(t));
+  });
   EXPECT_EQ(expired, std::vector<int>({1}));
   EXPECT_EQ(p.unsent(), 1u);
   std::string out;
@@ -102,16 +108,16 @@ TEST(CommandPipelineTest, NothingExpiresBeforeItsDeadlineAndNextDeadlineSkipsSet
   PushGet(p, 2, 200);
   PushGet(p, 3, 0);  // no deadline
   int calls = 0;
-  p.ExpireDue(99, [&](void*, uint32_t) { ++calls; });
+  p.ExpireDue(99, [&](void*, uint32_t, bool) { ++calls; });
   EXPECT_EQ(calls, 0);
   EXPECT_EQ(p.NextDeadline(), 100u);
   std::string out;
   p.TakeUnsent(100, SIZE_MAX, out);
-  p.ExpireDue(100, [&](void*, uint32_t) { ++calls; });
+  p.ExpireDue(100, [&](void*, uint32_t, bool) { ++calls; });
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(p.NextDeadline(), 200u);
   EXPECT_EQ(p.OldestWrittenDeadline(), 100u);
-  p.ExpireDue(1000, [&](void*, uint32_t) { ++calls; });
+  p.ExpireDue(1000, [&](void*, uint32_t, bool) { ++calls; });
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(p.NextDeadline(), 0u);
 }
@@ -124,7 +130,7 @@ TEST(CommandPipelineTest, FailingSettlesEachUnsettledUserCommandOnce) {
   p.TakeUnsent(100, SIZE_MAX, out);
   PushGet(p, 3, 0);
   PushGet(p, 4, 0);
-  p.ExpireDue(100, [](void*, uint32_t) {});  // 1 is settled by its deadline
+  p.ExpireDue(100, [](void*, uint32_t, bool) {});  // 1 is settled by its deadline
   std::vector<int> written;
   p.FailWritten([&](void* t, uint32_t) { written.push_back(Id(t)); });
   EXPECT_EQ(written, std::vector<int>({2}));
