@@ -242,6 +242,11 @@ function validPoints(points) {
 // Pairs of (reject, result), flat, so a turn's refusals cost one array and one setImmediate.
 let refusalsDue = [];
 let refusalsScheduled = false;
+// At most this many refusals wait for the next turn. A loop that awaits each consume has one
+// waiting at a time; only a synchronous burst of more refusals than this, in one turn, goes
+// past it, and those settle at once (as every refusal did before), so that such a burst
+// cannot hold hundreds of megabytes of pending results (about 650 bytes each).
+const MAX_REFUSALS_DUE = 10000;
 
 function settleRefusals() {
   const due = refusalsDue;
@@ -255,9 +260,10 @@ function settleRefusals() {
  * in this one. A refusal decided without I/O would otherwise settle in the same microtask
  * queue, and a tight `while (true) await limiter.consume(key)` (a flood answered locally)
  * would keep the loop from ever reaching its timers and I/O. The refusals of one turn
- * share one setImmediate.
+ * share one setImmediate; past MAX_REFUSALS_DUE in one turn, they settle at once.
  */
 function refuseLater(result) {
+  if (refusalsDue.length >= 2 * MAX_REFUSALS_DUE) return Promise.reject(result);
   return new Promise((resolve, reject) => {
     refusalsDue.push(reject, result);
     if (!refusalsScheduled) {
