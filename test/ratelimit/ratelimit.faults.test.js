@@ -13,7 +13,7 @@ const { createLimiter, RateLimitResult, RATE_LIMIT_SCRIPT } = require('../../lib
 const { createClient } = require('../../lib/redis');
 const { startRedis, freePort } = require('../helpers/redis-server');
 const { createProxy } = require('../helpers/proxy');
-const { sleep, waitFor, outcome, watchUnhandledRejections } = require('../helpers/async');
+const { sleep, turns, track, waitFor, outcome, watchUnhandledRejections } = require('../helpers/async');
 const { inChild } = require('./in-child');
 
 let server;
@@ -296,6 +296,18 @@ describe('a local refusal settles on a later turn of the event loop', () => {
     const r = await loopUntilTimer(l, 'k');
     expect(r.fired).toBe(true);
     expect(r.refused).toBe(r.n);
+  });
+
+  test('a synchronous burst past 10,000 refusals in one turn has the rest settle at once (memory stays bounded)', async () => {
+    const l = createLimiter({ store: 'memory', keyPrefix: prefix(), points: 1, duration: 600 });
+    await l.consume('k');
+    const burst = Array.from({ length: 10005 }, () => track(l.consume('k')));
+    await null;
+    await null;
+    expect(burst[0].settled).toBe(false); // waits for the next turn
+    expect(burst[10004].settled).toBe(true); // past the cap
+    await turns(2);
+    expect(burst.every((t) => t.settled && t.error instanceof RateLimitResult)).toBe(true);
   });
 
   test('for a key Redis reported over its limit (refused without asking Redis)', async () => {
