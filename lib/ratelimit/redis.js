@@ -25,12 +25,13 @@ const { MemoryRateLimiter } = require('./memory');
 const { LocalLimiter } = binding;
 // SCRIPT LOAD carries BREAKER_EARLY: when the breaker opens while it waits, the client
 // settles it at once, and the decisions waiting for it (which have not run) go on at once.
-// A decision's own EVALSHA does not: one already written when the breaker opens for a stall
-// would be settled with ERR_OUTCOME_UNKNOWN, and a stall shorter than the grace (see
-// _holdFor) would then turn every decision in flight into an error, although Redis is about
-// to answer it. Without the flag it gets its reply, or its deadline.
-const { BREAKER_EARLY } = binding.clientConstants.commandFlags;
-const WAIT_FOR_REPLY = 0;
+// A decision's own EVALSHA carries UNSENT_EARLY instead: one already written when the breaker
+// opens for a stall waits for its reply or its deadline (settled with ERR_OUTCOME_UNKNOWN, a
+// stall shorter than the grace (see _holdFor) would turn every decision in flight into an
+// error, although Redis is about to answer it); one still waiting to be written (behind a
+// connect that hangs) is settled at once and has not run.
+const { BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
+const WAIT_FOR_REPLY = UNSENT_EARLY;
 
 // The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
 // read once when this module loads. Its SHA1 (for EVALSHA) is computed from the file's bytes,
