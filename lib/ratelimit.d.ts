@@ -34,6 +34,12 @@ export interface FallbackOptions {
   duration?: number;
   burst?: number;
   maxEntries?: number;
+  /**
+   * Ms after the client's breaker opened for a stall or for failures (not for an unreachable
+   * Redis) during which decisions wait for it to close before the fallback decides (default
+   * 250; 0: at once).
+   */
+  graceMs?: number;
 }
 
 export interface LimiterOptions {
@@ -52,8 +58,11 @@ export interface LimiterOptions {
   /** The Redis client (default: getRedisClient()); must be a hirecache RedisClient, else a TypeError. */
   client?: RedisClient;
   /**
-   * While Redis is unreachable, decide with a local limiter (per process). true (default):
-   * the same numbers; false: reject with the Error; or other numbers.
+   * While the client's circuit breaker is open (Redis unreachable; or stalled or failing for
+   * longer than graceMs), decide with a local limiter (per process), each key starting from
+   * what Redis last said of it. true (default): the same numbers; false: reject with the
+   * client's Error; or other numbers. A timeout or an unknown outcome while the breaker is
+   * closed is never answered locally: it rejects with its Error.
    */
   fallback?: boolean | FallbackOptions;
   /** Refuse keys known to be over their limit without asking Redis (default true). */
@@ -64,9 +73,28 @@ export interface LimiterOptions {
   maxKeyLength?: number;
 }
 
+/** consume() decisions since the limiter was made. */
+export interface LimiterDecisions {
+  /** Admitted, by Redis or in this process. */
+  allowed: number;
+  /** Refused, by Redis or in this process. */
+  refused: number;
+  /** Decided in this process: keys known to be over their limit, and the fallback. */
+  local: number;
+  /** Decided by the fallback while Redis could not be used. */
+  fallback: number;
+  /** Operations whose outcome at Redis is unknown, charged to the key's local bucket as spent. */
+  unknownCharged: number;
+  /** Consumes that rejected with an Error. */
+  errors: number;
+}
+
 export interface LimiterStatus {
   store: 'redis' | 'memory';
-  /** Decisions are coming from the local fallback because Redis is unreachable. */
+  /**
+   * The local fallback decides: the client's breaker is not closed, or Redis could not be
+   * reached since it last answered.
+   */
   usingFallback: boolean;
   /**
    * The last error that sent decisions to the fallback (at: ms since the epoch), kept after
@@ -79,6 +107,7 @@ export interface LimiterStatus {
   evicted?: number;
   fallbackEntries?: number;
   knownRefusedEntries?: number;
+  decisions: LimiterDecisions;
 }
 
 export interface RateLimiter {

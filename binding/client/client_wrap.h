@@ -27,6 +27,8 @@ enum CommandFlags : uint32_t {
                             // and far cheaper to make than Buffers (key names from SCAN)
   // Settled at once when the circuit breaker opens while it waits (the cache, the limiter).
   kBreakerEarly = kSettleWhenBreakerOpens,
+  // The same, only while it is not written yet: a written one waits for its reply.
+  kUnsentEarly = kSettleUnsentWhenBreakerOpens,
 };
 
 // The default of maxValueBytes: the largest argument a command may carry.

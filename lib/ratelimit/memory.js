@@ -2,14 +2,16 @@
 // The in-process limiter: buckets in the C++ table (src/local_limiter.h), per process.
 const {
   ALLOWED, FIRST, FOUND, KEY_TOO_LONG, FOREVER_MS,
-  makeResult, nativeLimiter,
+  makeResult, refuseLater, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
 
 /**
  * A limiter whose buckets live in this process (the C++ table): per process, bounded in
- * entries, no I/O. Every method returns a promise, as the Redis limiter's do.
+ * entries, no I/O. Every method returns a promise, as the Redis limiter's do; a refusal
+ * settles on a later turn of the event loop (refuseLater), so a loop of refused consumes
+ * cannot starve timers and I/O.
  */
 class MemoryRateLimiter extends BaseLimiter {
   constructor(config) {
@@ -22,6 +24,9 @@ class MemoryRateLimiter extends BaseLimiter {
     // the addon defined on its own object (they carry their state, `this` does not matter).
     this._consumeOne = native.consumeOne;
     this._consume = native.consume;
+    // Decisions of consume(), for status().
+    this._allowed = 0;
+    this._refused = 0;
   }
 
   _result(flags) {
@@ -48,8 +53,12 @@ class MemoryRateLimiter extends BaseLimiter {
       return Promise.reject(err); // ERR_OUT_OF_MEMORY: the table could not grow
     }
     if (flags === KEY_TOO_LONG) return Promise.reject(keyTooLong(this));
-    if ((flags & ALLOWED) !== 0) return Promise.resolve(makeResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
-    return Promise.reject(this._result(flags));
+    if ((flags & ALLOWED) !== 0) {
+      this._allowed += 1;
+      return Promise.resolve(makeResult(out[0], out[1], out[2], (flags & FIRST) !== 0));
+    }
+    this._refused += 1;
+    return refuseLater(this._result(flags));
   }
 
   /** The key's current numbers, or null when it has no bucket in use (a full bucket). */
@@ -101,9 +110,24 @@ class MemoryRateLimiter extends BaseLimiter {
     return Promise.resolve(this._result(flags));
   }
 
+  /**
+   * { store: 'memory', usingFallback: false, lastError: null, entries, maxEntries, evicted,
+   * decisions } where decisions counts consume()'s outcomes (see the Redis limiter's status();
+   * here every decision is local).
+   */
   status() {
     const s = this._native.stats();
-    return { store: 'memory', usingFallback: false, lastError: null, entries: s.entries, maxEntries: s.maxEntries, evicted: s.evicted };
+    const allowed = this._allowed;
+    const refused = this._refused;
+    return {
+      store: 'memory',
+      usingFallback: false,
+      lastError: null,
+      entries: s.entries,
+      maxEntries: s.maxEntries,
+      evicted: s.evicted,
+      decisions: { allowed, refused, local: allowed + refused, fallback: 0, unknownCharged: 0, errors: 0 },
+    };
   }
 }
 

@@ -1,11 +1,11 @@
 'use strict';
 // The Redis limiter: one Lua script per decision on one key, with a local fallback while
-// Redis cannot be reached and a local memory of refusals Redis answered.
+// the client's circuit breaker says Redis cannot be used, and a local memory of refusals
+// Redis answered.
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { performance } = require('perf_hooks');
-const { LocalLimiter } = require('../binding');
+const binding = require('../binding');
 const {
   ReplyError,
   ConnectionError,
@@ -15,12 +15,23 @@ const {
   ClientClosedError,
 } = require('../errors');
 const {
-  ALLOWED, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  makeResult, nativeLimiter,
+  ALLOWED, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  makeResult, refuseLater, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 } = require('./shared');
 const { MemoryRateLimiter } = require('./memory');
+
+const { LocalLimiter } = binding;
+// SCRIPT LOAD carries BREAKER_EARLY: when the breaker opens while it waits, the client
+// settles it at once, and the decisions waiting for it (which have not run) go on at once.
+// A decision's own EVALSHA carries UNSENT_EARLY instead: one already written when the breaker
+// opens for a stall waits for its reply or its deadline (settled with ERR_OUTCOME_UNKNOWN, a
+// stall shorter than the grace (see _holdFor) would turn every decision in flight into an
+// error, although Redis is about to answer it); one still waiting to be written (behind a
+// connect that hangs) is settled at once and has not run.
+const { BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
+const WAIT_FOR_REPLY = UNSENT_EARLY;
 
 // The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
 // read once when this module loads. Its SHA1 (for EVALSHA) is computed from the file's bytes,
@@ -34,14 +45,15 @@ if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX
   throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS}`);
 }
 
-// Redis answers that mean "not reachable or not able to decide now", as opposed to a
-// mistake (WRONGTYPE on our key, a script error) that must surface.
+// Redis answers that mean "not able to decide now", as opposed to a mistake (WRONGTYPE on
+// our key, a script error) that must surface.
 const UNAVAILABLE_REPLIES = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'READONLY', 'NOREPLICAS', 'OOM']);
-// The client's errors that mean "Redis cannot be reached or did not answer": only these
-// send a decision to the fallback. Anything else (a bug, a wrong argument) rejects.
+// The client's errors that mean "Redis was not reached or did not answer". Only these let
+// the fallback answer, and only while the breaker is not closed: anything else (a bug, a
+// wrong argument) rejects.
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH',
-  'ERR_OUTCOME_UNKNOWN', 'ERR_QUEUE_FULL', 'ERR_CLIENT_CLOSED',
+  'ERR_OUTCOME_UNKNOWN', 'ERR_QUEUE_FULL', 'ERR_CLIENT_CLOSED', 'ERR_BREAKER_OPEN',
 ]);
 const UNAVAILABLE_CLASSES = [ConnectionError, CommandTimeoutError, OutcomeUnknownError, QueueFullError, ClientClosedError];
 
@@ -51,7 +63,7 @@ const scriptLoads = new WeakMap();
 function loadScript(client) {
   let p = scriptLoads.get(client);
   if (!p) {
-    p = client.call('SCRIPT', 'LOAD', SCRIPT).then(
+    p = client._command(BREAKER_EARLY, 'SCRIPT', 'LOAD', SCRIPT).then(
       (sha) => {
         scriptLoads.delete(client);
         if (sha !== SCRIPT_SHA) throw new Error(`rate limiter: Redis answered SCRIPT LOAD with ${sha}, expected ${SCRIPT_SHA}`);
@@ -77,10 +89,40 @@ function isUnavailable(err) {
 }
 
 /**
+ * Whether a failed command may have run: it timed out (perhaps after it was written) or
+ * the connection died, or the breaker opened, after it was written.
+ */
+function outcomeUnknown(err) {
+  return err instanceof CommandTimeoutError || err instanceof OutcomeUnknownError;
+}
+
+const ignore = () => {};
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+// At most this many decisions of one limiter wait for a stalled breaker (see _holdFor);
+// more are decided by the fallback at once.
+const MAX_HELD = 10000;
+
+// Unregisters what a limiter registered on its client once the limiter is collected.
+const detachOnCollect = new FinalizationRegistry((undo) => {
+  for (const fn of undo) fn();
+});
+
+/**
  * A limiter whose buckets live in Redis: one Lua script per decision (EVALSHA, reloaded on
- * NOSCRIPT), the clock read inside the script with TIME. A decision whose outcome is
- * unknown (the connection died after sending) is never sent again. When Redis cannot be
- * reached, decisions come from a local fallback limiter (per process) and status() says so.
+ * NOSCRIPT), the clock read inside the script with TIME.
+ *
+ * The client's circuit breaker is the one judge of whether Redis can be used. While it is
+ * closed every decision is Redis's: a slow reply never turns into a local admission. While
+ * it is open (or half-open), decisions come from a local fallback limiter (per process),
+ * with no command sent: at once when Redis is unreachable, and after up to graceMs from the
+ * opening when it stalled or failed (a short stall does not hand keys to the per-process
+ * fallback while Redis still decides for the other processes). The fallback's bucket for a
+ * key always starts from what Redis last said about it (every reply is mirrored into it),
+ * and a decision whose outcome is unknown (it timed out, or the connection died after it
+ * was written) is never sent again and counts as spent: its points are charged to the
+ * fallback's bucket.
+ *
  * Keys known to be over their limit are refused locally until their msBeforeNext, but for
  * at most a second after Redis said so (another process may delete or reward the key).
  */
@@ -111,14 +153,164 @@ class RedisRateLimiter extends BaseLimiter {
       this._shadowCheck = native.check;
     }
     this._fallback = null;
+    this._mirrorTo = null;
     if (config.fallback) {
-      this._fallback = new MemoryRateLimiter({ ...config, ...config.fallback, maxEntries: config.fallback.maxEntries || config.maxEntries });
+      const fb = new MemoryRateLimiter({ ...config, ...config.fallback, maxEntries: config.fallback.maxEntries || config.maxEntries });
+      this._fallback = fb;
+      this._mirrorTo = fb._native.observe;
+      this._mirrorBlockTo = fb._native.block;
+      // Redis's debt in units of this limiter's bucket, as a debt of the fallback's: the
+      // same share of the bucket in use (with the same numbers, the same debt; with the
+      // same time to fill, the same time owed). So a key Redis reported exhausted is
+      // exhausted locally, whatever the fallback's numbers.
+      const [, , fbTolerance] = LocalLimiter.shape(fb.points, Math.round(fb.duration * 1e6), fb.burst);
+      this._mirrorRatio = fbTolerance === tolerance ? 1 : fbTolerance / tolerance;
     }
-    this._usingFallback = false;
+    // Consume decisions by their outcome; the fallback's own are added in status().
+    this._allowed = 0;
+    this._refused = 0;
+    this._knownRefused = 0;
+    this._unknownCharged = 0;
+    this._errors = 0;
     this._lastError = null;
-    this._stateCheckedAt = -Infinity;
-    this._looksDown = false;
-    this._probing = false;
+    // Decisions went local because Redis could not be reached while the client's breaker is
+    // off (see _unusable), until Redis answers again; and whether the client was told the
+    // fallback is in use.
+    this._unreachable = false;
+    this._noted = false;
+    const options = client.options;
+    this._breakerOff = options !== undefined && options.breaker !== undefined && options.breaker.enabled === false;
+    // While the breaker is open for a stall or for failures, decisions wait up to graceMs
+    // after it opened for it to close (see _holdFor): the open period's reason and start,
+    // read once, and the decisions waiting.
+    this._graceMs = config.fallback ? config.fallback.graceMs : 0;
+    this._openInfo = null;
+    this._held = null;
+    attachToClient(this, client);
+  }
+
+  /**
+   * After a command failed with `err` (an unavailability, see isUnavailable): whether Redis
+   * counts as unusable, so that the fallback may decide. It does when the breaker is not
+   * closed (the client's breakerState is written by the core at the transition, so a call
+   * the breaker settled already sees it open). With the client's breaker turned off, a
+   * command that could not be sent because Redis could not be reached (a ConnectionError) is
+   * the only word that Redis is down, and counts too. A timeout or an unknown outcome while
+   * the breaker is closed never does: one slow reply is not an outage.
+   */
+  _unusable(err) {
+    if (this._client.breakerState !== 'closed') return true;
+    if (!this._breakerOff || !(err instanceof ConnectionError)) return false;
+    if (!this._unreachable) {
+      this._unreachable = true;
+      this._lastError = { code: err.code || 'ERR', message: err.message, at: Date.now() };
+      this._updateNote();
+    }
+    return true;
+  }
+
+  /**
+   * Whether an operation waits before the fallback decides, the breaker being open: null to
+   * decide locally now, or a promise to wait for. Redis unreachable: now. Stalled or failing:
+   * the decision waits for the breaker to close, but not past graceMs after it opened (then
+   * now). Redis may still be deciding for the other processes during a short stall (a slow
+   * first connect on a busy machine, a fork), and a key handed to the per-process fallback
+   * then could pass the global limit. At most MAX_HELD decisions wait at a time.
+   */
+  _holdFor() {
+    let info = this._openInfo;
+    if (info === null) {
+      const s = this._client.status();
+      info = { reason: s.breakerReason, openedAt: s.breakerOpenedAt || Date.now() };
+      this._openInfo = info;
+    }
+    if (info.reason === 'unreachable') return null;
+    const left = info.openedAt + this._graceMs - Date.now();
+    if (left <= 0) return null;
+    let held = this._held;
+    if (held === null) {
+      held = { promise: null, resolve: null, timer: null, count: 0 };
+      held.promise = new Promise((resolve) => {
+        held.resolve = resolve;
+      });
+      held.timer = setTimeout(() => this._release(), left);
+      this._held = held;
+    }
+    if (held.count >= MAX_HELD) return null;
+    held.count += 1;
+    return held.promise;
+  }
+
+  /** Ends the wait of the held decisions: each looks at the breaker again. */
+  _release() {
+    const held = this._held;
+    if (held === null) return;
+    this._held = null;
+    clearTimeout(held.timer);
+    held.resolve();
+  }
+
+  /**
+   * Runs operation `op` on `key`: on Redis while the breaker is closed, else on the
+   * fallback when there is one (after the wait of _holdFor). `reloaded`: the script was just
+   * loaded for this operation, so a NOSCRIPT now is not retried.
+   */
+  _route(op, key, cost, reloaded) {
+    if (this._fallback !== null && this._client.breakerState !== 'closed') {
+      const wait = this._holdFor();
+      if (wait === null) return this._decideLocally(op, key, cost);
+      return wait.then(() => this._route(op, key, cost, reloaded));
+    }
+    return this._run(op, key, cost, reloaded);
+  }
+
+  /**
+   * The end of an operation that may have run in Redis (its outcome is unknown), already
+   * charged to the fallback's bucket: decided by the fallback while the breaker is open
+   * (after the wait of _holdFor), or, once it is closed, the error `err` (it is never sent
+   * again, and a slow reply is never an admission).
+   */
+  _unlessUsable(op, key, cost, err) {
+    if (this._client.breakerState !== 'closed') {
+      const wait = this._holdFor();
+      if (wait === null) return this._decideLocally(op, key, cost);
+      return wait.then(() => this._unlessUsable(op, key, cost, err));
+    }
+    if (op === 'c') this._errors += 1;
+    return Promise.reject(err);
+  }
+
+  /** Redis answered: a decision that went local because it was unreachable is over. */
+  _answered() {
+    this._unreachable = false;
+    this._updateNote();
+  }
+
+  /**
+   * A client event (see RedisClient#_watch). A breaker that leaves 'closed' sends the
+   * decisions to the fallback; lastError keeps why (kept after recovery, for a health
+   * report).
+   */
+  _onClientEvent(type, detail) {
+    if (type !== 'breaker' || this._fallback === null) return;
+    this._openInfo = null;
+    // Closed: the held decisions go to Redis. Unreachable: to the fallback at once.
+    if (detail.state === 'closed' || detail.reason === 'unreachable') this._release();
+    if (detail.state !== 'closed' && !this._noted) {
+      const last = typeof this._client.status === 'function' ? this._client.status().lastError : null;
+      this._lastError = last
+        ? { code: last.code || 'ERR', message: last.message, at: last.at || Date.now() }
+        : { code: 'ERR_BREAKER_OPEN', message: `the circuit breaker opened (${detail.reason || 'no reason given'})`, at: Date.now() };
+    }
+    this._updateNote();
+  }
+
+  /** Tells the client whether this limiter's fallback decides, for its status().fallbacks. */
+  _updateNote() {
+    const local = this._fallback !== null && (this._client.breakerState !== 'closed' || this._unreachable);
+    if (local === this._noted) return;
+    this._noted = local;
+    if (typeof this._client.noteFallback === 'function') this._client.noteFallback(this._source, local);
   }
 
   // The numbers of a reply, computed here rather than in Lua: Redis's CPU is the ceiling.
@@ -128,7 +320,7 @@ class RedisRateLimiter extends BaseLimiter {
     return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
   }
 
-  _refused(debt, cost) {
+  _refusedResult(debt, cost) {
     const inUse = Math.ceil(debt / this._interval);
     const ms = Math.ceil((debt + cost * this._interval - this._tolerance) / this._msDivisor);
     return makeResult(Math.max(this.burst - inUse, 0), ms, inUse + cost, false);
@@ -138,73 +330,106 @@ class RedisRateLimiter extends BaseLimiter {
     return makeResult(0, ms, this.burst + cost, false);
   }
 
+  /**
+   * Sets the fallback's bucket for `key` to what Redis just said: it owes `debt` units (of
+   * this limiter's bucket). One native call, about 0.1 µs. (The native observe also marks
+   * the bucket as blocked for its shortest trust, a millisecond: a fallback decision on the
+   * key within that millisecond is refused, the safe side.)
+   */
+  _mirror(key, debt) {
+    if (this._mirrorTo === null) return;
+    const d = this._mirrorRatio === 1 ? debt : Math.min(Math.ceil(debt * this._mirrorRatio), MAX_DEBT_UNITS);
+    this._mirrorTo(key, d, 1);
+  }
+
+  /** Mirrors a block that Redis reported: `ms` left, -1 for a block without end. */
+  _mirrorBlock(key, ms) {
+    if (this._mirrorTo !== null) this._mirrorBlockTo(key, ms < 0 ? 2 ** 53 : ms);
+  }
+
   _send(op, key, cost) {
-    return this._client.call('EVALSHA', SCRIPT_SHA, 1, this._prefix + key, op, cost === 1 ? '1' : String(cost), this._argInterval, this._argTolerance, this._argScale, this._argBlock);
+    return this._client._command(WAIT_FOR_REPLY, 'EVALSHA', SCRIPT_SHA, 1, this._prefix + key, op, cost === 1 ? '1' : String(cost), this._argInterval, this._argTolerance, this._argScale, this._argBlock);
   }
 
   /**
-   * Runs one operation of the script for `key`; on NOSCRIPT loads the script and sends it
-   * once more (NOSCRIPT means it did not run). `settle(reply)` turns the reply into the
-   * promise's outcome; `local(fallbackLimiter)` decides instead when Redis is unavailable.
+   * Runs one operation of the script for `key` (op 'c', 'g', 'p', 'r' or 'b', `cost` its
+   * argument) and settles with its outcome; on NOSCRIPT loads the script and sends it once
+   * more (NOSCRIPT means it did not run), unless `reloaded` says that was done already.
    */
-  _run(op, key, cost, settle, local) {
-    if (this._usingFallback && this._redisLooksDown()) return local(this._fallback);
+  _run(op, key, cost, reloaded) {
     return this._send(op, key, cost).then(
-      (reply) => {
-        if (this._usingFallback) this._setFallback(false, null);
-        return settle(reply);
-      },
+      (reply) => this._settle(op, key, cost, reply),
       (err) => {
-        if (err instanceof ReplyError && err.code === 'NOSCRIPT') {
-          return loadScript(this._client)
-            .then(() => this._send(op, key, cost))
-            .then(
-              (reply) => {
-                if (this._usingFallback) this._setFallback(false, null);
-                return settle(reply);
-              },
-              (err2) => this._unavailable(err2, local),
-            );
-        }
-        return this._unavailable(err, local);
+        if (!reloaded && err instanceof ReplyError && err.code === 'NOSCRIPT') return this._reload(op, key, cost);
+        return this._failed(op, key, cost, err, outcomeUnknown(err), reloaded);
       },
     );
   }
 
-  _unavailable(err, local) {
-    if (this._fallback === null || !isUnavailable(err)) return Promise.reject(err);
-    this._setFallback(true, err);
-    return local(this._fallback);
+  _reload(op, key, cost) {
+    return loadScript(this._client).then(
+      // The breaker may have opened meanwhile: routed again, as the operation has not run.
+      () => this._route(op, key, cost, true),
+      // The operation never ran: only the SCRIPT LOAD failed.
+      (err) => this._failed(op, key, cost, err, false, false),
+    );
+  }
+
+  _settle(op, key, cost, reply) {
+    if (this._unreachable) this._answered();
+    switch (op) {
+      case 'c': return this._settleConsume(key, cost, reply);
+      case 'g': return this._settleGet(key, reply);
+      case 'b': return this._settleBlock(key, reply);
+      default: return this._settleChange(op, key, cost, reply);
+    }
   }
 
   /**
-   * While serving from the fallback: whether the client says it is not connected. Then a
-   * decision is made locally at once instead of waiting in the client for a reconnect
-   * attempt; one PING at a time goes out as a probe. Reads the client's state at most every
-   * 50 ms.
+   * A command of operation `op` on `key` failed with `err`; `unknown` when it may have run.
+   * An unknown consume or penalty counts as spent and an unknown block as made: they are
+   * applied to the fallback's bucket at once, whatever happens next. When Redis counts as
+   * unusable (see _unusable) the operation goes on, on the next turn of the event loop: a
+   * connection that dies fails every decision written on it at once, and all of their
+   * charges must be in the buckets before any of them is decided locally. Otherwise it
+   * rejects with `err`: a slow reply is never an admission.
    */
-  _redisLooksDown() {
-    const now = performance.now();
-    if (now - this._stateCheckedAt < STATE_CHECK_MS) return this._looksDown;
-    this._stateCheckedAt = now;
-    this._looksDown = typeof this._client.status === 'function' && this._client.status().ready === false;
-    if (this._looksDown && !this._probing) {
-      this._probing = true;
-      const done = () => {
-        this._probing = false;
-        this._stateCheckedAt = -Infinity; // look again at the next decision
-      };
-      this._client.call('PING').then(done, done);
+  _failed(op, key, cost, err, unknown, reloaded) {
+    const fb = this._fallback;
+    const unusable = fb !== null && isUnavailable(err) && this._unusable(err);
+    if (unknown && fb !== null && op !== 'g' && op !== 'r') {
+      this._unknownCharged += 1;
+      if (op === 'c') {
+        fb._native.penalty(key, cost);
+      } else {
+        // The change itself is what the fallback would decide: made once, here.
+        const made = this._decideLocally(op, key, cost);
+        if (unusable) return made;
+        made.catch(ignore);
+      }
     }
-    return this._looksDown;
+    if (unusable) {
+      return nextTurn().then(() => {
+        if (unknown) return this._unlessUsable(op, key, cost, err);
+        // Not sent because Redis could not be reached, the client's breaker off: locally.
+        if (this._unreachable) return this._decideLocally(op, key, cost);
+        return this._route(op, key, cost, reloaded);
+      });
+    }
+    if (op === 'c') this._errors += 1;
+    return Promise.reject(err);
   }
 
-  _setFallback(active, err) {
-    // Kept after recovery, as the client's is: the last reason decisions went local, and when.
-    if (err) this._lastError = { code: err.code || 'ERR', message: err.message, at: Date.now() };
-    if (this._usingFallback === active) return;
-    this._usingFallback = active;
-    if (typeof this._client.noteFallback === 'function') this._client.noteFallback(this._source, active);
+  /** The fallback's answer to operation `op` on `key`. */
+  _decideLocally(op, key, cost) {
+    const fb = this._fallback;
+    switch (op) {
+      case 'c': return fb.consume(key, cost);
+      case 'g': return fb.get(key);
+      case 'p': return fb.penalty(key, cost);
+      case 'r': return fb.reward(key, cost);
+      default: return fb.block(key, cost / 1000);
+    }
   }
 
   /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
@@ -221,21 +446,30 @@ class RedisRateLimiter extends BaseLimiter {
       const flags = this._shadowCheck(k, points);
       if (flags > 0 && (flags & ALLOWED) === 0) {
         const out = this._shadowOut;
-        return Promise.reject(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
+        this._knownRefused += 1;
+        return refuseLater(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
       }
     }
-    return this._run('c', k, points, (reply) => this._settleConsume(k, points, reply), (fb) => fb.consume(k, points));
+    if (this._fallback !== null && this._client.breakerState !== 'closed') return this._route('c', k, points, false);
+    return this._run('c', k, points, false);
   }
 
   _settleConsume(key, cost, reply) {
     const status = statusOf(reply);
     const value = valueOf(reply);
-    if (status === 1) return this._admitted(value, cost);
+    if (status === 1) {
+      this._allowed += 1;
+      this._mirror(key, value + cost * this._interval);
+      return this._admitted(value, cost);
+    }
+    this._refused += 1;
     if (status === 0) {
-      const refused = this._refused(value, cost);
+      const refused = this._refusedResult(value, cost);
+      this._mirror(key, value);
       if (this._shadow !== null) this._remember(key, value, refused.msBeforeNext);
       return Promise.reject(refused);
     }
+    this._mirrorBlock(key, value);
     if (this._shadow !== null) this._rememberBlock(key, value, cost);
     return Promise.reject(this._blocked(value, cost));
   }
@@ -265,40 +499,48 @@ class RedisRateLimiter extends BaseLimiter {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    return this._run('g', k, 0, (reply) => this._settleGet(reply), (fb) => fb.get(k));
+    return this._route('g', k, 0, false);
   }
 
   /** The outcome of get() from the script's reply: null for a full bucket. */
-  _settleGet(reply) {
-    if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
+  _settleGet(key, reply) {
+    if (statusOf(reply) === 2) {
+      this._mirrorBlock(key, valueOf(reply));
+      return this._blocked(valueOf(reply), 0);
+    }
     const debt = valueOf(reply);
+    this._mirror(key, debt);
     return debt === 0 ? null : this._admitted(debt, 0);
   }
 
   /** Takes `points` even if they are not there. */
   penalty(key, points = 1) {
-    return this._change('p', key, points, (fb, k, p) => fb.penalty(k, p));
+    return this._change('p', key, points);
   }
 
   /** Gives back `points`, never more than a full bucket. */
   reward(key, points = 1) {
-    return this._change('r', key, points, (fb, k, p) => fb.reward(k, p));
+    return this._change('r', key, points);
   }
 
-  _change(op, key, points, local) {
+  _change(op, key, points) {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (!validPoints(points)) return Promise.reject(pointsArgError(points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
-    return this._run(op, k, points, (reply) => this._settleChange(op, k, points, reply), (fb) => local(fb, k, points));
+    return this._route(op, k, points, false);
   }
 
   /** The outcome of a penalty ('p') or a reward ('r') of `points` on `key` from the script's reply. */
   _settleChange(op, key, points, reply) {
-    if (statusOf(reply) === 2) return this._blocked(valueOf(reply), 0);
+    if (statusOf(reply) === 2) {
+      this._mirrorBlock(key, valueOf(reply));
+      return this._blocked(valueOf(reply), 0);
+    }
     const debt = valueOf(reply);
     const units = points * this._interval;
     const after = op === 'p' ? Math.min(debt + units, MAX_DEBT_UNITS) : Math.max(debt - units, 0);
+    this._mirror(key, after);
     if (this._shadow !== null) {
       // A penalty only makes the shadow's refusals safer; a reward may end them.
       if (op === 'p') this._remember(key, after, Math.ceil(after / this._msDivisor));
@@ -320,48 +562,98 @@ class RedisRateLimiter extends BaseLimiter {
     const err = secDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
     const ms = Math.ceil(secDuration * 1000);
-    return this._run('b', k, ms, (reply) => this._settleBlock(k, reply), (fb) => fb.block(k, secDuration));
+    return this._route('b', k, ms, false);
   }
 
   /** The outcome of block() on `key` from the script's reply. */
   _settleBlock(key, reply) {
     const ms = valueOf(reply);
+    this._mirrorBlock(key, ms);
     if (this._shadow !== null) this._rememberBlock(key, ms, 1);
     return this._blocked(ms, 0);
   }
 
-  /** Forgets the key everywhere; resolves whether Redis had a bucket for it. */
+  /**
+   * Forgets the key everywhere; resolves whether Redis had a bucket for it (false while the
+   * fallback decides: Redis is not asked then).
+   */
   delete(key) {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) this._shadow.delete(k);
     if (this._fallback !== null) this._fallback._native.delete(k);
-    if (this._usingFallback && this._redisLooksDown()) return Promise.resolve(false);
-    return this._client.call('DEL', this._prefix + k).then(
+    if (this._fallback !== null && this._client.breakerState !== 'closed') return Promise.resolve(false);
+    return this._client._command(WAIT_FOR_REPLY, 'DEL', this._prefix + k).then(
       (n) => {
-        if (this._usingFallback) this._setFallback(false, null);
+        if (this._unreachable) this._answered();
         return n > 0;
       },
-      (err) => this._unavailable(err, () => Promise.resolve(false)),
+      (err) => (this._fallback !== null && isUnavailable(err) && this._unusable(err) ? false : Promise.reject(err)),
     );
   }
 
   /**
-   * Where decisions come from: { store: 'redis', usingFallback, lastError, entries } where
-   * entries counts the buckets this process holds (fallback and known-refused keys).
+   * Where decisions come from: { store: 'redis', usingFallback, lastError, entries,
+   * fallbackEntries, knownRefusedEntries, decisions }. usingFallback: the fallback decides
+   * (the breaker is not closed, or Redis could not be reached since it last answered). entries counts the buckets this process holds
+   * (fallback and known-refused keys). decisions counts consume()'s outcomes since the
+   * limiter was made: allowed, refused (by Redis or here), local (decided in this process:
+   * known-refused keys and the fallback), fallback (by the fallback while the breaker was
+   * not closed), unknownCharged (operations whose outcome at Redis is unknown, charged to
+   * the fallback's bucket) and errors (consumes rejected with an Error).
    */
   status() {
     const fb = this._fallback !== null ? this._fallback._native.stats() : null;
     const sh = this._shadow !== null ? this._shadow.stats() : null;
+    const fbAllowed = this._fallback !== null ? this._fallback._allowed : 0;
+    const fbRefused = this._fallback !== null ? this._fallback._refused : 0;
     return {
       store: 'redis',
-      usingFallback: this._usingFallback,
+      usingFallback: this._fallback !== null && (this._client.breakerState !== 'closed' || this._unreachable),
       lastError: this._lastError,
       entries: (fb ? fb.entries : 0) + (sh ? sh.entries : 0),
       fallbackEntries: fb ? fb.entries : 0,
       knownRefusedEntries: sh ? sh.entries : 0,
+      decisions: {
+        allowed: this._allowed + fbAllowed,
+        refused: this._refused + this._knownRefused + fbRefused,
+        local: this._knownRefused + fbAllowed + fbRefused,
+        fallback: fbAllowed + fbRefused,
+        unknownCharged: this._unknownCharged,
+        errors: this._errors,
+      },
     };
+  }
+}
+
+/**
+ * Registers `limiter` with its client: its status() in the client's health report
+ * (`_report`, as `ratelimit:<keyPrefix>`) and its view of the breaker (`_watch`). Both
+ * hold the limiter weakly and are undone when it is collected, so a limiter made per
+ * request does not live as long as the client.
+ */
+function attachToClient(limiter, client) {
+  const ref = new WeakRef(limiter);
+  const undo = [];
+  if (typeof client._report === 'function') {
+    const unregister = client._report(limiter._source, () => {
+      const l = ref.deref();
+      return l === undefined ? null : l.status();
+    });
+    if (typeof unregister === 'function') undo.push(unregister);
+  }
+  if (typeof client._watch === 'function') {
+    const unwatch = client._watch((type, detail) => {
+      const l = ref.deref();
+      if (l !== undefined) l._onClientEvent(type, detail);
+    });
+    if (typeof unwatch === 'function') undo.push(unwatch);
+  }
+  if (undo.length > 0) detachOnCollect.register(limiter, undo);
+  // A breaker already open when the limiter is made.
+  if (client.breakerState !== undefined && client.breakerState !== 'closed') {
+    limiter._onClientEvent('breaker', { state: client.breakerState, reason: null });
   }
 }
 

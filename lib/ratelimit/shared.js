@@ -17,8 +17,6 @@ const DEFAULT_MAX_KEY_LENGTH = 512;
 const MAX_POINTS = 2 ** 31 - 1;
 const MAX_DURATION_SEC = 10 * 365 * 86400;
 const MAX_BLOCK_SEC = 2 ** 31 - 1;
-// How often a limiter serving from its fallback looks at the client's state.
-const STATE_CHECK_MS = 50;
 // A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
 const FOREVER_MS = 2 ** 52;
 // The cap on a bucket's debt, defined once by the C++ core (kMaxDebtUnits); the Lua script
@@ -128,7 +126,11 @@ const KNOWN_OPTIONS = [
   'keyPrefix', 'points', 'duration', 'burst', 'blockDuration', 'store', 'client', 'fallback',
   'rejectLocally', 'maxEntries', 'maxKeyLength',
 ];
-const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries'];
+const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries', 'graceMs'];
+// How long after the client's breaker opened for a stall or for failures (not for an
+// unreachable Redis) decisions wait for it to close before the fallback decides.
+const DEFAULT_FALLBACK_GRACE_MS = 250;
+const MAX_FALLBACK_GRACE_MS = 60000;
 
 /** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
 function normalizeOptions(options) {
@@ -149,10 +151,10 @@ function normalizeOptions(options) {
 
   let fallback = options.fallback === undefined ? true : options.fallback;
   if (fallback === true) {
-    fallback = { points, duration, burst };
+    fallback = { points, duration, burst, graceMs: DEFAULT_FALLBACK_GRACE_MS };
   } else if (fallback !== false) {
     if (fallback === null || typeof fallback !== 'object') {
-      throw invalidParameterError('option fallback', 'true, false or { points, duration, burst, maxEntries }', fallback, CREATE);
+      throw invalidParameterError('option fallback', 'true, false or { points, duration, burst, maxEntries, graceMs }', fallback, CREATE);
     }
     checkKnownOptions(fallback, KNOWN_FALLBACK_OPTIONS, { ...CREATE, path: 'fallback.' });
     const of = (name) => `option ${name} of option fallback`;
@@ -162,6 +164,7 @@ function normalizeOptions(options) {
       duration: seconds(fallback, 'duration', duration, { max: MAX_DURATION_SEC }, of('duration')),
       burst: positiveInteger(fallback, 'burst', fallback.points === undefined ? burst : fPoints, MAX_POINTS, of('burst')),
       maxEntries: positiveInteger(fallback, 'maxEntries', maxEntries, 2 ** 30, of('maxEntries')),
+      graceMs: checkInteger(of('graceMs'), fallback.graceMs === undefined ? DEFAULT_FALLBACK_GRACE_MS : fallback.graceMs, { ...CREATE, min: 0, max: MAX_FALLBACK_GRACE_MS }),
     };
   }
   const config = { keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength };
@@ -233,6 +236,43 @@ function validPoints(points) {
   return points === 1 || (typeof points === 'number' && Number.isInteger(points) && points >= 0 && points <= MAX_POINTS);
 }
 
+// ---- Local refusals ----------------------------------------------------------------------
+
+// Refusals decided in this process wait here for the next check phase of the event loop.
+// Pairs of (reject, result), flat, so a turn's refusals cost one array and one setImmediate.
+let refusalsDue = [];
+let refusalsScheduled = false;
+// At most this many refusals wait for the next turn. A loop that awaits each consume has one
+// waiting at a time; only a synchronous burst of more refusals than this, in one turn, goes
+// past it, and those settle at once (as every refusal did before), so that such a burst
+// cannot hold hundreds of megabytes of pending results (about 650 bytes each).
+const MAX_REFUSALS_DUE = 10000;
+
+function settleRefusals() {
+  const due = refusalsDue;
+  refusalsDue = [];
+  refusalsScheduled = false;
+  for (let i = 0; i < due.length; i += 2) due[i](due[i + 1]);
+}
+
+/**
+ * A promise rejected with `result` on a later turn of the event loop (setImmediate), never
+ * in this one. A refusal decided without I/O would otherwise settle in the same microtask
+ * queue, and a tight `while (true) await limiter.consume(key)` (a flood answered locally)
+ * would keep the loop from ever reaching its timers and I/O. The refusals of one turn
+ * share one setImmediate; past MAX_REFUSALS_DUE in one turn, they settle at once.
+ */
+function refuseLater(result) {
+  if (refusalsDue.length >= 2 * MAX_REFUSALS_DUE) return Promise.reject(result);
+  return new Promise((resolve, reject) => {
+    refusalsDue.push(reject, result);
+    if (!refusalsScheduled) {
+      refusalsScheduled = true;
+      setImmediate(settleRefusals);
+    }
+  });
+}
+
 /** Common properties of both limiters. */
 class BaseLimiter {
   constructor(config) {
@@ -252,8 +292,8 @@ class BaseLimiter {
 
 module.exports = {
   ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG,
-  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, STATE_CHECK_MS, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  RateLimitResult, makeResult, normalizeOptions, nativeLimiter,
+  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  RateLimitResult, makeResult, refuseLater, normalizeOptions, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
   BaseLimiter,
 };

@@ -69,11 +69,13 @@ class CommandPipeline {
   template <typename Fn>
   void FailUnsent(Fn&& on_failed);
 
-  // Settles every unsettled user command whose flags include `mask`: a written one calls
-  // on_written(token, flags) and stays as a settled slot; an unsent one calls
-  // on_unsent(token, flags) and is dropped with its bytes, never to run.
+  // Settles the unsettled user commands with a flag of `written_mask` that are written (each
+  // calls on_written(token, flags) and stays as a settled slot) and those with a flag of
+  // `unsent_mask` that are not (each calls on_unsent(token, flags) and is dropped with its
+  // bytes, never to run).
   template <typename Written, typename Unsent>
-  void SettleFlagged(uint32_t mask, Written&& on_written, Unsent&& on_unsent);
+  void SettleFlagged(uint32_t written_mask, uint32_t unsent_mask, Written&& on_written,
+                     Unsent&& on_unsent);
 
   // The earliest deadline of an unsettled command, or 0 when none has one.
   uint64_t NextDeadline() const;
@@ -138,12 +140,14 @@ void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
 }
 
 template <typename Written, typename Unsent>
-void CommandPipeline::SettleFlagged(uint32_t mask, Written&& on_written, Unsent&& on_unsent) {
-  auto matches = [mask](const PendingCommand& c) {
+void CommandPipeline::SettleFlagged(uint32_t written_mask, uint32_t unsent_mask,
+                                    Written&& on_written, Unsent&& on_unsent) {
+  auto flagged = [](const PendingCommand& c, uint32_t mask) {
     return c.kind == CommandKind::kUser && !c.settled && (c.flags & mask) != 0;
   };
+  auto matches = [&](const PendingCommand& c) { return flagged(c, unsent_mask); };
   for (size_t i = 0; i < written_; ++i) {
-    if (matches(fifo_[i])) {
+    if (flagged(fifo_[i], written_mask)) {
       fifo_[i].settled = true;
       on_written(fifo_[i].token, fifo_[i].flags);
     }

@@ -37,6 +37,9 @@ const char* ClientStateName(ClientState state);
 // flag value goes back to the listener.
 constexpr uint32_t kSettleWhenBreakerOpens = 1u << 20;  // waiting when the breaker opens:
                                                         // settle now instead of at the deadline
+// Only if not written yet: a written one waits for its reply (the limiter's decisions, which
+// Redis may be about to answer).
+constexpr uint32_t kSettleUnsentWhenBreakerOpens = 1u << 21;
 constexpr uint32_t kSinkFlagsShift = 24;
 constexpr uint32_t kCallerFlagsMask = (1u << kSinkFlagsShift) - 1;
 

@@ -117,8 +117,9 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
   // slow command) refuses only the calls that have somewhere else to go (the cache's and
   // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
   // deadline, as with any client.
-  bool refuse = !breaker_.closed() && (breaker_.reason() != BreakerReason::kStalled ||
-                                       (flags & kSettleWhenBreakerOpens) != 0);
+  bool refuse = !breaker_.closed() &&
+                (breaker_.reason() != BreakerReason::kStalled ||
+                 (flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0);
   if (down || refuse) {
     RefuseEarly(token, flags, FastFailure(down));
     return SubmitResult::kAccepted;
@@ -827,7 +828,7 @@ void RedisClient::OnBreakerOpened() {
                           ") before Redis answered; it may or may not have run"};
   size_t settled = 0;
   pipeline_.SettleFlagged(
-      kSettleWhenBreakerOpens,
+      kSettleWhenBreakerOpens, kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens,
       [&](void* token, uint32_t flags) {
         Count(flags, Outcome::kUnknown);
         listener_->OnFailure(token, flags & kCallerFlagsMask, written);

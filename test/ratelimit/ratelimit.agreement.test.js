@@ -69,10 +69,14 @@ afterAll(async () => {
 
 /**
  * A client for the limiter that sends its EVALSHA as EVAL of the prelude and the script, at
- * the time `clock.us`. Anything else goes to Redis as it is.
+ * the time `clock.us`. Anything else goes to Redis as it is. Its breaker stays closed.
  */
 function clientOnClock(clock) {
   return {
+    breakerState: 'closed',
+    _command(flags, command, ...args) {
+      return this.call(command, ...args);
+    },
     call(command, ...args) {
       if (command !== 'EVALSHA') return redis.call(command, ...args);
       const [sha, ...rest] = args;
@@ -170,7 +174,7 @@ async function jsStep(limiter, op, arg, key, reply) {
       outcome = limiter._settleConsume(key, arg, reply);
       break;
     case 'get':
-      outcome = limiter._settleGet(reply);
+      outcome = limiter._settleGet(key, reply);
       break;
     case 'penalty':
       outcome = limiter._settleChange('p', key, arg, reply);

@@ -1,7 +1,8 @@
 'use strict';
-// Proves that a Redis limiter keeps deciding when Redis cannot be reached: decisions come
-// from the local fallback (per process, with its own numbers), the limiter's status() and
-// the client's status().fallbacks say so, and both return to Redis when it recovers.
+// Proves that a Redis limiter keeps deciding when Redis cannot be reached (the client's
+// breaker is open): decisions come from the local fallback (per process, with its own
+// numbers, each key starting from what Redis last said), the limiter's status() and the
+// client's status().fallbacks say so, and both return to Redis when it recovers.
 // Without a fallback a store failure rejects with an Error, never with a result, so
 // middleware can tell "Redis is down" from "rate limited".
 const { createLimiter, RateLimitResult } = require('../../lib/ratelimit');
@@ -50,9 +51,10 @@ test('Redis down: decisions come from the local fallback, status() says so, then
   expect(l.status()).toMatchObject({ store: 'redis', usingFallback: false, lastError: null });
 
   await killServer();
-  // The local fallback has its own, smaller bucket: 3 points, then refusals.
+  // The local fallback has its own, smaller bucket: 3 points for a key Redis never spoke of,
+  // then refusals.
   const local = [];
-  for (let i = 0; i < 5; i++) local.push(await outcome(l.consume('k')));
+  for (let i = 0; i < 5; i++) local.push(await outcome(l.consume('n')));
   expect(local.map((r) => r.ok)).toEqual([true, true, true, false, false]);
   expect(local[3].error).toBeInstanceOf(RateLimitResult);
   expect(local[0].value.remainingPoints).toBe(2);
@@ -60,12 +62,15 @@ test('Redis down: decisions come from the local fallback, status() says so, then
   expect(status.usingFallback).toBe(true);
   expect(status.lastError).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String), at: expect.any(Number) }));
   expect(Math.abs(status.lastError.at - Date.now())).toBeLessThan(60000);
-  expect(status.fallbackEntries).toBe(1);
   expect(c.status().fallbacks).toContain('ratelimit:rl:fb');
+  // A key Redis spoke of starts from the same share of the bucket in use: 1 of 100 is 0.03
+  // of 3 points, so 2 whole points are left.
+  await expect(l.get('k')).resolves.toMatchObject({ remainingPoints: 2, consumedPoints: 1 });
+  expect(status.fallbackEntries).toBe(2);
   // get / penalty / reward / block / delete keep working on the fallback too.
-  await expect(l.get('k')).resolves.toMatchObject({ remainingPoints: 0 });
-  await expect(l.reward('k', 1)).resolves.toMatchObject({ remainingPoints: 1 });
-  await expect(l.penalty('k', 1)).resolves.toMatchObject({ remainingPoints: 0 });
+  await expect(l.get('n')).resolves.toMatchObject({ remainingPoints: 0 });
+  await expect(l.reward('n', 1)).resolves.toMatchObject({ remainingPoints: 1 });
+  await expect(l.penalty('n', 1)).resolves.toMatchObject({ remainingPoints: 0 });
   await expect(l.block('other', 10)).resolves.toMatchObject({ msBeforeNext: 10000 });
   await expect(l.delete('other')).resolves.toBe(false);
 

@@ -78,23 +78,33 @@ describe('store selection', () => {
     expect(() => createLimiter({ points: 1, duration: 1, client: null })).toThrow(/option client/);
   });
 
-  test('only connection-class errors send a decision to the fallback; anything else rejects with the error', async () => {
-    const { ConnectionError } = require('../../lib/errors');
-    const client = createClient({ url: 'redis://127.0.0.1:1' });
+  test('only an unreachable Redis sends a decision to the fallback; anything else rejects with the error', async () => {
+    const { ConnectionError, CommandTimeoutError, OutcomeUnknownError } = require('../../lib/errors');
+    // The breaker off: its state stays closed, and an unreachable Redis is the client's word.
+    const client = createClient({ url: 'redis://127.0.0.1:1', breaker: false });
     const l = createLimiter({ keyPrefix: 'rl:opt:errors', points: 1, duration: 60, client });
     const bug = new TypeError('a bug in the client');
-    client.call = () => Promise.reject(bug);
+    client._command = () => Promise.reject(bug);
     await expect(l.consume('k')).rejects.toBe(bug);
     const noCode = new Error('NOSCRIPT-like error without a code');
-    client.call = () => Promise.reject(noCode);
+    client._command = () => Promise.reject(noCode);
     await expect(l.consume('k')).rejects.toBe(noCode);
-    expect(l.status().usingFallback).toBe(false);
-    for (const err of [Object.assign(new Error('reset'), { code: 'ECONNRESET' }), new ConnectionError('down', 'ECONNREFUSED')]) {
-      client.call = () => Promise.reject(err);
-      await expect(l.consume(`k:${err.message}`)).resolves.toBeInstanceOf(RateLimitResult);
-      expect(l.status().usingFallback).toBe(true);
+    // A slow reply, or one whose outcome is unknown, while the breaker is closed: an error,
+    // never a local admission; its point is charged to the key's local bucket all the same.
+    for (const err of [new CommandTimeoutError('slow', 'ETIMEDOUT'), new OutcomeUnknownError('lost', 'ERR_OUTCOME_UNKNOWN'), Object.assign(new Error('reset'), { code: 'ECONNRESET' })]) {
+      client._command = () => Promise.reject(err);
+      await expect(l.consume(`k:${err.message}`)).rejects.toBe(err);
+      expect(l.status().usingFallback).toBe(false);
     }
-    await client.quit();
+    expect(l.status().decisions).toMatchObject({ allowed: 0, unknownCharged: 2, errors: 5, fallback: 0 });
+    // Redis not reached (nothing was sent): the fallback decides.
+    client._command = () => Promise.reject(new ConnectionError('down', 'ECONNREFUSED'));
+    await expect(l.consume('k:down')).resolves.toBeInstanceOf(RateLimitResult);
+    expect(l.status().usingFallback).toBe(true);
+    // A charged key is spent locally: its one point went with the timed-out decision.
+    await expect(l.consume('k:slow')).rejects.toBeInstanceOf(RateLimitResult);
+    expect(l.status().decisions).toMatchObject({ allowed: 1, fallback: 2 });
+    client.disconnect();
   });
 
   test("store 'redis' with Redis disabled and no client is an error at creation", () => {

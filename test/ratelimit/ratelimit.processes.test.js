@@ -3,13 +3,10 @@
 // concurrent consumes each on one key get exactly the capacity between them, and processes
 // whose clocks disagree by minutes still agree on the bucket, because the script reads
 // Redis's clock (TIME), never the app server's.
-const { spawn } = require('child_process');
-const path = require('path');
 const { createLimiter } = require('../../lib/ratelimit');
 const { createClient } = require('../../lib/redis');
 const { suiteDatabase } = require('../helpers/suite-db');
-
-const LIB = path.join(__dirname, '..', '..', 'lib');
+const { inChild: runInChild } = require('./in-child');
 
 let db;
 let client;
@@ -27,44 +24,7 @@ beforeEach(async () => {
   await db.flush();
 });
 
-/**
- * Runs `body` (the source of an async function of ({ createLimiter, createClient, url, arg }))
- * in a new Node process whose wall clock is shifted by skewMs, and resolves with what it
- * returned (JSON). The shift covers Date.now() and new Date(), as a machine whose clock is
- * wrong would show them.
- */
-function inChild(body, { skewMs = 0, arg = null, waitFor = null } = {}) {
-  const source = `
-    const skew = ${JSON.stringify(skewMs)};
-    if (skew !== 0) {
-      const RealDate = Date;
-      const realNow = RealDate.now.bind(RealDate);
-      class SkewedDate extends RealDate {
-        constructor(...a) { if (a.length === 0) super(realNow() + skew); else super(...a); }
-        static now() { return realNow() + skew; }
-      }
-      globalThis.Date = SkewedDate;
-    }
-    const { createLimiter } = require(${JSON.stringify(path.join(LIB, 'ratelimit'))});
-    const { createClient } = require(${JSON.stringify(path.join(LIB, 'redis'))});
-    const run = ${body};
-    const go = async () => {
-      ${waitFor ? `await new Promise((r) => process.stdin.once('data', r));` : ''}
-      return run({ createLimiter, createClient, url: ${JSON.stringify(db.url)}, arg: ${JSON.stringify(arg)} });
-    };
-    go().then((v) => { process.stdout.write(JSON.stringify({ clock: Date.now(), value: v })); process.exit(0); },
-              (e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
-  `;
-  const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const done = new Promise((resolve, reject) => {
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`child failed (${code}): ${err}`))));
-  });
-  return { child, done, go: () => child.stdin.write('go\n') };
-}
+const inChild = (body, options = {}) => runInChild(body, { url: db.url, ...options });
 
 test('4 processes x 1,000 concurrent consumes on one key admit exactly the capacity', async () => {
   const capacity = 137;
@@ -74,8 +34,11 @@ test('4 processes x 1,000 concurrent consumes on one key admit exactly the capac
     const results = await Promise.allSettled(Array.from({ length: 1000 }, () => limiter.consume('shared')));
     const admitted = results.filter((r) => r.status === 'fulfilled').length;
     const refusedAsResults = results.filter((r) => r.status === 'rejected' && typeof r.reason.msBeforeNext === 'number').length;
+    // A stall of Redis longer than the breaker's stallMs (on a busy machine) settles the
+    // decisions then waiting with ERR_OUTCOME_UNKNOWN: errors, never admissions.
+    const unknown = results.filter((r) => r.status === 'rejected' && r.reason instanceof Error && r.reason.code === 'ERR_OUTCOME_UNKNOWN').length;
     await client.quit();
-    return { admitted, refusedAsResults };
+    return { admitted, refusedAsResults, unknown };
   }`;
   const children = Array.from({ length: 4 }, () => inChild(body, { waitFor: true }));
   // Every process has loaded before any of them fires (they wait for 'go' on stdin).
@@ -83,8 +46,13 @@ test('4 processes x 1,000 concurrent consumes on one key admit exactly the capac
   for (const c of children) c.go();
   const results = (await Promise.all(children.map((c) => c.done))).map((r) => r.value);
   const admitted = results.reduce((n, r) => n + r.admitted, 0);
-  expect(admitted).toBe(capacity);
-  expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - capacity);
+  const unknown = results.reduce((n, r) => n + r.unknown, 0);
+  // Exactly the capacity, unless Redis stalled with decisions waiting: then those whose
+  // outcome is unknown make up the difference, and still none is admitted past it.
+  expect(admitted).toBeLessThanOrEqual(capacity);
+  expect(admitted + unknown).toBeGreaterThanOrEqual(capacity);
+  if (unknown === 0) expect(admitted).toBe(capacity);
+  expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - admitted - unknown);
   const check = createLimiter({ keyPrefix: 'rl:proc', points: capacity, duration: 86400, client });
   expect((await check.get('shared')).consumedPoints).toBe(capacity);
 }, 60000);

@@ -133,7 +133,8 @@ describe('a decision whose outcome is unknown', () => {
     await proxy.close();
   });
 
-  async function lostReply(limiter, key) {
+  /** Loses the reply of a consume that ran; `down`: Redis stays unreachable afterwards. */
+  async function lostReply(limiter, key, { down = false } = {}) {
     await limiter.consume(key); // connected, script loaded
     proxy.hold('toClient');
     const pending = outcome(limiter.consume(key));
@@ -141,6 +142,7 @@ describe('a decision whose outcome is unknown', () => {
     await waitFor(async () => (await admin.call('GET', `${limiter.keyPrefix}:${key}`)) !== null && (await limiterConsumed(limiter, key)) === 2, {
       what: 'the script to run',
     });
+    if (down) await proxy.refuse();
     proxy.cut();
     proxy.release();
     return pending;
@@ -162,13 +164,30 @@ describe('a decision whose outcome is unknown', () => {
     expect(await limiterConsumed(l, 'u')).toBe(2); // counted once, not resent
   });
 
-  test('is never sent again; with the fallback it is answered locally', async () => {
-    const c = client({ url: proxy.url });
+  test('is never sent again; Redis reachable at once: rejects with ERR_OUTCOME_UNKNOWN, its points charged locally', async () => {
+    const l = createLimiter({ keyPrefix: prefix(), points: 10, duration: 86400, client: client({ url: proxy.url }) });
+    const r = await lostReply(l, 'w');
+    // The connection came back at once, the breaker stayed closed: no local decision.
+    expect(r.ok).toBe(false);
+    expect(r.error.code).toBe('ERR_OUTCOME_UNKNOWN');
+    expect(l.status().decisions).toMatchObject({ unknownCharged: 1, errors: 1, fallback: 0 });
+    await waitFor(async () => (await outcome(l.consume('probe'))).ok, { what: 'reconnection' });
+    expect(await limiterConsumed(l, 'w')).toBe(2);
+  });
+
+  test('is never sent again; Redis unreachable afterwards: the fallback starts from its points, charged', async () => {
+    const c = client({ url: proxy.url, reconnectBaseDelay: 10, reconnectMaxDelay: 50 });
     const l = createLimiter({ keyPrefix: prefix(), points: 10, duration: 86400, client: c });
-    const r = await lostReply(l, 'v');
-    expect(r.ok).toBe(true);
-    expect(r.value).toBeInstanceOf(RateLimitResult);
-    expect(l.status().usingFallback).toBe(true);
+    const r = await lostReply(l, 'v', { down: true });
+    // The connection was lost while the breaker was still closed: an error, not a decision.
+    expect(r.ok).toBe(false);
+    expect(r.error.code).toBe('ERR_OUTCOME_UNKNOWN');
+    await waitFor(() => l.status().usingFallback, { what: 'the breaker open' });
+    // Locally: the 1 Redis reported and the 1 charged; then the fallback admits a third.
+    await expect(l.get('v')).resolves.toMatchObject({ consumedPoints: 2 });
+    await expect(l.consume('v')).resolves.toMatchObject({ consumedPoints: 3 });
+    expect(l.status().decisions).toMatchObject({ unknownCharged: 1, fallback: 1, errors: 1 });
+    await proxy.accept();
     await waitFor(async () => (await outcome(l.consume('probe'))).ok && !l.status().usingFallback, { what: 'back on Redis' });
     expect(await limiterConsumed(l, 'v')).toBe(2);
   });

@@ -182,7 +182,7 @@ TEST(CommandPipelineTest, SettleFlaggedKeepsWrittenSlotsAndDropsUnsentBytes) {
   push(6, 0);
   std::vector<int> written, unsent;
   p.SettleFlagged(
-      kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
+      kFlag, kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
       [&](void* t, uint32_t) { unsent.push_back(Id(t)); });
   EXPECT_EQ(written, std::vector<int>({1}));
   EXPECT_EQ(unsent, std::vector<int>({3, 5}));
@@ -196,9 +196,31 @@ TEST(CommandPipelineTest, SettleFlaggedKeepsWrittenSlotsAndDropsUnsentBytes) {
   // A second opening settles nothing twice.
   written.clear();
   p.SettleFlagged(
-      kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
+      kFlag, kFlag, [&](void* t, uint32_t) { written.push_back(Id(t)); },
       [&](void* t, uint32_t) { unsent.push_back(Id(t)); });
   EXPECT_TRUE(written.empty());
+}
+
+TEST(CommandPipelineTest, AnUnsentOnlyFlagLeavesWrittenCommandsWaiting) {
+  CommandPipeline p;
+  constexpr uint32_t kAny = 1u << 20;
+  constexpr uint32_t kUnsentOnly = 1u << 21;
+  auto push = [&](int id, uint32_t flags) {
+    std::string key = "k" + std::to_string(id);
+    std::string_view argv[] = {"GET", key};
+    p.Push(argv, 2, Token(id), flags, 0);
+  };
+  push(1, kUnsentOnly);
+  std::string out;
+  p.TakeUnsent(10, SIZE_MAX, out);
+  push(2, kUnsentOnly);
+  std::vector<int> written, unsent;
+  p.SettleFlagged(
+      kAny, kAny | kUnsentOnly, [&](void* t, uint32_t) { written.push_back(Id(t)); },
+      [&](void* t, uint32_t) { unsent.push_back(Id(t)); });
+  EXPECT_TRUE(written.empty()) << "a written command waits for its reply";
+  EXPECT_EQ(unsent, std::vector<int>({2}));
+  EXPECT_FALSE(p.PopWritten().settled);
 }
 
 }  // namespace
