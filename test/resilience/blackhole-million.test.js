@@ -213,6 +213,21 @@ test('connected, then every byte held both ways by a proxy (in a process of its 
   // Never the value only Redis has: nothing got through the hold.
   expect([...values.keys()].every((v) => v === null || v === true || v === false || v === 'fallback')).toBe(true);
   expectBounded(r, { ...bounds, connected: true });
+  // Recovery may wait for the breaker: opened by failures (timeouts count), it probes after
+  // openMs, doubling after each failed probe up to maxOpenMs (30 s).
   await proxy.do('release', 'both');
-  await waitFor(async () => client.breakerState === 'closed' && (await cache.cacheGet('k:1')) === 'redis', { timeoutMs: 15000, what: 'recovery' });
+  const released = Date.now();
+  const seen = [];
+  try {
+    await waitFor(async () => {
+      const v = await cache.cacheGet('k:1');
+      const s = client.status();
+      seen.push(`${Date.now() - released}ms ${s.state}/${s.breaker}/${s.breakerReason} inFlight ${s.inFlight} queued ${s.queued} -> ${v}`);
+      return client.breakerState === 'closed' && v === 'redis';
+    }, { timeoutMs: 45000, intervalMs: 250, what: 'recovery' });
+    console.log(`held by a proxy: recovered ${Date.now() - released} ms after the release (${seen.length > 1 ? seen.at(-2) : 'at once'})`);
+  } catch (err) {
+    console.log(`no recovery after the release: ${JSON.stringify(client.status())}\n${seen.join('\n')}`);
+    throw err;
+  }
 }, 120000);
