@@ -1,5 +1,6 @@
 /// <reference types="node" />
 import type { IncomingMessage, ServerResponse } from 'http';
+import type { BreakerState } from './redis';
 
 /** The verbs the client core counts apart; every other command counts as 'other'. */
 export type CommandVerb = 'get' | 'set' | 'mget' | 'del' | 'scan' | 'eval' | 'ping' | 'other';
@@ -31,7 +32,6 @@ export interface LatencyHistogram {
   count: number;
 }
 
-export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** What RedisClient#metrics() returns: the counters of the client core. */
 export interface ClientMetrics {

@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import { EventEmitter } from 'events';
 import type { ClientMetrics } from './metrics';
 export * from './errors';
 
@@ -49,7 +50,43 @@ export interface ClientOptions {
   tls?: false | null;
   /** Count outcomes and latencies by command in the client core (see metrics()). Default true. */
   metrics?: boolean;
+  /** The circuit breaker's settings, or false for none (calls then wait for their deadlines). */
+  breaker?: false | BreakerOptions;
+  /**
+   * Where the client reports outages (one line when Redis becomes unusable, one when it is
+   * back): console by default (silent when NODE_ENV=test), any object with error/warn/info
+   * (pino, winston…), or false for none.
+   */
+  logger?: false | null | Logger;
 }
+
+export interface Logger {
+  error(message: string): void;
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+export interface BreakerOptions {
+  enabled?: boolean;
+  /** Commands written (or waiting for a connect) and nothing read for this long: open. Default 25 ms. */
+  stallMs?: number;
+  /** This many failures in a row open it (0: off). Default 5. */
+  failureThreshold?: number;
+  /** Or this share of failures (0 to 100; 0: off) among at least minimumRequests over windowMs. Default 50. */
+  failureRatePercent?: number;
+  /** Default 10000 ms. */
+  windowMs?: number;
+  /** Default 20. */
+  minimumRequests?: number;
+  /** Opened by failures: the wait before a PING probe. Default 1000 ms. */
+  openMs?: number;
+  /** The longest wait between probes (doubled after each failed one). Default 30000 ms. */
+  maxOpenMs?: number;
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+/** Why the breaker opened: Redis stalled, could not be reached, or failed commands. */
+export type BreakerReason = 'stalled' | 'unreachable' | 'failures';
 
 export type RedisArg = string | Buffer | number;
 export type RedisReply = string | number | null | Buffer | Error | RedisReply[];
@@ -64,7 +101,13 @@ export interface ClientStatus {
   host: string;
   port: number;
   db: number;
+  breaker: BreakerState;
+  breakerReason: BreakerReason | null;
+  /** When the breaker last opened (epoch ms), or null. */
+  breakerOpenedAt: number | null;
   lastError: { code: string; message: string; at: number } | null;
+  /** When the last error happened (epoch ms), or null. */
+  lastErrorTime: number | null;
   reconnectAttempts: number;
   connectionsOpened: number;
   inFlight: number;
@@ -72,8 +115,24 @@ export interface ClientStatus {
   fallbacks: string[];
 }
 
-export class RedisClient {
+export interface RedisClientEvents {
+  connect: [];
+  ready: [];
+  /** Not emitted when nobody listens: the logger reports it instead, and nothing throws. */
+  error: [err: Error & { code: string }];
+  close: [];
+  reconnecting: [delayMs: number];
+  end: [];
+  breaker: [change: { state: BreakerState; reason: BreakerReason | null }];
+}
+
+export class RedisClient extends EventEmitter {
   constructor(options?: ClientOptions, env?: NodeJS.ProcessEnv);
+  on<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
+  once<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
+  off<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
+  /** The circuit breaker's state, read from the core without a call. */
+  readonly breakerState: BreakerState;
   call(command: string, ...args: RedisArg[]): Promise<any>;
   callBuffer(command: string, ...args: RedisArg[]): Promise<any>;
   get(key: string | Buffer): Promise<string | null>;

@@ -29,7 +29,7 @@ function chooseLogger(logger, env) {
 
 function createLogSink(loggerOption, env, endpoint, breakerClosed) {
   const logger = chooseLogger(loggerOption, env);
-  let outage = null; // { since, logged, attempts }
+  let outage = null; // { since, logged, attempts, level, message }
   let lastOutageLine = -Infinity;
   let suppressed = 0;
   const keyed = new Map();
@@ -47,18 +47,41 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
     }
   };
 
-  const begin = (level, message) => {
+  let deferred = null; // the timer that reports a held-back outage still going on
+
+  const report = (current) => {
     const now = Date.now();
-    outage = { since: now, logged: false, attempts: 0 };
-    if (now - lastOutageLine < OUTAGE_LINE_INTERVAL_MS) {
-      suppressed += 1;
-      return;
-    }
     const more = suppressed > 0 ? ` (${suppressed} shorter outage${suppressed === 1 ? '' : 's'} since the last report)` : '';
+    const lasting = current.since < now ? ` (unusable since ${now - current.since} ms ago)` : '';
     suppressed = 0;
     lastOutageLine = now;
-    outage.logged = true;
-    write(level, message + more);
+    current.logged = true;
+    write(current.level, current.message + lasting + more);
+  };
+
+  // An outage that starts soon after the last one reported is held back (a flapping server
+  // must not flood the log); if it is still going on when the interval has passed, it is
+  // reported then, so a real outage after a blip is never silent.
+  const begin = (level, message) => {
+    const now = Date.now();
+    const current = { since: now, logged: false, attempts: 0, level, message };
+    outage = current;
+    const wait = lastOutageLine + OUTAGE_LINE_INTERVAL_MS - now;
+    if (wait <= 0) {
+      report(current);
+      return;
+    }
+    suppressed += 1;
+    if (deferred === null) {
+      deferred = setTimeout(() => {
+        deferred = null;
+        if (outage !== null && !outage.logged) {
+          suppressed -= 1; // this one is reported itself
+          report(outage);
+        }
+      }, wait);
+      deferred.unref();
+    }
   };
 
   const end = () => {

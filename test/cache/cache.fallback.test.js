@@ -10,6 +10,7 @@ const { createCache } = require('../../lib/cache');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { createProxy } = require('../helpers/proxy');
 const { rawCommand } = require('../helpers/raw-redis');
+const { outage } = require('../helpers/client-suite');
 const { waitFor, track, turns, watchUnhandledRejections } = require('../helpers/async');
 
 let db;
@@ -46,16 +47,6 @@ async function setup({ client: clientOptions = {}, cache: cacheOptions = {} } = 
     await proxy.close();
   });
   return { proxy, client, cache, logs };
-}
-
-/** Redis becomes unreachable for this client (nothing listens, the connection is cut). */
-async function outage({ proxy, client }) {
-  await proxy.refuse();
-  proxy.cut();
-  await waitFor(async () => {
-    await client.call('PING').catch(() => {});
-    return client.breakerState !== 'closed';
-  }, { what: 'the breaker to open' });
 }
 
 /** Redis is reachable again; resolves once the breaker has closed. */

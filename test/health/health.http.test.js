@@ -11,6 +11,7 @@ const { createCache } = require('../../lib/cache');
 const { createHealth, healthHandlers, healthRouter } = require('../../lib/health');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { createProxy } = require('../helpers/proxy');
+const { outage } = require('../helpers/client-suite');
 const { waitFor } = require('../helpers/async');
 
 let db;
@@ -46,15 +47,6 @@ async function setup({ fallback } = {}) {
     await proxy.close();
   });
   return { proxy, client, cache, health: createHealth({ client, cache }) };
-}
-
-async function outage({ proxy, client }) {
-  await proxy.refuse();
-  proxy.cut();
-  await waitFor(async () => {
-    await client.call('PING').catch(() => {});
-    return client.breakerState !== 'closed';
-  }, { what: 'the breaker to open' });
 }
 
 test('through Express: ok, then degraded (still 200 and ready), then ok again', async () => {

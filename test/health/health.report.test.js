@@ -12,6 +12,7 @@ const { createHealth } = require('../../lib/health');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { startRedis } = require('../helpers/redis-server');
 const { createProxy } = require('../helpers/proxy');
+const { outage } = require('../helpers/client-suite');
 const { waitFor } = require('../helpers/async');
 
 const PASSWORD = 'hc-Pw-9f3Kq7Zx';
@@ -54,15 +55,6 @@ async function setup({ url, cache: cacheOptions = {}, client: clientOptions = {}
     await proxy.close();
   });
   return { proxy, client, cache, log, health: createHealth({ client, cache }) };
-}
-
-async function outage({ proxy, client }) {
-  await proxy.refuse();
-  proxy.cut();
-  await waitFor(async () => {
-    await client.call('PING').catch(() => {});
-    return client.breakerState !== 'closed';
-  }, { what: 'the breaker to open' });
 }
 
 /** Every text a user could see of the report. */

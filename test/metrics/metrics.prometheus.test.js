@@ -4,38 +4,20 @@
 // broken texts), says what the snapshot says (counters, cumulative buckets consistent with
 // _count, latency in seconds), reports the breaker and in-flight gauges while Redis stalls,
 // escapes label values, and takes a prefix.
-const { createClient } = require('../../lib/redis');
 const { prometheusText, metricsSnapshot, PROMETHEUS_CONTENT_TYPE } = require('../../lib/metrics');
-const { createProxy } = require('../helpers/proxy');
-const { suiteDatabase } = require('../helpers/suite-db');
+const { clientSuite } = require('../helpers/client-suite');
 const { waitFor, outcome } = require('../helpers/async');
 const { parseExposition, sampleValue } = require('./exposition-parser');
 
-let db;
-let proxy;
-const clients = [];
-
 // The breaker is off unless a test is about it: on a busy machine a starved redis-server
 // could open it and turn a counted hit into a refusal.
-function open(options) {
-  const client = createClient({ logger: false, breaker: false, ...options });
-  clients.push(client);
-  return client;
-}
-
-beforeAll(async () => {
-  db = await suiteDatabase();
-  proxy = await createProxy({ port: db.port });
+const suite = clientSuite({ proxy: true, defaults: { logger: false, breaker: false } });
+const open = suite.open;
+let db;
+let proxy;
+beforeAll(() => {
+  ({ db, proxy } = suite);
 });
-
-beforeEach(() => db.flush());
-
-afterEach(() => {
-  proxy.release().delay(0);
-  for (const c of clients.splice(0)) c.disconnect();
-});
-
-afterAll(() => proxy.close());
 
 test('the text parses strictly and says what the snapshot says', async () => {
   const client = open({ url: `${proxy.url}/${db.db}`, commandTimeout: 150, breaker: false });

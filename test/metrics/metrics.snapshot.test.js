@@ -3,38 +3,20 @@
 // moves when, and only when, its outcome happens (hit, miss, ok, error, timeout, unknown,
 // refused); hitRate follows the reads; the components registered on the client and the
 // ones passed in are included; a client with metrics: false counts nothing.
-const { createClient } = require('../../lib/redis');
 const { metricsSnapshot } = require('../../lib/metrics');
 const { BREAKER_EARLY } = require('../../lib/client/client');
-const { createProxy } = require('../helpers/proxy');
-const { suiteDatabase } = require('../helpers/suite-db');
+const { clientSuite } = require('../helpers/client-suite');
 const { waitFor, outcome } = require('../helpers/async');
-
-let db;
-let proxy;
-const clients = [];
 
 // The breaker is off unless a test is about it: on a busy machine a starved redis-server
 // could open it and turn a counted hit into a refusal.
-function open(options) {
-  const client = createClient({ logger: false, breaker: false, ...options });
-  clients.push(client);
-  return client;
-}
-
-beforeAll(async () => {
-  db = await suiteDatabase();
-  proxy = await createProxy({ port: db.port });
+const suite = clientSuite({ proxy: true, defaults: { logger: false, breaker: false } });
+const open = suite.open;
+let db;
+let proxy;
+beforeAll(() => {
+  ({ db, proxy } = suite);
 });
-
-beforeEach(() => db.flush());
-
-afterEach(() => {
-  proxy.release().delay(0);
-  for (const c of clients.splice(0)) c.disconnect();
-});
-
-afterAll(() => proxy.close());
 
 /** The outcome counters of one verb that differ between two snapshots, as { outcome: delta }. */
 function moved(before, after, verb) {

@@ -31,6 +31,11 @@ export async function limits(req: IncomingMessage & { body: { email?: string } }
   }
   // @ts-expect-error points is a number
   createLimiter({ keyPrefix: 'x', points: '5', duration: 1 });
+  const guarded = createLimiter({ keyPrefix: 'rl:api', points: 100, duration: 60, fallback: { graceMs: 100, maxEntries: 1000 } });
+  const d = guarded.status().decisions;
+  const counted: number = d.allowed + d.refused + d.local + d.fallback + d.unknownCharged + d.errors;
+  const local: boolean = guarded.status().usingFallback;
+  void [counted, local];
 }
 
 
@@ -67,6 +72,21 @@ export async function client(): Promise<void> {
   });
   createClient({ host: '127.0.0.1', port: 6379, username: 'u', password: 'p', db: 2 });
   createClient();
+  const guarded = createClient({
+    breaker: { stallMs: 50, failureThreshold: 3, failureRatePercent: 50, windowMs: 10000, minimumRequests: 20, openMs: 500, maxOpenMs: 10000 },
+    logger: console,
+    metrics: false,
+  });
+  createClient({ breaker: false, logger: false });
+  guarded.on('error', (err) => void err.code.toUpperCase());
+  guarded.on('reconnecting', (delayMs: number) => void delayMs);
+  guarded.on('breaker', ({ state, reason }) => void (state === 'open' && reason === 'stalled'));
+  guarded.once('ready', () => undefined).on('end', () => undefined);
+  const breakerNow: 'closed' | 'open' | 'half-open' = guarded.breakerState;
+  const st = guarded.status();
+  const openedAt: number | null = st.breakerOpenedAt;
+  const errorAt: number | null = st.lastErrorTime;
+  void [breakerNow, openedAt, errorAt, st.breaker, st.breakerReason];
 
   const reply: unknown = await c.call('HSET', 'k', 'f', 1);
   await c.call('SET', Buffer.from('k'), Buffer.from('v'));
