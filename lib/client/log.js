@@ -1,11 +1,16 @@
 'use strict';
 // What a client tells its logger: one line when Redis becomes unusable (unreachable, stalled,
 // or refusing the password), one when it is back, and nothing in between, however many
-// reconnect attempts fail. Outages that follow each other quickly are summed up, not listed.
+// reconnect attempts fail. A stall shorter than a second (a busy host) is only counted; past
+// a few outage lines a minute, outages are summed up rather than listed, and one still going
+// on when the budget allows is reported then.
 const { invalidParameterError } = require('../util/validate');
 
-// Two outage lines at least this far apart; the ones in between are counted.
-const OUTAGE_LINE_INTERVAL_MS = 30000;
+// At most this many outage lines per window; outages past it wait for room.
+const OUTAGE_LINES_PER_WINDOW = 2;
+const OUTAGE_WINDOW_MS = 60000;
+// A stall is reported once it has lasted this long: a shorter one is a blip, only counted.
+const STALL_LINE_AFTER_MS = 1000;
 // A line written through _log(level, message, key) with a key: at most once per interval.
 const KEYED_LINE_INTERVAL_MS = 60000;
 // Handshake refusals that mean the credentials are wrong, not that Redis is away.
@@ -30,8 +35,9 @@ function chooseLogger(logger, env) {
 function createLogSink(loggerOption, env, endpoint, breakerClosed) {
   const logger = chooseLogger(loggerOption, env);
   let outage = null; // { since, logged, attempts, level, message }
-  let lastOutageLine = -Infinity;
-  let suppressed = 0;
+  const lineTimes = []; // when the last outage lines were written (at most OUTAGE_LINES_PER_WINDOW)
+  let unreported = 0; // outages that ended before they were reported
+  let timer = null; // reports the current outage when its grace or the line budget allows
   const keyed = new Map();
 
   const write = (level, message, key) => {
@@ -47,48 +53,62 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
     }
   };
 
-  let deferred = null; // the timer that reports a held-back outage still going on
+  // When the next outage line may be written: the budget allows a few per window.
+  const budgetAt = (now) => {
+    while (lineTimes.length > 0 && lineTimes[0] + OUTAGE_WINDOW_MS <= now) lineTimes.shift();
+    return lineTimes.length < OUTAGE_LINES_PER_WINDOW ? now : lineTimes[0] + OUTAGE_WINDOW_MS;
+  };
 
   const report = (current) => {
     const now = Date.now();
-    const more = suppressed > 0 ? ` (${suppressed} shorter outage${suppressed === 1 ? '' : 's'} since the last report)` : '';
-    const lasting = current.since < now ? ` (unusable since ${now - current.since} ms ago)` : '';
-    suppressed = 0;
-    lastOutageLine = now;
+    const lasting = now - current.since >= 1000 ? ` (unusable for ${now - current.since} ms so far)` : '';
+    const more = unreported > 0 ? ` (${unreported} brief outage${unreported === 1 ? '' : 's'} since the last report)` : '';
+    unreported = 0;
+    lineTimes.push(now);
     current.logged = true;
     write(current.level, current.message + lasting + more);
   };
 
-  // An outage that starts soon after the last one reported is held back (a flapping server
-  // must not flood the log); if it is still going on when the interval has passed, it is
-  // reported then, so a real outage after a blip is never silent.
-  const begin = (level, message) => {
+  // Reports the current outage now, or arms the timer for when it may be: after `graceMs`
+  // from its start (a stall that ends within it is a blip, only counted), and within the
+  // line budget (a flapping server must not flood the log). An outage still going on then is
+  // reported, never left silent.
+  const schedule = (graceMs) => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    const current = outage;
     const now = Date.now();
-    const current = { since: now, logged: false, attempts: 0, level, message };
-    outage = current;
-    const wait = lastOutageLine + OUTAGE_LINE_INTERVAL_MS - now;
-    if (wait <= 0) {
+    const at = Math.max(current.since + graceMs, budgetAt(now));
+    if (at <= now) {
       report(current);
       return;
     }
-    suppressed += 1;
-    if (deferred === null) {
-      deferred = setTimeout(() => {
-        deferred = null;
-        if (outage !== null && !outage.logged) {
-          suppressed -= 1; // this one is reported itself
-          report(outage);
-        }
-      }, wait);
-      deferred.unref();
-    }
+    timer = setTimeout(() => {
+      timer = null;
+      if (outage === current && !current.logged) schedule(graceMs);
+    }, at - now);
+    timer.unref();
+  };
+
+  const begin = (level, message, graceMs) => {
+    outage = { since: Date.now(), logged: false, attempts: 0, level, message };
+    schedule(graceMs);
   };
 
   const end = () => {
     if (outage === null) return;
     const { since, logged, attempts } = outage;
     outage = null;
-    if (!logged) return;
+    if (timer !== null) {
+      clearTimeout(timer);
+      timer = null;
+    }
+    if (!logged) {
+      unreported += 1;
+      return;
+    }
     const tries = attempts > 0 ? ` after ${attempts} failed connection attempt${attempts === 1 ? '' : 's'}` : '';
     write('info', `Redis at ${endpoint} is usable again (unusable for ${Date.now() - since} ms${tries})`);
   };
@@ -97,23 +117,27 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
     switch (type) {
       case 'error': {
         const err = detail.error;
-        if (outage !== null) {
-          outage.attempts += 1;
-          return;
+        const level = AUTH_CODES.has(err.code) ? 'error' : 'warn';
+        const message = AUTH_CODES.has(err.code)
+          ? `Redis at ${endpoint} refused the credentials (${err.code}); check REDIS_URL / REDIS_PASSWORD. Calls fail fast or use fallbacks; retrying in the background`
+          : `Redis at ${endpoint} is unreachable (${err.code}: ${err.message}). Calls fail fast or use fallbacks; retrying in the background`;
+        if (outage === null) {
+          begin(level, message, 0);
+        } else if (!outage.logged) {
+          // A stall waiting for its grace turned into an error: this is the outage's news.
+          outage.level = level;
+          outage.message = message;
+          schedule(0);
         }
-        if (AUTH_CODES.has(err.code)) {
-          begin('error', `Redis at ${endpoint} refused the credentials (${err.code}); check REDIS_URL / REDIS_PASSWORD. Calls fail fast or use fallbacks; retrying in the background`);
-        } else {
-          begin('warn', `Redis at ${endpoint} is unreachable (${err.code}: ${err.message}). Calls fail fast or use fallbacks; retrying in the background`);
-        }
-        outage.attempts = 1;
+        outage.attempts += 1;
         return;
       }
       case 'breaker':
         if (detail.state === 'closed') end();
         else if (outage === null && detail.state === 'open') {
           const why = detail.reason === 'stalled' ? 'stopped answering' : 'is failing commands';
-          begin('warn', `Redis at ${endpoint} ${why}: circuit breaker open (${detail.reason}). Calls fail fast or use fallbacks until it answers again`);
+          const grace = detail.reason === 'stalled' ? STALL_LINE_AFTER_MS : 0;
+          begin('warn', `Redis at ${endpoint} ${why}: circuit breaker open (${detail.reason}). Calls fail fast or use fallbacks until it answers again`, grace);
         }
         return;
       case 'ready':
