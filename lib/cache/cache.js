@@ -19,7 +19,7 @@ const { MemoryStore } = require('../store/memory-store');
 const { clientConstants } = require('../binding');
 
 const DEFAULT_MAX_VALUE_BYTES = clientConstants.defaults.maxValueBytes;
-const { BREAKER_EARLY } = clientConstants.commandFlags;
+const { BREAKER_EARLY, UNSENT_EARLY } = clientConstants.commandFlags;
 
 function checkKey(key, name = 'key') {
   if (typeof key === 'string') {
@@ -55,6 +55,11 @@ function checkPositiveInteger(name, value) {
 // (SOFT_FAIL), and one still waiting when the breaker opens settles at once (BREAKER_EARLY),
 // so an outage costs a caller no more than the breaker's own delay.
 const REDIS_FLAGS = SOFT_FAIL | BREAKER_EARLY;
+// Deletions (DEL, and the SCAN + UNLINK of a prefix) wait for their reply once written: their
+// outcome matters more than their latency, and a stall of a few milliseconds (a busy host)
+// must not turn a deletion Redis is about to make into a lost invalidation. One not yet
+// written when the breaker opens has not run, and settles at once (UNSENT_EARLY).
+const DELETE_FLAGS = SOFT_FAIL | UNSENT_EARLY;
 // A deletion that failed while the breaker stayed closed (one timeout, one dropped
 // connection) is re-issued after this long, rather than waiting for an outage to end.
 const RETRY_REISSUE_MS = 1000;
@@ -153,7 +158,7 @@ class RedisCache {
       if (store !== null) for (const key of keys) if (store.del(key)) n += 1;
       return nextTurn(n);
     }
-    const n = await this.client._command(REDIS_FLAGS, 'DEL', ...keys);
+    const n = await this.client._command(DELETE_FLAGS, 'DEL', ...keys);
     if (n !== null) return n;
     // Redis may or may not have run it: either way it is re-issued.
     this.#lose(keys, null);
@@ -195,7 +200,7 @@ class RedisCache {
       if (batch.length === 0) return;
       // Handled at once: a failed UNLINK must not become an unhandled rejection while the
       // scan goes on; the first failure is rethrown at the end.
-      deletes.push(this.client._command(BREAKER_EARLY, 'UNLINK', ...batch).then(
+      deletes.push(this.client._command(UNSENT_EARLY, 'UNLINK', ...batch).then(
         (n) => { deleted += n; },
         (err) => { failure = failure || err; },
       ));
@@ -204,7 +209,7 @@ class RedisCache {
     let cursor = '0';
     try {
       do {
-        const [next, keys] = await this.client._command(REPLY_LATIN1 | BREAKER_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
+        const [next, keys] = await this.client._command(REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
         cursor = next;
         for (const key of keys) {
           // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
@@ -310,7 +315,7 @@ class RedisCache {
     try {
       for (let i = 0; i < keys.length; i += this.deleteBatch) {
         const batch = keys.slice(i, i + this.deleteBatch);
-        const n = await this.client._command(REDIS_FLAGS, 'UNLINK', ...batch);
+        const n = await this.client._command(DELETE_FLAGS, 'UNLINK', ...batch);
         if (n === null) {
           this.#lost.restoreKeys(batch);
           failed += batch.length;
