@@ -9,7 +9,7 @@
 // when Redis is back (HIRECACHE_FALLBACK=off turns it off); see docs/cache.md.
 const { getRedisClient } = require('../redis');
 const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('../client/client');
-const { describe, checkInteger } = require('../util/validate');
+const { describe, checkInteger, checkKnownOptions } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
 const { FallbackStore } = require('./fallback-store');
 const { LostInvalidations } = require('./lost-invalidations');
@@ -63,7 +63,12 @@ const DELETE_FLAGS = SOFT_FAIL | UNSENT_EARLY;
 // A deletion that failed while the breaker stayed closed (one timeout, one dropped
 // connection) is re-issued after this long, rather than waiting for an outage to end.
 const RETRY_REISSUE_MS = 1000;
-const unwatchOnCollect = new FinalizationRegistry((unwatch) => unwatch());
+// When a cache is collected: its subscription goes, and a fallback it had noted in use is
+// un-noted (a cache made per request must not leave the client saying so for ever).
+const detachOnCollect = new FinalizationRegistry((held) => {
+  held.unwatch();
+  if (held.noted) held.client.noteFallback('cache', false);
+});
 
 /**
  * A cache on a Redis client, with a fallback store for outages.
@@ -77,6 +82,7 @@ const unwatchOnCollect = new FinalizationRegistry((unwatch) => unwatch());
  */
 class RedisCache {
   #fallback;
+  #held; // what the collection cleanup needs: the unsubscription, whether a fallback is noted
   #lost = new LostInvalidations();
   // True once this outage's lost deletions were logged: one line per outage.
   #warned = false;
@@ -104,7 +110,8 @@ class RedisCache {
       const cache = ref.deref();
       if (cache !== undefined) cache.#onClientEvent(type, detail);
     });
-    unwatchOnCollect.register(this, unwatch);
+    this.#held = { unwatch, client, noted: false };
+    detachOnCollect.register(this, this.#held);
   }
 
   #onClientEvent(type, detail) {
@@ -242,7 +249,7 @@ class RedisCache {
     const outage = this.client._breakerOpenings;
     if (fallback.active && outage !== this.#storeOutage) fallback.drop();
     this.#storeOutage = outage;
-    if (!fallback.active) this.client.noteFallback('cache', true);
+    if (!fallback.active) this.#note(true);
     return fallback.store();
   }
 
@@ -254,6 +261,9 @@ class RedisCache {
 
   /** Records deletions Redis did not see (keys, or one prefix); logs once per outage. */
   #lose(keys, prefix) {
+    // A client the application closed itself: nothing reaches Redis any more, by design.
+    const state = this.client.status().state;
+    if (state === 'closing' || state === 'closed') return;
     if (keys !== null) this.#lost.addKeys(keys);
     else this.#lost.addPrefix(prefix);
     if (!this.#warned) {
@@ -266,6 +276,13 @@ class RedisCache {
     if (this.client.breakerState === 'closed') this.#retryLater();
   }
 
+  /** Tells the client whether this cache's fallback is in use, for its status().fallbacks. */
+  #note(active) {
+    if (this.#held.noted === active) return;
+    this.#held.noted = active;
+    this.client.noteFallback('cache', active);
+  }
+
   #log(level, message) {
     if (typeof this.client._log === 'function') this.client._log(level, message);
   }
@@ -275,7 +292,7 @@ class RedisCache {
     const fallback = this.#fallback;
     if (fallback !== null && fallback.active) {
       fallback.drop();
-      this.client.noteFallback('cache', false);
+      this.#note(false);
     }
     this.#reissue();
   }
@@ -283,12 +300,15 @@ class RedisCache {
   /** The client closed for good: nothing will be served or re-issued any more. */
   #ended() {
     if (this.#fallback !== null) this.#fallback.drop();
+    this.#note(false);
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
   }
 
   #retryLater() {
     if (this.#retryTimer !== null) return;
+    const state = this.client.status().state;
+    if (state === 'closing' || state === 'closed') return; // closed by the application
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
       this.#reissue();
@@ -436,7 +456,20 @@ class MemoryCache {
  * (or with `options.store`) the embedded store is used. `options.fallback` (Redis only):
  * false, or { maxEntries, maxBytes } of the store that serves while Redis is unavailable.
  */
+// createCache's options: with a client, and without one (the embedded store).
+const REDIS_CACHE_OPTIONS = ['client', 'maxValueBytes', 'scanCount', 'deleteBatch', 'fallback'];
+const MEMORY_CACHE_OPTIONS = ['client', 'store', 'memory', 'maxValueBytes'];
+
 function createCache(options = {}) {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`createCache: options must be an object, got ${describe(options)}`);
+  }
+  const onRedis = options.client !== undefined && options.client !== null;
+  // A name this cache does not use is refused, never ignored (a typo such as `fallbak`
+  // would otherwise leave the fallback on without a word).
+  checkKnownOptions(options, onRedis ? REDIS_CACHE_OPTIONS : MEMORY_CACHE_OPTIONS, {
+    where: onRedis ? 'createCache (on a Redis client)' : 'createCache (on the embedded store)',
+  });
   let impl;
   if (options.client instanceof RedisClient) {
     impl = new RedisCache(options.client, options);

@@ -65,7 +65,7 @@ const EMITTED = {
 class RedisClient extends EventEmitter {
   #native;
   #config;
-  #fallbacks = new Set();
+  #fallbacks = new Map(); // source → how many components on this client use a fallback
   #watchers = new Set();
   #reports = new Map();
   #log;
@@ -258,8 +258,10 @@ class RedisClient extends EventEmitter {
 
   /** A module serving from its local fallback reports it here, for status(). */
   noteFallback(source, active) {
-    if (active) this.#fallbacks.add(String(source));
-    else this.#fallbacks.delete(String(source));
+    const name = String(source);
+    const n = (this.#fallbacks.get(name) || 0) + (active ? 1 : -1);
+    if (n > 0) this.#fallbacks.set(name, n);
+    else this.#fallbacks.delete(name);
   }
 
   /**
@@ -285,7 +287,7 @@ class RedisClient extends EventEmitter {
       connectionsOpened: s.connectionsOpened,
       inFlight: s.inFlight,
       queued: s.queued,
-      fallbacks: [...this.#fallbacks],
+      fallbacks: [...this.#fallbacks.keys()],
     };
   }
 

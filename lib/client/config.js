@@ -272,9 +272,55 @@ function breakerFromEnv(env) {
   return out;
 }
 
+// Every option createClient() reads. Any other name is refused, never ignored.
+const CLIENT_OPTIONS = new Set([
+  'url', 'host', 'port', 'username', 'password', 'db', 'name', 'connectionName', 'connectTimeout',
+  'commandTimeout', 'keepAlive', 'noDelay', 'maxQueue', 'maxInFlight', 'maxQueueBytes', 'maxValueBytes',
+  'maxBulkBytes', 'maxAggregateElements', 'maxLineBytes', 'maxDepth', 'reconnectBaseDelay',
+  'reconnectMaxDelay', 'tls', 'metrics', 'breaker', 'logger', 'lazyConnect',
+]);
+// Options of ioredis and node-redis that users bring along, and what to do instead.
+const FOREIGN_OPTIONS = {
+  keyPrefix: 'keys are sent as given; prefix them yourself',
+  retryStrategy: 'reconnection backs off by itself (reconnectBaseDelay, reconnectMaxDelay) and never gives up',
+  maxRetriesPerRequest: 'a command never written waits for the next connection within commandTimeout; a written one is never resent',
+  enableOfflineQueue: 'commands wait for a connection within commandTimeout (bounded by maxQueue), and fail fast once Redis is known to be down',
+  enableReadyCheck: "'ready' is emitted once the server has answered",
+  autoResubscribe: 'pub/sub is not supported yet',
+  reconnectOnError: 'a READONLY reply (failover) reconnects by itself',
+  enableAutoPipelining: 'every command issued in one turn of the event loop is written in one go, always',
+  family: 'the address family follows what the host name resolves to',
+  sentinels: 'Sentinel is not supported yet',
+  socket: 'use host, port, connectTimeout, keepAlive and noDelay',
+  database: 'use db',
+};
+
+function checkOptionNames(options) {
+  for (const key of Object.keys(options)) {
+    if (CLIENT_OPTIONS.has(key)) continue;
+    const hint = Object.prototype.hasOwnProperty.call(FOREIGN_OPTIONS, key) ? ` (not supported: ${FOREIGN_OPTIONS[key]})` : '';
+    const err = new TypeError(`unknown option ${key}${hint}; known: ${[...CLIENT_OPTIONS].join(', ')}`);
+    err.code = 'ERR_INVALID_CONFIG';
+    throw err;
+  }
+  if (options.lazyConnect !== undefined && options.lazyConnect !== true) {
+    const err = new TypeError('option lazyConnect: the client always connects on its first command; only lazyConnect: true is accepted');
+    err.code = 'ERR_INVALID_CONFIG';
+    throw err;
+  }
+  if (options.connectionName !== undefined && options.name !== undefined && options.connectionName !== options.name) {
+    throw invalidParameterError('option connectionName', `the same as option name (${JSON.stringify(options.name)}), or left out`, options.connectionName, OPTION);
+  }
+}
+
 function resolveConfig(env = process.env, options = {}) {
   if (options === null || typeof options !== 'object') {
     throw invalidParameterError('options', 'an object', options, OPTION);
+  }
+  checkOptionNames(options);
+  if (options.connectionName !== undefined && options.name === undefined) {
+    // ioredis's name for CLIENT SETNAME.
+    options = { ...options, name: options.connectionName };
   }
   // The separate variables first; REDIS_URL, when set, wins for whatever it names (a URL
   // without credentials still takes REDIS_PASSWORD, a common way to keep secrets apart).

@@ -177,7 +177,9 @@ class RedisRateLimiter extends BaseLimiter {
     // off (see _unusable), until Redis answers again; and whether the client was told the
     // fallback is in use.
     this._unreachable = false;
-    this._noted = false;
+    // Whether this limiter's fallback is noted in use on the client; an object of its own so
+    // that the cleanup run when the limiter is collected can un-note it.
+    this._noteState = { noted: false };
     const options = client.options;
     this._breakerOff = options !== undefined && options.breaker !== undefined && options.breaker.enabled === false;
     // While the breaker is open for a stall or for failures, decisions wait up to graceMs
@@ -296,7 +298,7 @@ class RedisRateLimiter extends BaseLimiter {
     this._openInfo = null;
     // Closed: the held decisions go to Redis. Unreachable: to the fallback at once.
     if (detail.state === 'closed' || detail.reason === 'unreachable') this._release();
-    if (detail.state !== 'closed' && !this._noted) {
+    if (detail.state !== 'closed' && !this._noteState.noted) {
       const last = typeof this._client.status === 'function' ? this._client.status().lastError : null;
       this._lastError = last
         ? { code: last.code || 'ERR', message: last.message, at: last.at || Date.now() }
@@ -308,8 +310,8 @@ class RedisRateLimiter extends BaseLimiter {
   /** Tells the client whether this limiter's fallback decides, for its status().fallbacks. */
   _updateNote() {
     const local = this._fallback !== null && (this._client.breakerState !== 'closed' || this._unreachable);
-    if (local === this._noted) return;
-    this._noted = local;
+    if (local === this._noteState.noted) return;
+    this._noteState.noted = local;
     if (typeof this._client.noteFallback === 'function') this._client.noteFallback(this._source, local);
   }
 
@@ -649,6 +651,13 @@ function attachToClient(limiter, client) {
       if (l !== undefined) l._onClientEvent(type, detail);
     });
     if (typeof unwatch === 'function') undo.push(unwatch);
+  }
+  if (typeof client.noteFallback === 'function') {
+    const noteState = limiter._noteState;
+    const source = limiter._source;
+    undo.push(() => {
+      if (noteState.noted) client.noteFallback(source, false);
+    });
   }
   if (undo.length > 0) detachOnCollect.register(limiter, undo);
   // A breaker already open when the limiter is made.

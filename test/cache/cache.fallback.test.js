@@ -305,3 +305,26 @@ test('nothing listening from the start: the first calls miss, then the fallback 
   await expect(env.cache.cacheGet('s')).resolves.toBe('memory');
   await turns();
 });
+
+test('a deletion after the application closed the client is not a lost invalidation, and is never re-sent', async () => {
+  const env = await setup();
+  const { cache, client, logs } = env;
+  await cache.cacheSet('q', 'v', 60);
+  await client.quit();
+  await expect(cache.cacheDel('q')).resolves.toBe(0);
+  await new Promise((r) => setTimeout(r, 1200)); // past the re-issue delay
+  expect(cache.cacheStats().lostInvalidations).toMatchObject({ count: 0, pending: 0 });
+  expect(logs.filter((l) => /did not reach Redis/.test(l.message))).toEqual([]);
+});
+
+test('two caches on one client: the fallback is noted in use while either serves from it, and cleared at recovery', async () => {
+  const env = await setup();
+  const { client, proxy } = env;
+  const other = createCache({ client });
+  await outage(env);
+  await env.cache.cacheSet('a', '1', 60);
+  await other.cacheSet('b', '2', 60);
+  expect(client.status().fallbacks).toEqual(['cache']);
+  await recover({ proxy, client });
+  await waitFor(() => client.status().fallbacks.length === 0, { what: 'the fallbacks to be cleared' });
+});
