@@ -256,7 +256,10 @@ class RedisClient extends EventEmitter {
     this.#native.disconnect();
   }
 
-  /** A module serving from its local fallback reports it here, for status(). */
+  /**
+   * A module serving from its local fallback reports it here (active true), and again when it
+   * stops (false), for status().fallbacks; components sharing a source name are counted.
+   */
   noteFallback(source, active) {
     const name = String(source);
     const n = (this.#fallbacks.get(name) || 0) + (active ? 1 : -1);

@@ -84,13 +84,20 @@ test('a failed connect is recorded in lastError with code, message and time', as
   await waitFor(() => c.status().reconnectAttempts >= 1, { what: 'a reconnect attempt' });
 });
 
-test('noteFallback() adds and removes a source in status().fallbacks', () => {
+test('noteFallback() counts the components using a source in status().fallbacks', () => {
   const c = client({ url: db.url });
   c.noteFallback('ratelimit:login', true);
   c.noteFallback('ratelimit:ip', true);
   expect([...c.status().fallbacks].sort()).toEqual(['ratelimit:ip', 'ratelimit:login']);
+  // Two limiters with one prefix: the source stays until both are done with it.
   c.noteFallback('ratelimit:login', true);
   expect(c.status().fallbacks).toHaveLength(2);
+  c.noteFallback('ratelimit:login', false);
+  expect(c.status().fallbacks).toHaveLength(2);
+  c.noteFallback('ratelimit:login', false);
+  expect(c.status().fallbacks).toEqual(['ratelimit:ip']);
+  c.noteFallback('ratelimit:login', false); // one too many never goes negative
+  c.noteFallback('ratelimit:login', true);
   c.noteFallback('ratelimit:login', false);
   expect(c.status().fallbacks).toEqual(['ratelimit:ip']);
   // Mutating the returned array does not change the client's state.
