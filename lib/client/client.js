@@ -162,9 +162,9 @@ class RedisClient extends EventEmitter {
     return out;
   }
 
-  /** Internal: a line for the client's logger (rate-limited by `key` when given). */
-  _log(level, message, key) {
-    this.#log.write(level, message, key);
+  /** Internal: a line for the client's logger. */
+  _log(level, message) {
+    this.#log.write(level, message);
   }
 
   /**

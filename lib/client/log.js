@@ -11,8 +11,6 @@ const OUTAGE_LINES_PER_WINDOW = 2;
 const OUTAGE_WINDOW_MS = 60000;
 // A stall is reported once it has lasted this long: a shorter one is a blip, only counted.
 const STALL_LINE_AFTER_MS = 1000;
-// A line written through _log(level, message, key) with a key: at most once per interval.
-const KEYED_LINE_INTERVAL_MS = 60000;
 // Handshake refusals that mean the credentials are wrong, not that Redis is away.
 const AUTH_CODES = new Set(['WRONGPASS', 'NOAUTH', 'NOPERM']);
 const LEVELS = ['error', 'warn', 'info'];
@@ -38,14 +36,8 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
   const lineTimes = []; // when the last outage lines were written (at most OUTAGE_LINES_PER_WINDOW)
   let unreported = 0; // outages that ended before they were reported
   let timer = null; // reports the current outage when its grace or the line budget allows
-  const keyed = new Map();
 
-  const write = (level, message, key) => {
-    if (key !== undefined) {
-      const now = Date.now();
-      if (now - (keyed.get(key) ?? -Infinity) < KEYED_LINE_INTERVAL_MS) return;
-      keyed.set(key, now);
-    }
+  const write = (level, message) => {
     try {
       logger[level](`hirecache: ${message}`);
     } catch {

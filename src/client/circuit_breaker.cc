@@ -36,8 +36,14 @@ CircuitBreaker::CircuitBreaker(const BreakerOptions& options)
       bucket_ms_(std::max<uint64_t>(options.window_ms / kBuckets, 1)) {}
 
 CircuitBreaker::Bucket& CircuitBreaker::BucketFor(uint64_t now_ms) {
+  // Every reply lands here: within the current bucket's time, no division.
+  if (current_ < kBuckets && now_ms >= current_start_ && now_ms - current_start_ < bucket_ms_) {
+    return buckets_[current_];
+  }
   uint64_t epoch = now_ms / bucket_ms_;
-  Bucket& b = buckets_[epoch % kBuckets];
+  current_ = epoch % kBuckets;
+  current_start_ = epoch * bucket_ms_;
+  Bucket& b = buckets_[current_];
   if (b.epoch != epoch) b = Bucket{epoch, 0, 0};
   return b;
 }
@@ -92,6 +98,7 @@ bool CircuitBreaker::Close() {
   reason_ = BreakerReason::kNone;
   consecutive_failures_ = 0;
   buckets_.fill(Bucket{});  // the failures that opened it are history
+  current_ = kBuckets;
   ++closings_;
   return true;
 }

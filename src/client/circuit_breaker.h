@@ -91,6 +91,8 @@ class CircuitBreaker {
   uint64_t probe_at_ms_ = 0;
   uint64_t bucket_ms_;
   std::array<Bucket, kBuckets> buckets_{};
+  size_t current_ = kBuckets;   // the bucket of the last count (kBuckets: none), and when
+  uint64_t current_start_ = 0;  // its time began
   uint64_t opened_ = 0;
   uint64_t closings_ = 0;
 };

@@ -329,8 +329,8 @@ void RedisClient::OnHandshakeDone() {
   // Redis answered: a breaker opened because it could not be reached, or did not answer,
   // closes. One opened by failed commands waits for its probe (sent now if it fell due
   // while connecting).
-  bool answered = handshake_had_steps_;
-  if (!answered && !breaker_.closed() && breaker_.reason() != BreakerReason::kFailures) {
+  if (!handshake_had_steps_ && !breaker_.closed() &&
+      breaker_.reason() != BreakerReason::kFailures) {
     // Without a handshake, a connection proves only that something accepted it (a proxy
     // or load balancer in front of a dead server does): a PING decides.
     if (!quit_requested_ && !probe_pending_) SendProbe(connected_at_ms_);
