@@ -8,7 +8,9 @@
 // breaker is not closed, the cache serves from a fallback store of the same kind, dropped
 // when Redis is back (HIRECACHE_FALLBACK=off turns it off); see docs/cache.md.
 const { getRedisClient } = require('../redis');
-const { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1 } = require('../client/client');
+const {
+  RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY,
+} = require('../client/client');
 const { describe, checkInteger, checkKnownOptions } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
 const { FallbackStore } = require('./fallback-store');
@@ -19,7 +21,6 @@ const { MemoryStore } = require('../store/memory-store');
 const { clientConstants } = require('../binding');
 
 const DEFAULT_MAX_VALUE_BYTES = clientConstants.defaults.maxValueBytes;
-const { BREAKER_EARLY, UNSENT_EARLY } = clientConstants.commandFlags;
 
 function checkKey(key, name = 'key') {
   if (typeof key === 'string') {
@@ -148,8 +149,7 @@ class RedisCache {
       const store = this.#outageStore();
       if (store !== null) {
         const values = store.mget(keys);
-        this.#fallback.reads += values.length;
-        for (const v of values) if (v !== null) this.#fallback.hits += 1;
+        for (const v of values) this.#countRead(v);
         return nextTurn(values);
       }
     }
@@ -169,7 +169,7 @@ class RedisCache {
     if (n !== null) return n;
     // Redis may or may not have run it: either way it is re-issued.
     this.#lose(keys, null);
-    const store = this.#fallback === null ? null : this.#fallback.peek();
+    const store = this.#existingStore();
     if (store !== null) for (const key of keys) store.del(key);
     return 0;
   }
@@ -186,7 +186,7 @@ class RedisCache {
       // Some keys may be left: the deletion is re-issued whole, and the caller still hears
       // that this one did not complete.
       this.#lose(null, prefix);
-      const store = this.#fallback === null ? null : this.#fallback.peek();
+      const store = this.#existingStore();
       if (store !== null) await store.deletePrefixAsync(prefix);
       throw err;
     }
@@ -253,6 +253,11 @@ class RedisCache {
     return fallback.store();
   }
 
+  /** The fallback store if one exists already (never created for this), or null. */
+  #existingStore() {
+    return this.#fallback === null ? null : this.#fallback.peek();
+  }
+
   #countRead(value) {
     this.#fallback.reads += 1;
     if (value !== null) this.#fallback.hits += 1;
@@ -261,9 +266,7 @@ class RedisCache {
 
   /** Records deletions Redis did not see (keys, or one prefix); logs once per outage. */
   #lose(keys, prefix) {
-    // A client the application closed itself: nothing reaches Redis any more, by design.
-    const state = this.client.status().state;
-    if (state === 'closing' || state === 'closed') return;
+    if (this.#closedByApp()) return;
     if (keys !== null) this.#lost.addKeys(keys);
     else this.#lost.addPrefix(prefix);
     if (!this.#warned) {
@@ -284,7 +287,7 @@ class RedisCache {
   }
 
   #log(level, message) {
-    if (typeof this.client._log === 'function') this.client._log(level, message);
+    this.client._log(level, message);
   }
 
   /** The breaker closed: Redis serves again. */
@@ -297,6 +300,12 @@ class RedisCache {
     this.#reissue();
   }
 
+  /** The application closed the client itself: nothing reaches Redis any more, by design. */
+  #closedByApp() {
+    const { state } = this.client.status();
+    return state === 'closing' || state === 'closed';
+  }
+
   /** The client closed for good: nothing will be served or re-issued any more. */
   #ended() {
     if (this.#fallback !== null) this.#fallback.drop();
@@ -306,9 +315,7 @@ class RedisCache {
   }
 
   #retryLater() {
-    if (this.#retryTimer !== null) return;
-    const state = this.client.status().state;
-    if (state === 'closing' || state === 'closed') return; // closed by the application
+    if (this.#retryTimer !== null || this.#closedByApp()) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
       this.#reissue();

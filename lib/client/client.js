@@ -8,7 +8,7 @@ const { resolveConfig } = require('./config');
 const { nativeError, ConfigError } = require('../errors');
 
 // Flags understood by the native command(), as the addon defines them.
-const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY } = binding.clientConstants.commandFlags;
+const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
 
 // The breaker's states by the number the native side writes into breakerCell.
@@ -308,4 +308,6 @@ class RedisClient extends EventEmitter {
   }
 }
 
-module.exports = { RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY };
+module.exports = {
+  RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY,
+};

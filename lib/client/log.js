@@ -109,8 +109,9 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
     switch (type) {
       case 'error': {
         const err = detail.error;
-        const level = AUTH_CODES.has(err.code) ? 'error' : 'warn';
-        const message = AUTH_CODES.has(err.code)
+        const refused = AUTH_CODES.has(err.code);
+        const level = refused ? 'error' : 'warn';
+        const message = refused
           ? `Redis at ${endpoint} refused the credentials (${err.code}); check REDIS_URL / REDIS_PASSWORD. Calls fail fast or use fallbacks; retrying in the background`
           : `Redis at ${endpoint} is unreachable (${err.code}: ${err.message}). Calls fail fast or use fallbacks; retrying in the background`;
         if (outage === null) {
@@ -144,4 +145,4 @@ function createLogSink(loggerOption, env, endpoint, breakerClosed) {
   return { event, write };
 }
 
-module.exports = { createLogSink, chooseLogger };
+module.exports = { createLogSink, AUTH_CODES };

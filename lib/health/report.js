@@ -17,15 +17,13 @@
 //
 // No password reaches the report: the client's errors never carry one, and every message
 // is passed through the URL redaction of the client's configuration on top of that.
-const { RedisClient, SOFT_FAIL } = require('../client/client');
+const { RedisClient, SOFT_FAIL, BREAKER_EARLY } = require('../client/client');
 const { redactUrl } = require('../client/config');
-const { clientConstants } = require('../binding');
 const { describe, invalidParameterError, checkKnownOptions } = require('../util/validate');
 
-const { BREAKER_EARLY } = clientConstants.commandFlags;
 
-/** The error codes of a handshake whose credentials Redis refused (as the client's logger reads them). */
-const AUTH_REFUSED = new Set(['WRONGPASS', 'NOAUTH', 'NOPERM']);
+/** The error codes of a handshake whose credentials Redis refused (the client's logger's list). */
+const { AUTH_CODES: AUTH_REFUSED } = require('../client/log');
 
 // The name under which a limiter registers its report on the client, before its keyPrefix.
 const LIMITER_REPORT = 'ratelimit:';
@@ -73,10 +71,8 @@ function safely(read) {
 function redisSection(client, usingFallback) {
   const s = client.status();
   const lastError = s.lastError ? errorSummary(s.lastError) : null;
-  let lastErrorTime = null;
-  if (s.lastErrorTime != null) lastErrorTime = s.lastErrorTime;
-  else if (s.lastError && s.lastError.at) lastErrorTime = s.lastError.at;
-  const breaker = s.breaker || client.breakerState;
+  const lastErrorTime = s.lastErrorTime;
+  const breaker = s.breaker;
   return {
     state: s.state,
     breaker,
@@ -204,7 +200,7 @@ function buildReport({ client: clientSource, cache, limiters, connect }) {
   const limiterReports = limiterSection(client, limiters);
   const limiterFallback = Object.values(limiterReports).some((r) => r && r.usingFallback === true);
   const redis = redisSection(client, (breaker, s) => (breaker !== 'closed' && fallback.enabled)
-    || (Array.isArray(s.fallbacks) && s.fallbacks.length > 0) || limiterFallback);
+    || s.fallbacks.length > 0 || limiterFallback);
 
   if (connect && redis.state === 'idle') {
     // Soft: a failure only shows in the next report, never as a rejection.
@@ -264,4 +260,4 @@ function createHealth(options = {}) {
   };
 }
 
-module.exports = { createHealth, buildReport, scrub };
+module.exports = { createHealth, buildReport };

@@ -77,7 +77,5 @@ module.exports = {
   prometheusText,
   resolveExpositionOptions,
   buildFamilies,
-  formatValue,
   CONTENT_TYPE,
-  DEFAULT_PREFIX,
 };

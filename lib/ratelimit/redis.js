@@ -30,7 +30,7 @@ const { LocalLimiter } = binding;
 // stall shorter than the grace (see _holdFor) would turn every decision in flight into an
 // error, although Redis is about to answer it); one still waiting to be written (behind a
 // connect that hangs) is settled at once and has not run.
-const { BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
+const { BREAKER_EARLY, UNSENT_EARLY } = require('../client/client');
 const WAIT_FOR_REPLY = UNSENT_EARLY;
 
 // The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
@@ -452,8 +452,7 @@ class RedisRateLimiter extends BaseLimiter {
         return refuseLater(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
       }
     }
-    if (this._fallback !== null && this._client.breakerState !== 'closed') return this._route('c', k, points, false);
-    return this._run('c', k, points, false);
+    return this._route('c', k, points, false);
   }
 
   _settleConsume(key, cost, reply) {
@@ -584,8 +583,10 @@ class RedisRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) this._shadow.delete(k);
-    if (this._fallback !== null) this._fallback._native.delete(k);
-    if (this._fallback !== null && this._client.breakerState !== 'closed') return Promise.resolve(false);
+    if (this._fallback !== null) {
+      this._fallback._native.delete(k);
+      if (this._client.breakerState !== 'closed') return Promise.resolve(false);
+    }
     return this._client._command(WAIT_FOR_REPLY, 'DEL', this._prefix + k).then(
       (n) => {
         if (this._unreachable) this._answered();
