@@ -17,8 +17,8 @@ Napi::Object ClientConstants(Napi::Env env) {
   for (size_t i = 0; i < kClientStateCount; ++i) {
     states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));
   }
-  Napi::Array breaker_states = Napi::Array::New(env, 3);
-  for (uint32_t i = 0; i < 3; ++i) {
+  Napi::Array breaker_states = Napi::Array::New(env, kBreakerStateCount);
+  for (uint32_t i = 0; i < kBreakerStateCount; ++i) {
     breaker_states.Set(i, BreakerStateName(static_cast<BreakerState>(i)));
   }
   breaker_states.Freeze();

@@ -338,10 +338,7 @@ Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
 Napi::Value ClientWrap::Metrics(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  ClientMetrics empty;
-  const ClientMetrics& m = core_ != nullptr            ? core_->Metrics()
-                           : final_metrics_ != nullptr ? *final_metrics_
-                                                       : empty;
+  const ClientMetrics& m = core_ != nullptr ? core_->Metrics() : final_metrics_;
   Napi::Object commands = Napi::Object::New(env);
   Napi::Object by_command = Napi::Object::New(env);
   for (size_t v = 0; v < kVerbCount; ++v) {
@@ -582,8 +579,10 @@ void ClientWrap::OnClosed() {
   }
   // What was counted outlives the core; a closed client's breaker reads closed, as its
   // status() says.
-  final_metrics_ = std::make_unique<ClientMetrics>(core_->Metrics());
-  OnBreakerState(BreakerState::kClosed, core_->Stats().breaker_opened);
+  final_metrics_ = core_->Metrics();
+  if (breaker_cell_data_ != nullptr && !tearing_down_) {
+    breaker_cell_data_[0] = static_cast<uint32_t>(BreakerState::kClosed);
+  }
   core_.reset();  // Safe: the core promises nothing runs after OnClosed.
   if (async_context_ != nullptr) {
     napi_async_destroy(env_, async_context_);

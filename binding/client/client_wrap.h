@@ -80,8 +80,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   napi_env env_;
   HirecacheAddon* addon_ = nullptr;
   std::unique_ptr<CommandSink> core_;
-  std::unique_ptr<ClientMetrics> final_metrics_;  // the core's counts, once it has closed
-  size_t max_value_bytes_;                        // the largest argument accepted (maxValueBytes)
+  ClientMetrics final_metrics_;            // the core's counts, once it has closed (zero before)
+  size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js
   napi_async_context async_context_ = nullptr;
   // Two numbers JS reads (this object's `breakerCell`), written the moment the breaker

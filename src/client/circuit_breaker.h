@@ -35,6 +35,7 @@ struct BreakerOptions {
 };
 
 enum class BreakerState { kClosed, kOpen, kHalfOpen };
+constexpr size_t kBreakerStateCount = 3;
 enum class BreakerReason { kNone, kStalled, kUnreachable, kFailures };
 
 const char* BreakerStateName(BreakerState state);

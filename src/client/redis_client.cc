@@ -129,7 +129,7 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
     return SubmitResult::kAccepted;
   }
 
-  uint64_t now_us = uv_hrtime() / 1000;
+  uint64_t now_us = MonotonicNowUs();
   uint64_t deadline =
       options_.command_timeout_ms == 0 ? 0 : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
@@ -533,7 +533,7 @@ void RedisClient::OnWriteDrained() {
 // Reading
 
 void RedisClient::OnReadBegin() {
-  read_now_us_ = uv_hrtime() / 1000;
+  read_now_us_ = MonotonicNowUs();
   read_at_ms_ = read_now_us_ / 1000;
   settled_in_read_ = 0;
   replies_in_read_ = 0;
@@ -592,7 +592,7 @@ void RedisClient::OnReply(redisReply* reply) {
     listener_->EndSettle();  // Continuations run and may queue commands, or close.
     Flush();
     listener_->BeginSettle();
-    read_now_us_ = uv_hrtime() / 1000;
+    read_now_us_ = MonotonicNowUs();
   }
 }
 
@@ -682,9 +682,8 @@ void RedisClient::OnDeadlineTimer() {
   // it was sent wait is dead in all but name (a partition without a reset): fail it, so
   // callers fail fast. The wait counts from the write or the last bytes read, not from the
   // commands' own deadlines: a stall of this process is not the server's silence.
-  if (conn_ != nullptr && options_.command_timeout_ms != 0 && state_ == ClientState::kReady &&
-      pipeline_.written() > 0 &&
-      progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms) <= now) {
+  uint64_t dead_at = DeadAt();
+  if (dead_at != 0 && dead_at <= now) {
     FailConnection({ErrorKind::kConnection, "ETIMEDOUT",
                     "Redis at " + endpoint_ + " sent nothing for " +
                         std::to_string(2 * static_cast<uint64_t>(options_.command_timeout_ms)) +
@@ -720,11 +719,10 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
   size_t expired = 0;
   bool tripped = false;
   pipeline_.ExpireDue(now, [&](void* token, uint32_t flags, bool written) {
-    Count(flags, Outcome::kTimeout);
     // Only a command Redis had and did not answer in time is Redis's failure; one never
     // written waited for this process (a held loop, a socket that takes no more).
     if (written && breaker_.enabled() && breaker_.RecordFailure(now)) tripped = true;
-    listener_->OnFailure(token, flags & kCallerFlagsMask, timeout);
+    Fail(token, flags, Outcome::kTimeout, timeout);
     ++expired;
   });
   if (expired > 0) TrackSettled(expired);
@@ -742,9 +740,7 @@ void RedisClient::ArmDeadlineTimer() {
   };
   if (options_.command_timeout_ms != 0) {
     consider(pipeline_.NextDeadline());
-    if (conn_ != nullptr && state_ == ClientState::kReady && pipeline_.written() > 0) {
-      consider(progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms));
-    }
+    consider(DeadAt());
   }
   consider(StallAt());
   if (probe_pending_) consider(probe_sent_ms_ + ProbeTimeoutMs());
@@ -774,6 +770,16 @@ void RedisClient::ArmTimerAt(uint64_t wake_ms) {
 
 // ---------------------------------------------------------------------------------------
 // The breaker and events
+
+// When the connection would count as dead (no reply for twice the command timeout while
+// commands it was sent wait), or 0.
+uint64_t RedisClient::DeadAt() const {
+  if (conn_ == nullptr || options_.command_timeout_ms == 0 || state_ != ClientState::kReady ||
+      pipeline_.written() == 0) {
+    return 0;
+  }
+  return progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms);
+}
 
 // When a wait that began would count as a stall, or 0: commands written and nothing read
 // since, or a connect attempt that commands wait for. Only a closed breaker looks.
@@ -830,13 +836,11 @@ void RedisClient::OnBreakerOpened() {
   pipeline_.SettleFlagged(
       kSettleWhenBreakerOpens, kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens,
       [&](void* token, uint32_t flags) {
-        Count(flags, Outcome::kUnknown);
-        listener_->OnFailure(token, flags & kCallerFlagsMask, written);
+        Fail(token, flags, Outcome::kUnknown, written);
         ++settled;
       },
       [&](void* token, uint32_t flags) {
-        Count(flags, Outcome::kRefused);
-        listener_->OnFailure(token, flags & kCallerFlagsMask, unsent);
+        Fail(token, flags, Outcome::kRefused, unsent);
         ++settled;
       });
   if (settled > 0) TrackSettled(settled);
@@ -872,8 +876,10 @@ void RedisClient::DeliverEvents() {
   for (const ClientEvent& e : events) listener_->OnEvent(e);
 }
 
-void RedisClient::Count(uint32_t flags, Outcome outcome) {
+// Settles one command with an error: counted, and handed back with the caller's own flags.
+void RedisClient::Fail(void* token, uint32_t flags, Outcome outcome, const ClientError& error) {
   if (options_.metrics) metrics_.Count(static_cast<Verb>(flags >> kSinkFlagsShift), outcome);
+  listener_->OnFailure(token, flags & kCallerFlagsMask, error);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -882,8 +888,7 @@ void RedisClient::Count(uint32_t flags, Outcome outcome) {
 void RedisClient::FailWritten(const ClientError& error) {
   size_t failed = 0;
   pipeline_.FailWritten([&](void* token, uint32_t flags) {
-    Count(flags, Outcome::kUnknown);
-    listener_->OnFailure(token, flags & kCallerFlagsMask, error);
+    Fail(token, flags, Outcome::kUnknown, error);
     ++failed;
   });
   handshake_pending_ = 0;
@@ -893,8 +898,7 @@ void RedisClient::FailWritten(const ClientError& error) {
 void RedisClient::FailUnsent(const ClientError& error) {
   size_t failed = 0;
   pipeline_.FailUnsent([&](void* token, uint32_t flags) {
-    Count(flags, Outcome::kError);
-    listener_->OnFailure(token, flags & kCallerFlagsMask, error);
+    Fail(token, flags, Outcome::kError, error);
     ++failed;
   });
   if (failed > 0) TrackSettled(failed);
@@ -904,10 +908,7 @@ void RedisClient::SettleEarlyFailures() {
   SettleScope scope(listener_);
   std::vector<EarlyFailure> failures;
   failures.swap(early_failures_);
-  for (const EarlyFailure& f : failures) {
-    Count(f.flags, Outcome::kRefused);
-    listener_->OnFailure(f.token, f.flags & kCallerFlagsMask, f.error);
-  }
+  for (const EarlyFailure& f : failures) Fail(f.token, f.flags, Outcome::kRefused, f.error);
   TrackSettled(failures.size());
 }
 

@@ -129,9 +129,10 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void OnBreakerOpened();
   void CloseBreaker();
   uint64_t StallAt() const;
+  uint64_t DeadAt() const;
   uint64_t ProbeTimeoutMs() const;
   void SendProbe(uint64_t now_ms);
-  void Count(uint32_t flags, Outcome outcome);
+  void Fail(void* token, uint32_t flags, Outcome outcome, const ClientError& error);
   void DeliverEvents();
 
   // Deadlines.

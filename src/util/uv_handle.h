@@ -92,6 +92,7 @@ class UvHandle {
 // Milliseconds on the monotonic clock that libuv's own loop time is read from, read now
 // (uv_now() is the time the loop cached at the start of its turn, which can be far behind
 // after synchronous work).
+inline uint64_t MonotonicNowUs() { return uv_hrtime() / 1000; }
 inline uint64_t MonotonicNowMs() { return uv_hrtime() / 1000000; }
 
 // The delay to pass to uv_timer_start so the timer fires no earlier than `deadline_ms`
