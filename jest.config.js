@@ -9,4 +9,7 @@ module.exports = {
   globalTeardown: '<rootDir>/test/helpers/global-teardown.js',
   testTimeout: 30000,
   maxWorkers: 2,
+  // A worker that grew past this after a suite file is replaced before the next one, so
+  // one heavy suite never leaves the next with too little heap.
+  workerIdleMemoryLimit: '1GB',
 };
