@@ -21,3 +21,5 @@ export class ProtocolError extends HirecacheError {}
 export class ConfigError extends HirecacheError {}
 /** A feature this version does not support was asked for, such as TLS (code ERR_UNSUPPORTED). */
 export class UnsupportedError extends HirecacheError {}
+/** A command that would change the shared connection's state was refused; the message names the API to use instead. Code ERR_COMMAND_REFUSED. */
+export class CommandRefusedError extends HirecacheError {}

@@ -41,6 +41,12 @@ class ConfigError extends HirecacheError {}
 /** A feature that this version does not support was asked for (e.g. TLS). Code ERR_UNSUPPORTED. */
 class UnsupportedError extends HirecacheError {}
 
+/**
+ * A command that would change the shared connection's state (MULTI, SUBSCRIBE, SELECT…) was
+ * refused; the message names the API to use instead. Code ERR_COMMAND_REFUSED.
+ */
+class CommandRefusedError extends HirecacheError {}
+
 const byKind = {
   reply: ReplyError,
   connection: ConnectionError,
@@ -76,5 +82,6 @@ module.exports = {
   ProtocolError,
   ConfigError,
   UnsupportedError,
+  CommandRefusedError,
   nativeError,
 };

@@ -67,6 +67,8 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
                          InstanceMethod<&ClientWrap::Command>("command"),
+                         InstanceMethod<&ClientWrap::Unit>("unit"),
+                         InstanceMethod<&ClientWrap::ReconnectIn>("reconnectIn"),
                          InstanceMethod<&ClientWrap::Get>("get"),
                          InstanceMethod<&ClientWrap::SetEx>("setex"),
                          InstanceMethod<&ClientWrap::Quit>("quit"),
@@ -111,6 +113,9 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   options.limits.max_depth = std::min<uint32_t>(o.Uint32("maxDepth", options.limits.max_depth), 7);
   max_value_bytes_ = static_cast<size_t>(o.Uint64("maxValueBytes", kDefaultMaxValueBytes));
   options.metrics = o.Bool("metrics", options.metrics);
+  options.subscriber = o.Bool("subscriber", options.subscriber);
+  options.reconnect = o.Bool("reconnect", options.reconnect);
+  options.owner_schedules_reconnect = o.Bool("ownerSchedulesReconnect", false);
   Napi::Value breaker = info[0].As<Napi::Object>().Get("breaker");
   if (breaker.IsBoolean() && !breaker.As<Napi::Boolean>().Value()) {
     options.breaker.enabled = false;
@@ -224,7 +229,14 @@ Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
   }
   SubmitResult result = SubmitResult::kClosed;
   try {
-    if (!closed_) result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
+    if (closed_) {
+      // Nothing is queued: settled below as closed.
+    } else if (unit_argcs_.empty()) {
+      result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
+    } else {
+      CommandUnit unit{argv_.data(), unit_argcs_.data(), unit_argcs_.size(), unit_replies_};
+      result = core_->SubmitUnit(unit, deferred, flags);
+    }
   } catch (const std::bad_alloc&) {
     // Nothing was queued: the promise must still settle.
     OnFailure(deferred, flags,
@@ -241,6 +253,7 @@ void ClientWrap::StartCommand(const Napi::CallbackInfo& info, size_t min_args, u
   if (info.Length() < min_args) throw Napi::TypeError::New(env_, "too few arguments");
   args_.Clear();
   arg_refs_.clear();
+  unit_argcs_.clear();
   napi_get_value_uint32(env_, info[0], flags);
 }
 
@@ -250,6 +263,40 @@ Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
   uint32_t flags = 0;
   StartCommand(info, 2, &flags);
   for (size_t i = 1; i < info.Length(); ++i) AddArgument(info[i]);
+  return SubmitCommand(flags);
+}
+
+// unit(flags, replies, commands) => Promise: `commands` (an array of [name, ...args] arrays)
+// queued as one unit that nothing else can come between, resolving with an array of their
+// replies (error replies as Error elements). `replies` is how many replies the unit asks
+// for: 0 means one per command (a SUBSCRIBE of n channels asks for n).
+Napi::Value ClientWrap::Unit(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  uint32_t flags = 0;
+  StartCommand(info, 3, &flags);
+  uint32_t replies = info[1].As<Napi::Number>().Uint32Value();
+  if (!info[2].IsArray()) throw Napi::TypeError::New(env_, "unit(): commands must be an array");
+  napi_value commands = info[2];
+  uint32_t count = 0;
+  napi_get_array_length(env_, commands, &count);
+  if (count == 0) throw Napi::TypeError::New(env_, "unit(): no commands");
+  for (uint32_t i = 0; i < count; ++i) {
+    napi_value command = nullptr;
+    napi_get_element(env_, commands, i, &command);
+    bool is_array = false;
+    napi_is_array(env_, command, &is_array);
+    uint32_t argc = 0;
+    if (is_array) napi_get_array_length(env_, command, &argc);
+    if (argc == 0)
+      throw Napi::TypeError::New(env_, "unit(): each command must be a non-empty array");
+    for (uint32_t j = 0; j < argc; ++j) {
+      napi_value arg = nullptr;
+      napi_get_element(env_, command, j, &arg);
+      AddArgument(arg);
+    }
+    unit_argcs_.push_back(argc);
+  }
+  unit_replies_ = replies == 0 ? count : replies;
   return SubmitCommand(flags);
 }
 
@@ -274,6 +321,13 @@ Napi::Value ClientWrap::SetEx(const Napi::CallbackInfo& info) {
   arg_refs_.push_back({"EX", 0, 2});
   AddArgument(info[3]);
   return SubmitCommand(flags);
+}
+
+// reconnectIn(ms): the retry strategy's answer to a reconnecting event that left it the wait.
+Napi::Value ClientWrap::ReconnectIn(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  if (!closed_ && info.Length() > 0) core_->ReconnectIn(info[0].As<Napi::Number>().Uint32Value());
+  return info.Env().Undefined();
 }
 
 Napi::Value ClientWrap::Quit(const Napi::CallbackInfo& info) {
@@ -507,6 +561,11 @@ void ClientWrap::OnEvent(const ClientEvent& event) {
       type = "reconnecting";
       set("delayMs", number(event.delay_ms));
       set("attempt", number(event.attempt));
+      if (event.owner_decides) {
+        napi_value yes = nullptr;
+        napi_get_boolean(env_, true, &yes);
+        set("ownerDecides", yes);
+      }
       break;
     case ClientEventType::kBreaker:
       type = "breaker";
@@ -517,10 +576,28 @@ void ClientWrap::OnEvent(const ClientEvent& event) {
   CallOnEvent(type, detail);
 }
 
+// A message on a subscriber connection: this object's `onPush(parts)`, the message's parts
+// as Buffers ("message", channel, payload or "pmessage", pattern, channel, payload…).
+void ClientWrap::OnPush(const redisReply* message) {
+  if (tearing_down_ || closed_) return;
+  napi_value too_large = nullptr;
+  napi_value parts = ConvertReply(message, kReplyBuffers, &too_large);
+  if (too_large != nullptr) return;  // Past what a Buffer holds: nothing to deliver.
+  CallProperty("onPush", 1, &parts);
+}
+
 // Calls this object's `onEvent(type, detail)`. Runs inside a settle bracket, from a libuv
 // callback: nothing may throw here. A listener that throws is reported as Node reports an
 // exception thrown by an event listener: as an uncaught exception.
 void ClientWrap::CallOnEvent(const char* type, napi_value detail) {
+  napi_value argv[2];
+  napi_create_string_utf8(env_, type, NAPI_AUTO_LENGTH, &argv[0]);
+  argv[1] = detail;
+  CallProperty("onEvent", 2, argv);
+}
+
+// Calls the function in this object's property `name`, if there is one.
+void ClientWrap::CallProperty(const char* name, size_t argc, napi_value* argv) {
   napi_value self = nullptr;
   if (napi_get_reference_value(env_, static_cast<napi_ref>(*this), &self) != napi_ok ||
       self == nullptr) {
@@ -528,15 +605,12 @@ void ClientWrap::CallOnEvent(const char* type, napi_value detail) {
   }
   napi_value fn = nullptr;
   napi_valuetype fn_type = napi_undefined;
-  if (napi_get_named_property(env_, self, "onEvent", &fn) != napi_ok ||
+  if (napi_get_named_property(env_, self, name, &fn) != napi_ok ||
       napi_typeof(env_, fn, &fn_type) != napi_ok || fn_type != napi_function) {
     return;
   }
-  napi_value argv[2];
-  napi_create_string_utf8(env_, type, NAPI_AUTO_LENGTH, &argv[0]);
-  argv[1] = detail;
   napi_value result = nullptr;
-  if (napi_call_function(env_, self, fn, 2, argv, &result) == napi_pending_exception) {
+  if (napi_call_function(env_, self, fn, argc, argv, &result) == napi_pending_exception) {
     // A listener threw. (When the environment cannot run JS any more, nothing is pending.)
     napi_value exception = nullptr;
     napi_valuetype exception_type = napi_undefined;

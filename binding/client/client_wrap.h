@@ -55,13 +55,17 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
   void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
   void OnEvent(const ClientEvent& event) override;
+  void OnPush(const redisReply* message) override;
   void OnBreakerState(BreakerState state, uint64_t openings) override;
   void OnBusyChanged(bool busy) override;
   void OnClosed() override;
 
  private:
   void CallOnEvent(const char* type, napi_value detail);
+  void CallProperty(const char* name, size_t argc, napi_value* argv);
   Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value Unit(const Napi::CallbackInfo& info);
+  Napi::Value ReconnectIn(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);
   Napi::Value SetEx(const Napi::CallbackInfo& info);
   void StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags);
@@ -100,6 +104,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   };
   std::vector<ArgRef> arg_refs_;
   std::vector<std::string_view> argv_;
+  std::vector<size_t> unit_argcs_;  // a unit's commands' argument counts (empty: one command)
+  uint32_t unit_replies_ = 1;
   int settle_depth_ = 0;
   napi_handle_scope settle_scope_ = nullptr;
   napi_callback_scope callback_scope_ = nullptr;

@@ -5,7 +5,11 @@ const util = require('util');
 const { EventEmitter } = require('events');
 const binding = require('../binding');
 const { resolveConfig } = require('./config');
-const { nativeError, ConfigError } = require('../errors');
+const { nativeError, ConfigError, CommandRefusedError } = require('../errors');
+const { refusal, isBlocking, blockingTimeoutMs, upper, SPECIAL } = require('./rules');
+const { Multi, Pipeline } = require('./batch');
+const { Subscriptions } = require('./pubsub');
+const { BlockingPool } = require('./blocking');
 
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
@@ -65,6 +69,13 @@ const EMITTED = {
 class RedisClient extends EventEmitter {
   #native;
   #config;
+  #options; // as given, for the connections this client opens (pub/sub, blocking, isolated)
+  #env;
+  #dedicated; // a connection of the caller's own (isolated(), the blocking pool)
+  #keyPrefix;
+  #retryStrategy;
+  #subscriptions = null;
+  #blocking = null;
   #fallbacks = new Map(); // source → how many components on this client use a fallback
   #watchers = new Set();
   #reports = new Map();
@@ -75,16 +86,26 @@ class RedisClient extends EventEmitter {
    * @param {object} [options] see README "Configuration"; options override the environment.
    * @param {object} [env] the environment to read (process.env by default).
    */
-  constructor(options = {}, env = process.env) {
+  constructor(options = {}, env = process.env, internal = {}) {
     super();
     const config = resolveConfig(env, options);
     if (!config.enabled) {
       throw new ConfigError('Redis is disabled (REDIS_URL=disabled); there is no client to create', 'ERR_REDIS_DISABLED');
     }
     this.#config = config;
+    this.#options = { ...options };
+    this.#env = env;
+    this.#dedicated = internal.dedicated === true;
+    this.#keyPrefix = config.keyPrefix;
+    this.#retryStrategy = config.retryStrategy;
     this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
-    this.#native = new binding.Client(config, nativeError);
+    this.#native = new binding.Client({
+      ...config,
+      subscriber: internal.subscriber === true,
+      reconnect: internal.reconnect !== false,
+      ownerSchedulesReconnect: config.retryStrategy !== null,
+    }, nativeError);
     this.#breakerCell = this.#native.breakerCell;
     // A property, not a closure the native side holds: the client and its native half stay
     // collectable together.
@@ -93,9 +114,22 @@ class RedisClient extends EventEmitter {
       const client = self.deref();
       if (client !== undefined) client.#onNativeEvent(type, detail);
     };
+    if (internal.subscriber === true) {
+      this.#native.onPush = (parts) => {
+        const client = self.deref();
+        if (client !== undefined && client._onPush !== undefined) client._onPush(parts);
+      };
+    }
+    // ioredis connects when the client is created unless lazyConnect is set; so does this
+    // client when lazyConnect: false is asked for. Failures reach 'error' and the logger.
+    if (options.lazyConnect === false) this.connect().catch(() => {});
   }
 
   #onNativeEvent(type, detail) {
+    if (type === 'reconnecting' && detail.ownerDecides) {
+      this.#askRetryStrategy(detail);
+      return;
+    }
     this.#log.event(type, detail);
     for (const fn of this.#watchers) {
       try {
@@ -110,6 +144,26 @@ class RedisClient extends EventEmitter {
     // An error nobody listens to is the logger's to report, never a crash.
     if (args[0] === 'error' && this.listenerCount('error') === 0) return;
     this.emit(...args);
+  }
+
+  // retryStrategy(times) → the wait before the next attempt in ms, or anything else to stop
+  // reconnecting: the client then ends ('end'), and pending commands fail.
+  #askRetryStrategy(detail) {
+    let delay;
+    try {
+      delay = this.#retryStrategy(detail.attempt);
+    } catch (err) {
+      this.#log.write('error', `retryStrategy threw (${err && err.message}); the client stops reconnecting`);
+      delay = null;
+    }
+    if (typeof delay === 'number' && Number.isFinite(delay) && delay >= 0) {
+      const ms = Math.min(Math.round(delay), 2 ** 31 - 1);
+      this.#native.reconnectIn(ms);
+      this.#onNativeEvent('reconnecting', { delayMs: ms, attempt: detail.attempt });
+      return;
+    }
+    this.#log.write('warn', `retryStrategy returned ${delay === null ? 'null' : typeof delay} after ${detail.attempt} failed attempts; the client stops reconnecting`);
+    this.disconnect();
   }
 
   /**
@@ -191,12 +245,207 @@ class RedisClient extends EventEmitter {
    * is sent.
    */
   call(command, ...args) {
-    return this.#native.command(0, command, ...args);
+    return this.#route(0, command, args);
   }
 
   /** Like call(), with bulk replies as Buffers. */
   callBuffer(command, ...args) {
-    return this.#native.command(REPLY_BUFFERS, command, ...args);
+    return this.#route(REPLY_BUFFERS, command, args);
+  }
+
+  /** Internal: a command by its lower-case name, with its arguments as an array (the generated methods). */
+  _invoke(flags, name, args) {
+    return this.#route(flags, name, args);
+  }
+
+  // Every command a caller names goes through here: a command that would change the shared
+  // connection's state is refused, a blocking one goes to a connection of its own, and the
+  // keyPrefix is applied to the key arguments.
+  #route(flags, command, args) {
+    const lower = typeof command === 'string' ? command.toLowerCase() : upper(command).toLowerCase();
+    if (SPECIAL.has(lower)) return this.#special(flags, command, lower, args);
+    if (this.#keyPrefix !== '') args = this._keyArgs(lower, args);
+    return this.#native.command(flags, command, ...args);
+  }
+
+  #special(flags, command, lower, args) {
+    const name = lower.toUpperCase();
+    const why = refusal(name, args, this.#dedicated);
+    if (why !== null) {
+      const where = this.#dedicated ? 'on this connection' : 'on the shared connection';
+      throw new CommandRefusedError(`${name} refused ${where}: ${why}`, 'ERR_COMMAND_REFUSED');
+    }
+    if (this.#keyPrefix !== '') args = this._keyArgs(lower, args);
+    if (!this.#dedicated && isBlocking(name, args)) {
+      return this.#blockingPool().run(flags, command, args, blockingTimeoutMs(name, args));
+    }
+    return this.#native.command(flags, command, ...args);
+  }
+
+  /** Internal: `args` with the keyPrefix applied to the key arguments of command `name`. */
+  _keyArgs(name, args) {
+    if (this.#keyPrefix === '') return args;
+    return require('./commands').prefixKeys(name.toLowerCase(), args, this.#keyPrefix);
+  }
+
+  /** Internal: the keyPrefix ('' for none), for the cache and the limiter's own keys. */
+  get _keyPrefix() {
+    return this.#keyPrefix;
+  }
+
+  /** Internal: sends as given, no routing (a connection of the blocking pool). */
+  _send(flags, command, args) {
+    return this.#native.command(flags, command, ...args);
+  }
+
+  /** Internal: commands queued as one unit; resolves an array of their replies. */
+  _unit(buffers, commands) {
+    return this.#native.unit(buffers ? REPLY_BUFFERS : 0, 0, commands);
+  }
+
+  /** Internal: one SUBSCRIBE-family command, which Redis answers once per name. */
+  _unitReplies(command, names) {
+    return this.#native.unit(0, names.length, [[command, ...names]]);
+  }
+
+  /**
+   * A transaction: queue commands on the builder (`.set(k, v).incr(n)` or `.call(…)`), then
+   * `exec()` sends MULTI … EXEC as one unit no other caller's command can come between.
+   * `commands`, if given, is an array of [name, ...args] to queue first.
+   */
+  multi(commands) {
+    return new Multi(this, commands);
+  }
+
+  /**
+   * Commands sent together: `exec()` resolves one [error, result] pair per command, as
+   * ioredis does. They share the connection's automatic pipelining with every other call.
+   */
+  pipeline(commands) {
+    return new Pipeline(this, commands);
+  }
+
+  /**
+   * Runs `fn(conn)` with a connection of its own, for what needs connection state: WATCH …
+   * MULTI … EXEC, WAIT after writes, a series of blocking commands. The connection never
+   * reconnects (what it held would be lost): if it drops, its commands fail. It is closed
+   * when `fn` settles; resolves what `fn` resolves.
+   */
+  async isolated(fn) {
+    if (typeof fn !== 'function') throw new TypeError('isolated(fn): fn must be a function taking the connection');
+    const conn = this.#spawn({}, { dedicated: true, reconnect: false });
+    try {
+      return await fn(conn);
+    } finally {
+      conn.quit().catch(() => {});
+    }
+  }
+
+  /** A new client with the same options (and `overrides`): a connection of its own. */
+  duplicate(overrides = {}) {
+    return new RedisClient({ ...this.#options, ...overrides }, this.#env);
+  }
+
+  #spawn(overrides, internal) {
+    return new RedisClient({ ...this.#options, lazyConnect: true, ...overrides }, this.#env, internal);
+  }
+
+  #blockingPool() {
+    if (this.#blocking === null) {
+      this.#blocking = new BlockingPool(
+        () => this.#spawn({ commandTimeout: 0, breaker: false, logger: false }, { dedicated: true, reconnect: false }),
+        { max: this.#config.maxBlockingConnections, maxWaiting: this.#config.maxQueue, guardMs: this.#config.commandTimeout },
+      );
+    }
+    return this.#blocking;
+  }
+
+  #pubsub() {
+    if (this.#subscriptions === null) {
+      this.#subscriptions = new Subscriptions(this, () => this.#spawn({ breaker: false }, { subscriber: true }));
+    }
+    return this.#subscriptions;
+  }
+
+  /**
+   * Subscribes to channels on the client's pub/sub connection (opened now if needed):
+   * `subscribe(channel | channels, listener?, { buffers }?)`. The listener gets (message,
+   * channel), strings unless buffers: true; the client also emits 'message' (channel,
+   * message) and 'messageBuffer'. ioredis's form `subscribe('a', 'b', (err, count) => …)`
+   * is understood too. Resolves the number of subscriptions. After a reconnect every
+   * subscription is renewed and 'subscriptionGap' is emitted.
+   */
+  subscribe(...args) {
+    return this.#subscribeAs('channel', args);
+  }
+
+  /** Subscribes to glob patterns: the listener gets (message, channel, pattern). */
+  psubscribe(...args) {
+    return this.#subscribeAs('pattern', args);
+  }
+
+  /** Subscribes to shard channels (SSUBSCRIBE, Redis 7). */
+  ssubscribe(...args) {
+    return this.#subscribeAs('shard', args);
+  }
+
+  /** Removes a listener (or all) from channels (or all); unsubscribes those left without one. */
+  unsubscribe(...args) {
+    return this.#unsubscribeAs('channel', args);
+  }
+
+  punsubscribe(...args) {
+    return this.#unsubscribeAs('pattern', args);
+  }
+
+  sunsubscribe(...args) {
+    return this.#unsubscribeAs('shard', args);
+  }
+
+  // (names, listener?, options?) or ioredis's (name, name…, callback?).
+  #subscribeAs(kind, args) {
+    if (args.length >= 2 && typeof args[1] === 'string') {
+      const callback = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+      return withCallback(this.#pubsub().subscribe(kind, args), callback);
+    }
+    return this.#pubsub().subscribe(kind, args[0], args[1], args[2]);
+  }
+
+  #unsubscribeAs(kind, args) {
+    if (this.#subscriptions === null) return Promise.resolve(0);
+    if (args.length >= 2 && typeof args[1] === 'string') {
+      const callback = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+      return withCallback(this.#subscriptions.unsubscribe(kind, args), callback);
+    }
+    return this.#subscriptions.unsubscribe(kind, args[0], args[1]);
+  }
+
+  /** The channels, patterns and shard channels subscribed. */
+  subscriptions() {
+    return this.#subscriptions === null ? { channels: [], patterns: [], shardChannels: [] } : this.#subscriptions.list();
+  }
+
+  /**
+   * WATCH, only on a connection of the caller's own (isolated()): on the shared connection
+   * another caller's commands would run between it and EXEC.
+   */
+  watch(...keys) {
+    return this.#route(0, 'WATCH', keys.flat());
+  }
+
+  unwatch() {
+    return this.#route(0, 'UNWATCH', []);
+  }
+
+  /**
+   * Connects now (ioredis's connect(), for lazyConnect: true): resolves once the server has
+   * answered, rejects if it cannot be reached. Calls need not wait for it.
+   */
+  connect(callback) {
+    const ready = this.#native.status().state === 'ready'
+      ? Promise.resolve()
+      : this.#native.command(0, 'PING').then(() => undefined);
+    return withCallback(ready, callback);
   }
 
   get(key) {
@@ -246,13 +495,19 @@ class RedisClient extends EventEmitter {
     return this.#native.setex(flags, key, value, ttlSec);
   }
 
-  /** Graceful close: answers every accepted command, sends QUIT, closes. */
-  quit() {
-    return this.#native.quit();
+  /** Graceful close: answers every accepted command, sends QUIT, closes (pub/sub and blocking connections too). */
+  quit(callback) {
+    const others = [];
+    if (this.#subscriptions !== null) others.push(this.#subscriptions.close(true));
+    if (this.#blocking !== null) others.push(this.#blocking.close(true));
+    const done = Promise.all([this.#native.quit(), ...others]).then(() => 'OK');
+    return withCallback(done, callback);
   }
 
   /** Immediate close: pending commands fail (written ones with ERR_OUTCOME_UNKNOWN). */
   disconnect() {
+    if (this.#subscriptions !== null) this.#subscriptions.close(false);
+    if (this.#blocking !== null) this.#blocking.close(false);
     this.#native.disconnect();
   }
 
@@ -306,6 +561,12 @@ class RedisClient extends EventEmitter {
     const where = `redis://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
     return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
   }
+}
+
+/** Calls an ioredis-style callback(err, result) when given; returns the promise either way. */
+function withCallback(promise, callback) {
+  if (typeof callback === 'function') promise.then((r) => callback(null, r), (err) => callback(err));
+  return promise;
 }
 
 module.exports = {

@@ -13,6 +13,10 @@ const DEFAULTS = Object.freeze({
   password: '',
   db: 0,
   name: '',
+  keyPrefix: '',
+  retryStrategy: null,
+  maxRetriesPerRequest: 0,
+  maxBlockingConnections: 4,
   ...clientConstants.defaults,
 });
 
@@ -277,16 +281,15 @@ const CLIENT_OPTIONS = new Set([
   'url', 'host', 'port', 'username', 'password', 'db', 'name', 'connectionName', 'connectTimeout',
   'commandTimeout', 'keepAlive', 'noDelay', 'maxQueue', 'maxInFlight', 'maxQueueBytes', 'maxValueBytes',
   'maxBulkBytes', 'maxAggregateElements', 'maxLineBytes', 'maxDepth', 'reconnectBaseDelay',
-  'reconnectMaxDelay', 'tls', 'metrics', 'breaker', 'logger', 'lazyConnect',
+  'reconnectMaxDelay', 'tls', 'metrics', 'breaker', 'logger', 'lazyConnect', 'keyPrefix', 'retryStrategy',
+  'maxRetriesPerRequest', 'maxBlockingConnections',
 ]);
 // Options of ioredis and node-redis that users bring along, and what to do instead.
 const FOREIGN_OPTIONS = {
-  keyPrefix: 'keys are sent as given; prefix them yourself',
-  retryStrategy: 'reconnection backs off by itself (reconnectBaseDelay, reconnectMaxDelay) and never gives up',
-  maxRetriesPerRequest: 'a command never written waits for the next connection within commandTimeout; a written one is never resent',
   enableOfflineQueue: 'commands wait for a connection within commandTimeout (bounded by maxQueue), and fail fast once Redis is known to be down',
   enableReadyCheck: "'ready' is emitted once the server has answered",
-  autoResubscribe: 'pub/sub is not supported yet',
+  autoResubscribe: 'client.subscribe() always resubscribes after a reconnect, and emits subscriptionGap',
+  autoResendUnfulfilledCommands: 'a written command is never resent (its outcome is unknown); see maxRetriesPerRequest for unsent ones',
   reconnectOnError: 'a READONLY reply (failover) reconnects by itself',
   enableAutoPipelining: 'every command issued in one turn of the event loop is written in one go, always',
   family: 'the address family follows what the host name resolves to',
@@ -303,10 +306,8 @@ function checkOptionNames(options) {
     err.code = 'ERR_INVALID_CONFIG';
     throw err;
   }
-  if (options.lazyConnect !== undefined && options.lazyConnect !== true) {
-    const err = new TypeError('option lazyConnect: the client always connects on its first command; only lazyConnect: true is accepted');
-    err.code = 'ERR_INVALID_CONFIG';
-    throw err;
+  if (options.lazyConnect !== undefined && typeof options.lazyConnect !== 'boolean') {
+    throw invalidParameterError('option lazyConnect', 'a boolean', options.lazyConnect, OPTION);
   }
   if (options.connectionName !== undefined && options.name !== undefined && options.connectionName !== options.name) {
     throw invalidParameterError('option connectionName', `the same as option name (${JSON.stringify(options.name)}), or left out`, options.connectionName, OPTION);
@@ -377,6 +378,26 @@ function resolveConfig(env = process.env, options = {}) {
   };
   for (const [key, range] of Object.entries(numberKeys)) {
     if (options[key] !== undefined) config[key] = checkInteger(`option ${key}`, options[key], { ...range, ...OPTION });
+  }
+  if (options.keyPrefix !== undefined && options.keyPrefix !== null) {
+    if (typeof options.keyPrefix !== 'string' && !Buffer.isBuffer(options.keyPrefix)) {
+      throw invalidParameterError('option keyPrefix', 'a string or a Buffer', options.keyPrefix, OPTION);
+    }
+    config.keyPrefix = Buffer.isBuffer(options.keyPrefix) && options.keyPrefix.length === 0 ? '' : options.keyPrefix;
+  }
+  if (options.retryStrategy !== undefined && options.retryStrategy !== null) {
+    if (typeof options.retryStrategy !== 'function') {
+      throw invalidParameterError('option retryStrategy', 'a function (times) => delay in ms, or null to stop', options.retryStrategy, OPTION);
+    }
+    config.retryStrategy = options.retryStrategy;
+  }
+  if (options.maxRetriesPerRequest !== undefined) {
+    config.maxRetriesPerRequest = options.maxRetriesPerRequest === null
+      ? null
+      : checkInteger('option maxRetriesPerRequest', options.maxRetriesPerRequest, { min: 0, max: 2 ** 31 - 1, ...OPTION });
+  }
+  if (options.maxBlockingConnections !== undefined) {
+    config.maxBlockingConnections = checkInteger('option maxBlockingConnections', options.maxBlockingConnections, { min: 1, max: 1024, ...OPTION });
   }
   if (options.noDelay !== undefined) config.noDelay = checkType('option noDelay', options.noDelay, 'boolean', OPTION);
   if (options.metrics !== undefined) config.metrics = checkType('option metrics', options.metrics, 'boolean', OPTION);

@@ -24,6 +24,26 @@ void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* toke
   }
 }
 
+void CommandPipeline::PushUnit(const CommandUnit& unit, void* token, uint32_t flags,
+                               uint64_t deadline_ms, uint64_t submitted_us) {
+  assert(unit.replies >= 1);
+  size_t before = outbuf_.size();
+  try {
+    const std::string_view* argv = unit.argv;
+    for (size_t i = 0; i < unit.commands; ++i) {
+      AppendCommand(outbuf_, argv, unit.argcs[i]);
+      argv += unit.argcs[i];
+    }
+    PendingCommand cmd{token, deadline_ms,        submitted_us, outbuf_.size() - before,
+                       flags, CommandKind::kUser, false};
+    cmd.replies = unit.replies;
+    fifo_.push_back(cmd);
+  } catch (...) {
+    outbuf_.resize(before);
+    throw;
+  }
+}
+
 void CommandPipeline::DropLast() {
   assert(unsent() > 0);
   outbuf_.resize(outbuf_.size() - fifo_.back().encoded_len);

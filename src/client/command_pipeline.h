@@ -31,6 +31,18 @@ struct PendingCommand {
   uint32_t flags;         // the caller's, handed back too
   CommandKind kind;
   bool settled;  // the caller already has its answer; the slot only swallows the reply
+  // Replies the entry takes before it is answered: 1 for a command; for a unit (a
+  // transaction, a pipeline, a SUBSCRIBE of several channels) one per reply it asks for.
+  // A unit is written, expired and failed as one entry, so nothing splits it.
+  uint32_t replies = 1;
+};
+
+// Several commands queued as one entry, or one command that asks for several replies.
+struct CommandUnit {
+  const std::string_view* argv;  // every command's arguments, one after the other
+  const size_t* argcs;           // the number of arguments of each command
+  size_t commands;
+  uint32_t replies;  // the replies the unit asks for (≥ 1)
 };
 
 class CommandPipeline {
@@ -39,6 +51,11 @@ class CommandPipeline {
   // out it throws std::bad_alloc and leaves the pipeline as it was.
   void Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
             uint64_t deadline_ms, CommandKind kind = CommandKind::kUser, uint64_t submitted_us = 0);
+
+  // Encodes a unit's commands at the end of the unsent bytes as one entry expecting
+  // `unit.replies` replies; all or nothing, as Push.
+  void PushUnit(const CommandUnit& unit, void* token, uint32_t flags, uint64_t deadline_ms,
+                uint64_t submitted_us = 0);
 
   // Takes back the command just pushed (still unsent), with its bytes.
   void DropLast();
@@ -51,6 +68,9 @@ class CommandPipeline {
   // counts them as written: at most `max_commands` of them, and no more than `max_bytes`
   // unless the first one alone is larger. Returns how many commands that was.
   size_t TakeUnsent(size_t max_commands, size_t max_bytes, std::string& out);
+
+  // The oldest written entry (there must be one).
+  const PendingCommand& OldestWritten() const { return fifo_.front(); }
 
   // Removes the oldest written entry (its reply has arrived) and returns it.
   PendingCommand PopWritten();

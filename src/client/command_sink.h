@@ -13,6 +13,7 @@
 #include "client/circuit_breaker.h"
 #include "client/client_error.h"
 #include "client/client_metrics.h"
+#include "client/command_pipeline.h"
 
 struct redisReply;
 
@@ -60,6 +61,7 @@ struct ClientEvent {
   ClientError error;                             // kError
   uint32_t delay_ms = 0;                         // kReconnecting
   uint32_t attempt = 0;                          // kReconnecting: failed attempts so far
+  bool owner_decides = false;                    // kReconnecting: waits for ReconnectIn()
   BreakerState breaker = BreakerState::kClosed;  // kBreaker
   BreakerReason reason = BreakerReason::kNone;   // kBreaker
 };
@@ -72,8 +74,13 @@ class ReplyListener {
   virtual ~ReplyListener() = default;
   virtual void BeginSettle() = 0;
   virtual void EndSettle() = 0;
-  // `reply` belongs to the sink and is freed when OnReply returns.
+  // `reply` belongs to the sink and is freed when OnReply returns. A unit's replies come as
+  // one array reply, one element per reply the unit asked for.
   virtual void OnReply(void* token, uint32_t flags, const redisReply* reply) = 0;
+  // A message on a subscriber connection (an array: "message", channel, payload or
+  // "pmessage", pattern, channel, payload or "smessage", channel, payload), delivered like a
+  // reply. Only sinks created as subscribers send these.
+  virtual void OnPush(const redisReply* /*message*/) {}
   virtual void OnFailure(void* token, uint32_t flags, const ClientError& error) = 0;
   // A connection or breaker event, delivered at a safe point (a later turn of the loop,
   // inside BeginSettle/EndSettle, never inside a call into the sink): the listener may call
@@ -119,6 +126,11 @@ class CommandSink {
   // the loop turn, never synchronously: a caller looping on `await` still lets the loop turn.
   virtual SubmitResult Submit(const std::string_view* argv, size_t argc, void* token,
                               uint32_t flags) = 0;
+  // Queues a unit as one entry: its commands are admitted, written, timed out and failed
+  // together, and nothing another caller queues can come between them (a MULTI … EXEC).
+  virtual SubmitResult SubmitUnit(const CommandUnit& unit, void* token, uint32_t flags) = 0;
+  // After a kReconnecting event that leaves the wait to the owner: try again in delay_ms.
+  virtual void ReconnectIn(uint32_t delay_ms) = 0;
   // Graceful close: commands already accepted are answered first.
   virtual void Quit() = 0;
   // Immediate close: every pending command fails (written ones with ERR_OUTCOME_UNKNOWN).

@@ -257,8 +257,7 @@ void Connection::HandleRead(ssize_t nread, const char* data) {
         failed = reader_.failed();
         break;
       }
-      events->OnReply(reply);
-      FreeReply(reply);
+      if (!events->OnReply(reply)) FreeReply(reply);
     }
   }
   if (failed && !closed_) {

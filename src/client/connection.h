@@ -42,7 +42,8 @@ class ConnectionEvents {
   // connection in between). Lets the owner bracket the settlements of one read.
   virtual void OnReadBegin() = 0;
   // One complete reply, owned by the connection and freed when this returns.
-  virtual void OnReply(redisReply* reply) = 0;
+  // Returns true when it keeps `reply` (and frees it later with FreeReply).
+  virtual bool OnReply(redisReply* reply) = 0;
   virtual void OnReadEnd() = 0;
   // A write that the socket could not take at once has been written in full.
   virtual void OnWriteDrained() = 0;

@@ -96,6 +96,7 @@ RedisClient::RedisClient(uv_loop_t* loop, ClientOptions options, ReplyListener* 
 RedisClient::~RedisClient() {
   // The owner deletes the client only after OnClosed: every handle is closed by then.
   assert(handles_.open() == 0);
+  DropUnitReplies();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -103,13 +104,19 @@ RedisClient::~RedisClient() {
 
 SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void* token,
                                  uint32_t flags) {
+  return SubmitUnit(CommandUnit{argv, &argc, 1, 1}, token, flags);
+}
+
+SubmitResult RedisClient::SubmitUnit(const CommandUnit& unit, void* token, uint32_t flags) {
   if (quit_requested_ || state_ == ClientState::kClosing || state_ == ClientState::kClosed) {
     return SubmitResult::kClosed;
   }
   // Once an attempt has failed, Redis counts as down until one succeeds: calls made during
   // the retries fail at once instead of waiting on an attempt that will likely fail too.
   // The verb rides in the sink's own bits of the flags, for the metrics.
-  Verb verb = options_.metrics && argc > 0 ? VerbOf(argv[0]) : Verb::kOther;
+  Verb verb = options_.metrics && unit.commands == 1 && unit.replies == 1 && unit.argcs[0] > 0
+                  ? VerbOf(unit.argv[0])
+                  : Verb::kOther;
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
@@ -134,8 +141,12 @@ SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void
       options_.command_timeout_ms == 0 ? 0 : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
   size_t waiting_before = pipeline_.unsent_bytes() + pending;
-  pipeline_.Push(argv, argc, token, flags, deadline, CommandKind::kUser,
-                 options_.metrics ? now_us : 0);
+  if (unit.commands == 1 && unit.replies == 1) {
+    pipeline_.Push(unit.argv, unit.argcs[0], token, flags, deadline, CommandKind::kUser,
+                   options_.metrics ? now_us : 0);
+  } else {
+    pipeline_.PushUnit(unit, token, flags, deadline, options_.metrics ? now_us : 0);
+  }
   if (waiting_before > 0 && pipeline_.unsent_bytes() + pending > options_.max_queue_bytes) {
     pipeline_.DropLast();
     RefuseEarly(token, flags,
@@ -359,6 +370,7 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   uv_timer_stop(state_timer_.get());
   // Handshake commands of this attempt go with it; user commands were never written.
   pipeline_.FailWritten([](void*, uint32_t) {});
+  DropUnitReplies();
   handshake_pending_ = 0;
   ++reconnect_attempts_;
   ++backoff_level_;
@@ -368,7 +380,8 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   FailUnsent(error);
   probe_pending_ = false;
   OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
-  if (quit_requested_) {
+  if (quit_requested_ || !options_.reconnect) {
+    quit_requested_ = true;
     CloseHandles();
     return;
   }
@@ -396,6 +409,17 @@ void RedisClient::FailConnection(const ClientError& error) {
   if (quit_requested_) {
     FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
                            "the client was closed before the command was sent"});
+    CloseHandles();
+    return;
+  }
+  if (!options_.reconnect) {
+    // A connection of its own (a WATCH, a blocking command): what it held is gone with it,
+    // so it ends instead of reconnecting.
+    quit_requested_ = true;
+    FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                           "the connection to Redis was lost (" + error.code +
+                               ") before the command was sent; this connection does not "
+                               "reconnect"});
     CloseHandles();
     return;
   }
@@ -430,10 +454,23 @@ void RedisClient::ScheduleReconnect() {
   ClientEvent event{ClientEventType::kReconnecting};
   event.delay_ms = delay;
   event.attempt = reconnect_attempts_;
+  if (options_.owner_schedules_reconnect) {
+    // The owner's retry strategy picks the wait and calls ReconnectIn() (or closes).
+    event.owner_decides = true;
+    Emit(std::move(event));
+    return;
+  }
   Emit(std::move(event));
   uv_timer_start(
       state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
       delay, 0);
+}
+
+void RedisClient::ReconnectIn(uint32_t delay_ms) {
+  if (state_ != ClientState::kDown || closing_handles_ || quit_requested_) return;
+  uv_timer_start(
+      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
+      delay_ms, 0);
 }
 
 void RedisClient::OnStateTimer() {
@@ -540,12 +577,18 @@ void RedisClient::OnReadBegin() {
   listener_->BeginSettle();
 }
 
-void RedisClient::OnReply(redisReply* reply) {
+bool RedisClient::OnReply(redisReply* reply) {
+  if (options_.subscriber && IsPushMessage(reply)) {
+    ++replies_in_read_;
+    listener_->OnPush(reply);
+    return false;
+  }
   if (pipeline_.written() == 0) {
     FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",
                     "Redis sent a reply nobody asked for; the connection is out of step"});
-    return;
+    return false;
   }
+  if (pipeline_.OldestWritten().replies > 1) return OnUnitReply(reply);
   PendingCommand cmd = pipeline_.PopWritten();
   ++replies_in_read_;
   switch (cmd.kind) {
@@ -563,11 +606,11 @@ void RedisClient::OnReply(redisReply* reply) {
       } else if (--handshake_pending_ == 0) {
         OnHandshakeDone();
       }
-      return;
+      return false;
     case CommandKind::kQuit:
       CloseConnection();
       CloseHandles();
-      return;
+      return false;
     case CommandKind::kProbe:
       if (probe_pending_) {
         probe_pending_ = false;
@@ -577,7 +620,7 @@ void RedisClient::OnReply(redisReply* reply) {
           CloseBreaker();
         }
       }
-      return;
+      return false;
     case CommandKind::kUser:
       if (ClassifyReply(reply) == ReplyClass::kReadOnly) {
         // A failover made this server a replica: finish what was written, then reconnect.
@@ -586,6 +629,13 @@ void RedisClient::OnReply(redisReply* reply) {
       SettleReply(cmd, reply);
       break;
   }
+  YieldAfterSlice();
+  return false;
+}
+
+// Every kSettleSlice settlements within one read, JS continuations run and what they queued
+// is written, so a large read does not hold every caller until its end.
+void RedisClient::YieldAfterSlice() {
   if (++settled_in_read_ == kSettleSlice &&
       (state_ == ClientState::kReady || state_ == ClientState::kClosing)) {
     settled_in_read_ = 0;
@@ -594,6 +644,29 @@ void RedisClient::OnReply(redisReply* reply) {
     listener_->BeginSettle();
     read_now_us_ = MonotonicNowUs();
   }
+}
+
+// One reply of the oldest written entry, a unit: kept until the unit has all its replies,
+// which then settle its caller as one array.
+bool RedisClient::OnUnitReply(redisReply* reply) {
+  ++replies_in_read_;
+  if (ClassifyReply(reply) == ReplyClass::kReadOnly) drain_then_reconnect_ = true;
+  unit_replies_.push_back(reply);
+  if (unit_replies_.size() < pipeline_.OldestWritten().replies) return true;
+  PendingCommand cmd = pipeline_.PopWritten();
+  redisReply all{};
+  all.type = REDIS_REPLY_ARRAY;
+  all.elements = unit_replies_.size();
+  all.element = unit_replies_.data();
+  SettleReply(cmd, &all);
+  DropUnitReplies();
+  YieldAfterSlice();
+  return true;
+}
+
+void RedisClient::DropUnitReplies() {
+  for (redisReply* r : unit_replies_) FreeReply(r);
+  unit_replies_.clear();
 }
 
 void RedisClient::OnReadEnd() {
@@ -891,6 +964,7 @@ void RedisClient::FailWritten(const ClientError& error) {
     Fail(token, flags, Outcome::kUnknown, error);
     ++failed;
   });
+  DropUnitReplies();
   handshake_pending_ = 0;
   if (failed > 0) TrackSettled(failed);
 }

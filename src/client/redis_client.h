@@ -63,6 +63,14 @@ struct ClientOptions {
   ProtocolLimits limits;
   BreakerOptions breaker;
   bool metrics = true;  // count outcomes and latencies per verb
+  // A subscriber connection: messages ("message", "pmessage", "smessage" arrays) go to
+  // ReplyListener::OnPush. Only SUBSCRIBE-family commands and PING may be sent on it.
+  bool subscriber = false;
+  // false: a lost connection ends the client (pending commands fail) instead of reconnecting.
+  bool reconnect = true;
+  // true: after a failed attempt the client waits for ReconnectIn() (the owner's retry
+  // strategy) instead of its own backoff; the kReconnecting event says so.
+  bool owner_schedules_reconnect = false;
 };
 
 class RedisClient final : public CommandSink, private ConnectionEvents {
@@ -76,6 +84,8 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   // turn ends.
   SubmitResult Submit(const std::string_view* argv, size_t argc, void* token,
                       uint32_t flags) override;
+  SubmitResult SubmitUnit(const CommandUnit& unit, void* token, uint32_t flags) override;
+  void ReconnectIn(uint32_t delay_ms) override;
   void Quit() override;
   void Disconnect() override;
   ClientStats Stats() const override;
@@ -89,7 +99,10 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void OnConnected() override;
   void OnConnectFailed(const ClientError& error) override;
   void OnReadBegin() override;
-  void OnReply(redisReply* reply) override;
+  bool OnReply(redisReply* reply) override;
+  bool OnUnitReply(redisReply* reply);
+  void DropUnitReplies();
+  void YieldAfterSlice();
   void OnReadEnd() override;
   void OnWriteDrained() override;
   void OnFailed(const ClientError& error) override;
@@ -167,6 +180,8 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   Connection* conn_ = nullptr;  // closes and frees itself; cleared when closed
   CommandPipeline pipeline_;
   std::string write_buffer_;
+  // The replies so far of the oldest written entry when it is a unit that asked for more.
+  std::vector<redisReply*> unit_replies_;
   size_t handshake_pending_ = 0;
   size_t awaiting_ = 0;  // user commands not yet settled
   struct EarlyFailure {

@@ -43,3 +43,16 @@ ReplyClass ClassifyReply(const redisReply* reply) {
 }
 
 }  // namespace hirecache
+
+namespace hirecache {
+
+bool IsPushMessage(const redisReply* reply) {
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return false;
+  const redisReply* kind = reply->element[0];
+  if (kind->type != REDIS_REPLY_STRING) return false;
+  std::string_view k(kind->str, kind->len);
+  return (k == "message" && reply->elements == 3) || (k == "smessage" && reply->elements == 3) ||
+         (k == "pmessage" && reply->elements == 4);
+}
+
+}  // namespace hirecache

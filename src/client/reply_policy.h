@@ -27,6 +27,10 @@ enum class ReplyClass {
 // Classifies one reply. Only error replies are ever anything but kOrdinary.
 ReplyClass ClassifyReply(const redisReply* reply);
 
+// Whether a reply read on a subscriber connection is a message ("message", "pmessage" or
+// "smessage" array) rather than the answer to a command.
+bool IsPushMessage(const redisReply* reply);
+
 // Whether the reply is the status +OK (SET, AUTH, SELECT, CLIENT SETNAME…).
 bool IsOkReply(const redisReply* reply);
 

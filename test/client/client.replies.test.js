@@ -142,10 +142,7 @@ describe('error replies', () => {
 
   test('an error inside an array (EXEC) comes back as an Error element with its code', async () => {
     await client.call('SET', 'str', 'x');
-    await client.call('MULTI');
-    await client.call('SET', 'a', '1');
-    await client.call('LPUSH', 'str', 'y');
-    const replies = await client.call('EXEC');
+    const replies = await client.multi().call('SET', 'a', '1').call('LPUSH', 'str', 'y').exec();
     expect(replies[0]).toBe('OK');
     expect(replies[1]).toBeInstanceOf(Error);
     expect(replies[1].code).toBe('WRONGTYPE');

@@ -18,18 +18,22 @@ test('an unknown createClient option is refused by name, with a hint for ioredis
   expect(typo).toBeInstanceOf(TypeError);
   expect(typo.code).toBe('ERR_INVALID_CONFIG');
   expect(typo.message).toMatch(/^unknown option breakr; known: url, host/);
-  expect(refusal(() => createClient({ keyPrefix: 'app:' })).message).toMatch(/unknown option keyPrefix \(not supported: keys are sent as given/);
-  expect(refusal(() => createClient({ retryStrategy: () => 100 })).message).toMatch(/unknown option retryStrategy \(not supported: reconnection backs off/);
-  expect(refusal(() => createClient({ maxRetriesPerRequest: 3 })).message).toMatch(/maxRetriesPerRequest/);
+  expect(refusal(() => createClient({ enableOfflineQueue: false })).message).toMatch(/unknown option enableOfflineQueue \(not supported: commands wait/);
+  expect(refusal(() => createClient({ keyPrefix: 5 })).message).toMatch(/option keyPrefix must be a string or a Buffer/);
+  expect(refusal(() => createClient({ retryStrategy: 100 })).message).toMatch(/option retryStrategy must be a function/);
+  expect(refusal(() => createClient({ maxRetriesPerRequest: -1 })).message).toMatch(/maxRetriesPerRequest/);
   expect(refusal(() => createClient({ socket: { host: 'x' } })).message).toMatch(/use host, port/);
 });
 
-test('lazyConnect: true is accepted (the client is lazy), false is refused; connectionName is the name', () => {
+test('lazyConnect is a boolean (false connects at once); connectionName is the name', () => {
   const lazy = createClient({ lazyConnect: true, connectionName: 'api', logger: false });
   expect(lazy.options.name).toBe('api');
   expect(lazy.status().state).toBe('idle');
   lazy.disconnect();
-  expect(refusal(() => createClient({ lazyConnect: false })).message).toMatch(/only lazyConnect: true/);
+  expect(refusal(() => createClient({ lazyConnect: 'yes' })).message).toMatch(/option lazyConnect must be a boolean/);
+  const eager = createClient({ url: 'redis://127.0.0.1:1', lazyConnect: false, logger: false });
+  expect(eager.status().state).toBe('connecting');
+  eager.disconnect();
   expect(refusal(() => createClient({ connectionName: 'a', name: 'b' })).message).toMatch(/connectionName/);
 });
 

@@ -1,0 +1,199 @@
+'use strict';
+// Pub/sub for a client: a connection of its own (opened with the first subscription), the
+// channels and patterns subscribed with their listeners, and resubscription after every
+// reconnect. The shared connection never enters subscriber mode.
+
+const KINDS = {
+  channel: { subscribe: 'SUBSCRIBE', unsubscribe: 'UNSUBSCRIBE' },
+  pattern: { subscribe: 'PSUBSCRIBE', unsubscribe: 'PUNSUBSCRIBE' },
+  shard: { subscribe: 'SSUBSCRIBE', unsubscribe: 'SUNSUBSCRIBE' },
+};
+
+function names(what, api) {
+  const list = Array.isArray(what) ? what : [what];
+  if (list.length === 0) throw new TypeError(`${api}: no channel given`);
+  for (const c of list) {
+    if (typeof c !== 'string' || c.length === 0) {
+      throw new TypeError(`${api}: a channel must be a non-empty string, got ${c === null ? 'null' : typeof c}`);
+    }
+  }
+  return [...new Set(list)];
+}
+
+function bufferMode(options, api) {
+  if (options === undefined || options === false) return false;
+  if (options === true) return true;
+  if (options !== null && typeof options === 'object' && Object.keys(options).every((k) => k === 'buffers')) {
+    return options.buffers === true;
+  }
+  throw new TypeError(`${api}: the third argument must be { buffers: true } or a boolean`);
+}
+
+class Subscriptions {
+  #parent; // the RedisClient whose events report messages and gaps
+  #open; // () => a subscriber RedisClient
+  #conn = null;
+  // kind → Map(name → Set of { listener, buffers })
+  #subs = { channel: new Map(), pattern: new Map(), shard: new Map() };
+  #lostAt = 0; // when the subscriber connection closed with subscriptions held (ms), or 0
+  #closed = false;
+
+  constructor(parent, open) {
+    this.#parent = parent;
+    this.#open = open;
+  }
+
+  #connection() {
+    if (this.#conn !== null) return this.#conn;
+    const conn = this.#open();
+    conn._onPush = (parts) => this.#deliver(parts);
+    conn._watch((type) => {
+      if (type === 'close' && this.#count() > 0 && this.#lostAt === 0) this.#lostAt = Date.now();
+      else if (type === 'connect' && this.#lostAt !== 0) this.#resubscribe();
+    });
+    this.#conn = conn;
+    return conn;
+  }
+
+  #count() {
+    return this.#subs.channel.size + this.#subs.pattern.size + this.#subs.shard.size;
+  }
+
+  // After a reconnect: every channel and pattern again, then a 'subscriptionGap' event
+  // (messages published while the connection was down were not received).
+  #resubscribe() {
+    const from = this.#lostAt;
+    const sent = [];
+    for (const kind of Object.keys(KINDS)) {
+      const list = [...this.#subs[kind].keys()];
+      if (list.length > 0) sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, list));
+    }
+    Promise.all(sent).then(
+      () => {
+        this.#lostAt = 0;
+        this.#parent.emit('subscriptionGap', {
+          from, to: Date.now(),
+          channels: [...this.#subs.channel.keys()],
+          patterns: [...this.#subs.pattern.keys()],
+          shardChannels: [...this.#subs.shard.keys()],
+        });
+      },
+      // The next 'connect' tries again; the reason reaches the 'error' event / logger.
+      () => {},
+    );
+  }
+
+  #deliver(parts) {
+    const kind = parts[0].toString('latin1');
+    let map;
+    let pattern = null;
+    let channel;
+    let payload;
+    if (kind === 'pmessage') {
+      map = this.#subs.pattern;
+      [, pattern, channel, payload] = parts;
+    } else {
+      map = kind === 'smessage' ? this.#subs.shard : this.#subs.channel;
+      [, channel, payload] = parts;
+    }
+    const key = (pattern || channel).toString();
+    const channelText = channel.toString();
+    const text = payload.toString();
+    // ioredis's events on the client, then each subscription's listeners.
+    const parent = this.#parent;
+    if (kind === 'pmessage') {
+      parent.emit('pmessage', pattern.toString(), channelText, text);
+      parent.emit('pmessageBuffer', pattern, channel, payload);
+    } else {
+      const event = kind === 'smessage' ? 'smessage' : 'message';
+      parent.emit(event, channelText, text);
+      parent.emit(`${event}Buffer`, channel, payload);
+    }
+    const entries = map.get(key);
+    if (entries === undefined) return;
+    for (const { listener, buffers } of entries) {
+      try {
+        if (buffers) listener(payload, channel, pattern);
+        else listener(text, channelText, pattern === null ? null : pattern.toString());
+      } catch (err) {
+        process.nextTick(() => { throw err; });
+      }
+    }
+  }
+
+  /** Adds `listener` to each name; subscribes to those not yet subscribed. */
+  subscribe(kind, what, listener, options) {
+    const api = KINDS[kind].subscribe.toLowerCase();
+    if (this.#closed) return Promise.reject(closedError(api));
+    const list = names(what, api);
+    if (listener !== undefined && typeof listener !== 'function') throw new TypeError(`${api}: the listener must be a function`);
+    const buffers = bufferMode(options, api);
+    const subs = this.#subs[kind];
+    const fresh = list.filter((n) => !subs.has(n));
+    for (const n of list) {
+      if (!subs.has(n)) subs.set(n, new Set());
+      if (listener !== undefined && ![...subs.get(n)].some((e) => e.listener === listener && e.buffers === buffers)) {
+        subs.get(n).add({ listener, buffers });
+      }
+    }
+    const done = fresh.length === 0 ? Promise.resolve() : this.#connection()._unitReplies(KINDS[kind].subscribe, fresh);
+    return done.then(() => this.#count());
+  }
+
+  /**
+   * Removes `listener` (or every listener when none is given) from each name (every name of
+   * the kind when none is given); unsubscribes from names left without listeners.
+   */
+  unsubscribe(kind, what, listener) {
+    const api = KINDS[kind].unsubscribe.toLowerCase();
+    const subs = this.#subs[kind];
+    const list = what === undefined || (Array.isArray(what) && what.length === 0) ? [...subs.keys()] : names(what, api);
+    const gone = [];
+    for (const n of list) {
+      const entries = subs.get(n);
+      if (entries === undefined) continue;
+      if (listener !== undefined) {
+        for (const e of entries) if (e.listener === listener) entries.delete(e);
+      } else {
+        entries.clear();
+      }
+      if (entries.size === 0) {
+        subs.delete(n);
+        gone.push(n);
+      }
+    }
+    if (gone.length === 0 || this.#conn === null) return Promise.resolve(this.#count());
+    return this.#conn._unitReplies(KINDS[kind].unsubscribe, gone).then(() => this.#count(), (err) => {
+      // Unsubscribed here whatever happened: a message for it is no longer delivered.
+      if (err && err.code === 'ERR_CLIENT_CLOSED') return this.#count();
+      throw err;
+    });
+  }
+
+  /** The subscribed names of each kind. */
+  list() {
+    return {
+      channels: [...this.#subs.channel.keys()],
+      patterns: [...this.#subs.pattern.keys()],
+      shardChannels: [...this.#subs.shard.keys()],
+    };
+  }
+
+  /** Closes the subscriber connection (quit: graceful; otherwise at once). */
+  close(graceful) {
+    this.#closed = true;
+    const conn = this.#conn;
+    this.#conn = null;
+    if (conn === null) return Promise.resolve();
+    if (graceful) return conn.quit();
+    conn.disconnect();
+    return Promise.resolve();
+  }
+}
+
+function closedError(api) {
+  const { ClientClosedError } = require('../errors');
+  return new ClientClosedError(`${api}: the client was closed`, 'ERR_CLIENT_CLOSED');
+}
+
+module.exports = { Subscriptions };

@@ -1,0 +1,119 @@
+'use strict';
+// Which commands may run on the shared, pipelined connection. Commands that change the
+// connection's state would leak into every other caller's commands (a MULTI makes the next
+// caller's GET answer "QUEUED"; a SUBSCRIBE turns every later reply into a message), so
+// call() refuses them and names the API that does the job safely. Blocking commands would
+// hold every command queued behind them, so they run on connections of their own.
+
+const MULTI = 'use client.multi(): its exec() sends MULTI … EXEC as one unit nothing else can come between';
+const WATCH = 'use client.isolated(async (conn) => { await conn.watch(key); …; return conn.multi()….exec(); }): ' +
+  'a WATCH needs a connection of its own until EXEC';
+const PUBSUB = 'use client.subscribe(channel, listener) / psubscribe() / unsubscribe(): pub/sub runs on a connection ' +
+  'of its own and resubscribes after a reconnect';
+
+// Upper-case command name → why it is refused and what to use instead.
+const STATEFUL = new Map([
+  ['MULTI', MULTI],
+  ['EXEC', MULTI],
+  ['DISCARD', `${MULTI}; a builder that is never exec()ed sends nothing`],
+  ['WATCH', WATCH],
+  ['UNWATCH', WATCH],
+  ['SUBSCRIBE', PUBSUB],
+  ['PSUBSCRIBE', PUBSUB],
+  ['SSUBSCRIBE', PUBSUB],
+  ['UNSUBSCRIBE', PUBSUB],
+  ['PUNSUBSCRIBE', PUBSUB],
+  ['SUNSUBSCRIBE', PUBSUB],
+  ['MONITOR', 'MONITOR turns its connection into a stream of every command the server runs; use redis-cli monitor'],
+  ['SELECT', 'set the db option (or /db in the URL): every connection, and every reconnect, selects it; for another database use client.duplicate({ db })'],
+  ['HELLO', 'hirecache speaks RESP2 on every connection; HELLO would change the protocol under every other caller'],
+  ['RESET', 'RESET clears the connection state other callers rely on (database, name); use client.duplicate() for a fresh connection'],
+  ['QUIT', 'use client.quit(): it answers every accepted command first'],
+  ['AUTH', 'set the username and password options (or the URL): every connection, and every reconnect, authenticates with them'],
+  ['WAIT', 'WAIT counts the writes of its own connection and blocks it: run your writes and WAIT on client.isolated(async (conn) => …)'],
+  ['WAITAOF', 'WAITAOF counts the writes of its own connection and blocks it: run your writes and WAITAOF on client.isolated(async (conn) => …)'],
+  ['SYNC', 'replication streams are not commands a client can share'],
+  ['PSYNC', 'replication streams are not commands a client can share'],
+  ['READONLY', 'READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet'],
+  ['READWRITE', 'READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet'],
+]);
+
+// CLIENT subcommands that change the connection's state.
+const CLIENT_STATEFUL = new Map([
+  ['REPLY', 'CLIENT REPLY OFF/SKIP would make the replies of other callers go missing'],
+  ['TRACKING', 'client-side caching (CLIENT TRACKING) is not supported; its invalidation messages would reach other callers'],
+  ['SETNAME', 'set the name option (connectionName): every connection, and every reconnect, sets it'],
+  ['CACHING', 'client-side caching (CLIENT TRACKING) is not supported'],
+  ['NO-EVICT', 'connection flags are not shared safely; use client.duplicate() for a connection of your own'],
+  ['NO-TOUCH', 'connection flags are not shared safely; use client.duplicate() for a connection of your own'],
+]);
+
+// Commands that always block until data arrives or their timeout passes.
+const BLOCKING = new Set([
+  'BLPOP', 'BRPOP', 'BRPOPLPUSH', 'BLMOVE', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP',
+]);
+
+function upper(value) {
+  if (typeof value === 'string') return value.toUpperCase();
+  if (Buffer.isBuffer(value) && value.length <= 32) return value.toString('latin1').toUpperCase();
+  return '';
+}
+
+// On a connection of the caller's own (client.isolated()), only what would break the pairing
+// of replies with commands is refused.
+const BREAKS_PAIRING = new Set([
+  'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR', 'HELLO', 'QUIT',
+  'SYNC', 'PSYNC',
+]);
+
+/**
+ * Why `name` (upper case) with `args` may not run on a shared connection (or, `dedicated`,
+ * on a connection of the caller's own), or null.
+ */
+function refusal(name, args, dedicated = false) {
+  if (dedicated) {
+    if (BREAKS_PAIRING.has(name)) return STATEFUL.get(name);
+    if (name === 'CLIENT' && args.length > 0 && upper(args[0]) === 'REPLY') return CLIENT_STATEFUL.get('REPLY');
+    return null;
+  }
+  const why = STATEFUL.get(name);
+  if (why !== undefined) return why;
+  if (name === 'CLIENT' && args.length > 0) return CLIENT_STATEFUL.get(upper(args[0])) || null;
+  return null;
+}
+
+/** Whether `name` (upper case) with `args` blocks its connection (BLPOP…, XREAD … BLOCK). */
+function isBlocking(name, args) {
+  if (BLOCKING.has(name)) return true;
+  if (name === 'XREAD' || name === 'XREADGROUP') {
+    for (const a of args) {
+      const u = upper(a);
+      if (u === 'BLOCK') return true;
+      if (u === 'STREAMS') return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * How long a blocking command may wait for data, in ms (its own timeout argument), or 0 for
+ * forever / unknown. BLPOP key… timeout (seconds, last), BLMOVE … timeout, BLMPOP timeout …,
+ * XREAD … BLOCK ms ….
+ */
+function blockingTimeoutMs(name, args) {
+  let seconds;
+  if (name === 'XREAD' || name === 'XREADGROUP') {
+    for (let i = 0; i < args.length - 1; i++) {
+      if (upper(args[i]) === 'BLOCK') return Math.max(0, Number(args[i + 1]) || 0);
+    }
+    return 0;
+  }
+  if (name === 'BLMPOP' || name === 'BZMPOP') seconds = Number(args[0]);
+  else seconds = Number(args[args.length - 1]);
+  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds * 1000) : 0;
+}
+
+// Lower-case names that need a look before they are sent: refused, routed or checked.
+const SPECIAL = new Set([...STATEFUL.keys(), ...BLOCKING, 'CLIENT', 'XREAD', 'XREADGROUP'].map((n) => n.toLowerCase()));
+
+module.exports = { refusal, isBlocking, blockingTimeoutMs, upper, SPECIAL };
