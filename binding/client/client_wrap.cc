@@ -116,6 +116,12 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   options.subscriber = o.Bool("subscriber", options.subscriber);
   options.reconnect = o.Bool("reconnect", options.reconnect);
   options.owner_schedules_reconnect = o.Bool("ownerSchedulesReconnect", false);
+  // null (wait until the deadline) arrives as -1.
+  Napi::Value retries = info[0].As<Napi::Object>().Get("maxRetriesPerRequest");
+  if (retries.IsNumber()) {
+    int64_t n = retries.As<Napi::Number>().Int64Value();
+    options.max_retries_per_request = n < 0 ? kRetryForever : static_cast<uint32_t>(n);
+  }
   Napi::Value breaker = info[0].As<Napi::Object>().Get("breaker");
   if (breaker.IsBoolean() && !breaker.As<Napi::Boolean>().Value()) {
     options.breaker.enabled = false;

@@ -105,6 +105,7 @@ class RedisClient extends EventEmitter {
       subscriber: internal.subscriber === true,
       reconnect: internal.reconnect !== false,
       ownerSchedulesReconnect: config.retryStrategy !== null,
+      maxRetriesPerRequest: config.maxRetriesPerRequest === null ? -1 : config.maxRetriesPerRequest,
     }, nativeError);
     this.#breakerCell = this.#native.breakerCell;
     // A property, not a closure the native side holds: the client and its native half stay

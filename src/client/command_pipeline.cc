@@ -18,6 +18,7 @@ void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* toke
   try {
     size_t len = AppendCommand(outbuf_, argv, argc);
     fifo_.push_back(PendingCommand{token, deadline_ms, submitted_us, len, flags, kind, false});
+    fifo_.back().epoch = epoch_;
   } catch (...) {
     outbuf_.resize(before);
     throw;
@@ -37,6 +38,7 @@ void CommandPipeline::PushUnit(const CommandUnit& unit, void* token, uint32_t fl
     PendingCommand cmd{token, deadline_ms,        submitted_us, outbuf_.size() - before,
                        flags, CommandKind::kUser, false};
     cmd.replies = unit.replies;
+    cmd.epoch = epoch_;
     fifo_.push_back(cmd);
   } catch (...) {
     outbuf_.resize(before);

@@ -35,6 +35,7 @@ struct PendingCommand {
   // transaction, a pipeline, a SUBSCRIBE of several channels) one per reply it asks for.
   // A unit is written, expired and failed as one entry, so nothing splits it.
   uint32_t replies = 1;
+  uint32_t epoch = 0;  // the pipeline's epoch when it was queued (see set_epoch)
 };
 
 // Several commands queued as one entry, or one command that asks for several replies.
@@ -97,6 +98,15 @@ class CommandPipeline {
   void SettleFlagged(uint32_t written_mask, uint32_t unsent_mask, Written&& on_written,
                      Unsent&& on_unsent);
 
+  // Drops each unsettled unsent user command for which keep(cmd) is false, with its bytes,
+  // calling on_dropped(token, flags) for it: it never runs.
+  template <typename Keep, typename Fn>
+  void DropUnsentUnless(Keep&& keep, Fn&& on_dropped);
+
+  // Commands queued from now on record `epoch` (the client counts failed connection
+  // attempts with it: how many a command has waited through).
+  void set_epoch(uint32_t epoch) { epoch_ = epoch; }
+
   // The earliest deadline of an unsettled command, or 0 when none has one.
   uint64_t NextDeadline() const;
   // The deadline of the first unsent command (0: none, or nothing unsent); O(1).
@@ -122,6 +132,7 @@ class CommandPipeline {
   size_t expired_prefix_ = 0;
   std::string outbuf_;
   size_t outbuf_skip_ = 0;  // leading bytes of outbuf_ that belong to dropped commands
+  uint32_t epoch_ = 0;
 };
 
 template <typename Fn>
@@ -165,15 +176,23 @@ void CommandPipeline::SettleFlagged(uint32_t written_mask, uint32_t unsent_mask,
   auto flagged = [](const PendingCommand& c, uint32_t mask) {
     return c.kind == CommandKind::kUser && !c.settled && (c.flags & mask) != 0;
   };
-  auto matches = [&](const PendingCommand& c) { return flagged(c, unsent_mask); };
   for (size_t i = 0; i < written_; ++i) {
     if (flagged(fifo_[i], written_mask)) {
       fifo_[i].settled = true;
       on_written(fifo_[i].token, fifo_[i].flags);
     }
   }
+  DropUnsentUnless([&](const PendingCommand& c) { return (c.flags & unsent_mask) == 0; },
+                   on_unsent);
+}
+
+template <typename Keep, typename Fn>
+void CommandPipeline::DropUnsentUnless(Keep&& keep, Fn&& on_dropped) {
+  auto drops = [&](const PendingCommand& c) {
+    return c.kind == CommandKind::kUser && !c.settled && !keep(c);
+  };
   auto first_unsent = fifo_.begin() + static_cast<std::ptrdiff_t>(written_);
-  if (std::none_of(first_unsent, fifo_.end(), matches)) return;
+  if (std::none_of(first_unsent, fifo_.end(), drops)) return;
   // Taken out first, with the output buffer rebuilt from the bytes of the commands kept: a
   // callback may queue new commands, which must survive.
   std::deque<PendingCommand> dropped;
@@ -182,7 +201,7 @@ void CommandPipeline::SettleFlagged(uint32_t written_mask, uint32_t unsent_mask,
   size_t offset = outbuf_skip_;
   auto out = first_unsent;
   for (auto it = first_unsent; it != fifo_.end(); ++it) {
-    if (matches(*it)) {
+    if (drops(*it)) {
       dropped.push_back(*it);
     } else {
       kept.append(outbuf_, offset, it->encoded_len);
@@ -194,7 +213,7 @@ void CommandPipeline::SettleFlagged(uint32_t written_mask, uint32_t unsent_mask,
   outbuf_.swap(kept);
   outbuf_skip_ = 0;
   expired_prefix_ = std::min(expired_prefix_, written_);
-  for (const PendingCommand& cmd : dropped) on_unsent(cmd.token, cmd.flags);
+  for (const PendingCommand& cmd : dropped) on_dropped(cmd.token, cmd.flags);
 }
 
 template <typename Fn>

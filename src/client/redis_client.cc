@@ -124,9 +124,16 @@ SubmitResult RedisClient::SubmitUnit(const CommandUnit& unit, void* token, uint3
   // slow command) refuses only the calls that have somewhere else to go (the cache's and
   // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
   // deadline, as with any client.
-  bool refuse = !breaker_.closed() &&
-                (breaker_.reason() != BreakerReason::kStalled ||
-                 (flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0);
+  bool has_fallback = (flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0;
+  bool refuse =
+      !breaker_.closed() && (breaker_.reason() != BreakerReason::kStalled || has_fallback);
+  // maxRetriesPerRequest > 0: a plain call waits for the connection through that many
+  // failed attempts (within its deadline) instead of failing at once.
+  if (options_.max_retries_per_request > 0 && !has_fallback &&
+      (breaker_.closed() || breaker_.reason() == BreakerReason::kUnreachable)) {
+    down = false;
+    refuse = false;
+  }
   if (down || refuse) {
     RefuseEarly(token, flags, FastFailure(down));
     return SubmitResult::kAccepted;
@@ -375,9 +382,11 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   ++reconnect_attempts_;
   ++backoff_level_;
   state_ = ClientState::kDown;
+  pipeline_.set_epoch(++failed_attempts_);
   // Callers waiting for this connection learn at once that Redis is unreachable, and so
-  // does every call until a retry succeeds: nothing piles up behind a dead server.
-  FailUnsent(error);
+  // does every call until a retry succeeds: nothing piles up behind a dead server (unless
+  // maxRetriesPerRequest lets commands wait through some attempts).
+  FailUnsentPastRetries(error);
   probe_pending_ = false;
   OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
   if (quit_requested_ || !options_.reconnect) {
@@ -439,7 +448,7 @@ void RedisClient::LoseConnection(const ClientError& error) {
     return;
   }
   state_ = ClientState::kDown;
-  FailUnsent(error);
+  FailUnsentPastRetries(error);
   OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
   ScheduleReconnect();
 }
@@ -966,6 +975,28 @@ void RedisClient::FailWritten(const ClientError& error) {
   });
   DropUnitReplies();
   handshake_pending_ = 0;
+  if (failed > 0) TrackSettled(failed);
+}
+
+// After a failed attempt: unsent commands fail, except those maxRetriesPerRequest lets wait
+// for another (a caller with a fallback never waits).
+void RedisClient::FailUnsentPastRetries(const ClientError& error) {
+  uint32_t limit = options_.max_retries_per_request;
+  if (limit == 0) {
+    FailUnsent(error);
+    return;
+  }
+  size_t failed = 0;
+  pipeline_.DropUnsentUnless(
+      [&](const PendingCommand& c) {
+        bool has_fallback =
+            (c.flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0;
+        return !has_fallback && (limit == kRetryForever || failed_attempts_ - c.epoch <= limit);
+      },
+      [&](void* token, uint32_t flags) {
+        Fail(token, flags, Outcome::kError, error);
+        ++failed;
+      });
   if (failed > 0) TrackSettled(failed);
 }
 

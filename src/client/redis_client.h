@@ -71,7 +71,13 @@ struct ClientOptions {
   // true: after a failed attempt the client waits for ReconnectIn() (the owner's retry
   // strategy) instead of its own backoff; the kReconnecting event says so.
   bool owner_schedules_reconnect = false;
+  // Failed connection attempts a command not yet written waits through before it fails
+  // (kRetryForever: until its deadline). 0: it fails with the first, and calls made while
+  // Redis is down fail at once. A written command is never resent, whatever this says.
+  uint32_t max_retries_per_request = 0;
 };
+
+constexpr uint32_t kRetryForever = UINT32_MAX;
 
 class RedisClient final : public CommandSink, private ConnectionEvents {
  public:
@@ -102,6 +108,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool OnReply(redisReply* reply) override;
   bool OnUnitReply(redisReply* reply);
   void DropUnitReplies();
+  void FailUnsentPastRetries(const ClientError& error);
   void YieldAfterSlice();
   void OnReadEnd() override;
   void OnWriteDrained() override;
@@ -203,6 +210,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool closed_notified_ = false;
   bool refd_ = false;
 
+  uint32_t failed_attempts_ = 0;     // every failed attempt, ever (commands' epochs)
   uint32_t reconnect_attempts_ = 0;  // failed attempts since the last handshake (for status)
   uint32_t backoff_level_ = 0;       // paces reconnection; reset by a connection that lasted
   uint64_t connected_at_ms_ = 0;     // when the current connection finished its handshake
