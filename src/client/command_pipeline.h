@@ -31,9 +31,10 @@ struct PendingCommand {
   uint32_t flags;         // the caller's, handed back too
   CommandKind kind;
   bool settled;  // the caller already has its answer; the slot only swallows the reply
-  // Replies the entry takes before it is answered: 1 for a command; for a unit (a
-  // transaction, a pipeline, a SUBSCRIBE of several channels) one per reply it asks for.
-  // A unit is written, expired and failed as one entry, so nothing splits it.
+  // A unit (a transaction, a pipeline, a SUBSCRIBE of several channels): written, expired
+  // and failed as one entry, so nothing splits it, and answered with one array of its
+  // `replies` replies (even when that is one).
+  bool unit = false;
   uint32_t replies = 1;
   uint32_t epoch = 0;  // the pipeline's epoch when it was queued (see set_epoch)
 };

@@ -104,19 +104,24 @@ RedisClient::~RedisClient() {
 
 SubmitResult RedisClient::Submit(const std::string_view* argv, size_t argc, void* token,
                                  uint32_t flags) {
-  return SubmitUnit(CommandUnit{argv, &argc, 1, 1}, token, flags);
+  return Accept(CommandUnit{argv, &argc, 1, 1}, false, token, flags);
 }
 
 SubmitResult RedisClient::SubmitUnit(const CommandUnit& unit, void* token, uint32_t flags) {
+  return Accept(unit, true, token, flags);
+}
+
+// Queues one command, or (is_unit) a unit, as one entry.
+SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* token,
+                                 uint32_t flags) {
   if (quit_requested_ || state_ == ClientState::kClosing || state_ == ClientState::kClosed) {
     return SubmitResult::kClosed;
   }
   // Once an attempt has failed, Redis counts as down until one succeeds: calls made during
   // the retries fail at once instead of waiting on an attempt that will likely fail too.
   // The verb rides in the sink's own bits of the flags, for the metrics.
-  Verb verb = options_.metrics && unit.commands == 1 && unit.replies == 1 && unit.argcs[0] > 0
-                  ? VerbOf(unit.argv[0])
-                  : Verb::kOther;
+  Verb verb =
+      options_.metrics && !is_unit && unit.argcs[0] > 0 ? VerbOf(unit.argv[0]) : Verb::kOther;
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   bool down = state_ == ClientState::kDown ||
               (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
@@ -148,7 +153,7 @@ SubmitResult RedisClient::SubmitUnit(const CommandUnit& unit, void* token, uint3
       options_.command_timeout_ms == 0 ? 0 : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
   size_t waiting_before = pipeline_.unsent_bytes() + pending;
-  if (unit.commands == 1 && unit.replies == 1) {
+  if (!is_unit) {
     pipeline_.Push(unit.argv, unit.argcs[0], token, flags, deadline, CommandKind::kUser,
                    options_.metrics ? now_us : 0);
   } else {
@@ -597,7 +602,7 @@ bool RedisClient::OnReply(redisReply* reply) {
                     "Redis sent a reply nobody asked for; the connection is out of step"});
     return false;
   }
-  if (pipeline_.OldestWritten().replies > 1) return OnUnitReply(reply);
+  if (pipeline_.OldestWritten().unit) return OnUnitReply(reply);
   PendingCommand cmd = pipeline_.PopWritten();
   ++replies_in_read_;
   switch (cmd.kind) {

@@ -107,6 +107,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void OnReadBegin() override;
   bool OnReply(redisReply* reply) override;
   bool OnUnitReply(redisReply* reply);
+  SubmitResult Accept(const CommandUnit& unit, bool is_unit, void* token, uint32_t flags);
   void DropUnitReplies();
   void FailUnsentPastRetries(const ClientError& error);
   void YieldAfterSlice();

@@ -223,5 +223,58 @@ TEST(CommandPipelineTest, AnUnsentOnlyFlagLeavesWrittenCommandsWaiting) {
   EXPECT_FALSE(p.PopWritten().settled);
 }
 
+TEST(CommandPipelineTest, AUnitIsOneEntryWithAllItsCommandsBytesAndItsReplyCount) {
+  CommandPipeline p;
+  PushGet(p, 1, 0);
+  std::string_view argv[] = {"MULTI", "SET", "a", "1", "INCR", "n", "EXEC"};
+  size_t argcs[] = {1, 3, 2, 1};
+  p.PushUnit(CommandUnit{argv, argcs, 4, 4}, Token(2), 0, 0);
+  PushGet(p, 3, 0);
+  EXPECT_EQ(p.unsent(), 3u) << "the unit is one entry";
+  std::string out;
+  // A bound that cuts through the unit's bytes still takes it whole.
+  EXPECT_EQ(p.TakeUnsent(2, 30, out), 1u);
+  EXPECT_EQ(p.TakeUnsent(1, 30, out), 1u);
+  EXPECT_EQ(out,
+            "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$"
+            "1\r\nn\r\n*1\r\n$4\r\nEXEC\r\n");
+  EXPECT_EQ(p.PopWritten().replies, 1u);
+  const PendingCommand& unit = p.OldestWritten();
+  EXPECT_EQ(Id(unit.token), 2);
+  EXPECT_EQ(unit.replies, 4u);
+}
+
+TEST(CommandPipelineTest, AnExpiredUnsentUnitIsDroppedWhole) {
+  CommandPipeline p;
+  std::string_view argv[] = {"MULTI", "INCR", "n", "EXEC"};
+  size_t argcs[] = {1, 2, 1};
+  p.PushUnit(CommandUnit{argv, argcs, 3, 3}, Token(1), 0, 100);
+  PushGet(p, 2, 200);
+  std::vector<int> expired;
+  p.ExpireDue(150, [&](void* t, uint32_t, bool written) {
+    EXPECT_FALSE(written);
+    expired.push_back(Id(t));
+  });
+  EXPECT_EQ(expired, std::vector<int>({1}));
+  std::string out;
+  p.TakeUnsent(10, SIZE_MAX, out);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n") << "no byte of the unit is left";
+}
+
+TEST(CommandPipelineTest, DropUnsentUnlessKeepsTheBytesOfWhatItKeepsAndRecordsEpochs) {
+  CommandPipeline p;
+  PushGet(p, 1, 0);
+  p.set_epoch(3);
+  PushGet(p, 2, 0);
+  PushGet(p, 3, 0);
+  std::vector<int> dropped;
+  p.DropUnsentUnless([](const PendingCommand& c) { return c.epoch == 3 && Id(c.token) != 3; },
+                     [&](void* t, uint32_t) { dropped.push_back(Id(t)); });
+  EXPECT_EQ(dropped, std::vector<int>({1, 3}));
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(10, SIZE_MAX, out), 1u);
+  EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n");
+}
+
 }  // namespace
 }  // namespace hirecache

@@ -103,7 +103,25 @@ struct Outcome {
   bool done = false;
   bool ok = false;
   std::string value;  // bulk/status text, integer as decimal, "(nil)", or the error code
+  std::vector<std::string> elements;  // an array's elements, as Text() gives them
 };
+
+// A reply as text: a string, an integer in decimal, "(nil)", or "[a,b]" for an array.
+std::string Text(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r->integer);
+    case REDIS_REPLY_NIL:
+      return "(nil)";
+    case REDIS_REPLY_ARRAY: {
+      std::string out = "[";
+      for (size_t i = 0; i < r->elements; ++i) out += (i ? "," : "") + Text(r->element[i]);
+      return out + "]";
+    }
+    default:
+      return std::string(r->str, r->len);
+  }
+}
 
 // Records every settlement; tokens index into `outcomes`.
 class RecordingListener : public ReplyListener {
@@ -127,6 +145,7 @@ class RecordingListener : public ReplyListener {
         break;
       case REDIS_REPLY_ARRAY:
         o.value = "array:" + std::to_string(r->elements);
+        for (size_t i = 0; i < r->elements; ++i) o.elements.push_back(Text(r->element[i]));
         break;
       default:
         o.value.assign(r->str, r->len);
@@ -144,9 +163,14 @@ class RecordingListener : public ReplyListener {
     EXPECT_GT(depth, 0) << "event outside BeginSettle/EndSettle";
     events.push_back(e);
   }
+  void OnPush(const redisReply* message) override {
+    EXPECT_GT(depth, 0) << "message outside BeginSettle/EndSettle";
+    pushes.push_back(Text(message));
+  }
   void OnBusyChanged(bool b) override { busy = b; }
   void OnClosed() override { closed = true; }
 
+  std::vector<std::string> pushes;
   std::map<uintptr_t, Outcome> outcomes;
   std::vector<ClientEvent> events;
   std::function<void()> after_settle;
@@ -203,6 +227,24 @@ class RedisClientTest : public ::testing::Test {
     RunUntil([&] { return fired; });
     uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
     uv_run(&loop_, UV_RUN_NOWAIT);
+  }
+
+  // Submits several commands as one unit asking for `replies` replies (0: one per command).
+  uintptr_t SendUnit(std::vector<std::vector<std::string>> commands, uint32_t replies = 0) {
+    uintptr_t token = next_token_++;
+    listener_.outcomes[token];
+    std::vector<std::string_view> argv;
+    std::vector<size_t> argcs;
+    for (const auto& c : commands) {
+      argv.insert(argv.end(), c.begin(), c.end());
+      argcs.push_back(c.size());
+    }
+    CommandUnit unit{argv.data(), argcs.data(), argcs.size(),
+                     replies == 0 ? static_cast<uint32_t>(argcs.size()) : replies};
+    if (client_->SubmitUnit(unit, reinterpret_cast<void*>(token), 0) == SubmitResult::kClosed) {
+      listener_.outcomes[token] = {true, false, "closed"};
+    }
+    return token;
   }
 
   const Outcome& Get(uintptr_t token) { return listener_.outcomes[token]; }
@@ -474,6 +516,132 @@ TEST_F(RedisClientTest, ServerErrorsThatMeanUnavailableOpenTheBreakerAndAProbeCl
   EXPECT_EQ(BreakerEvents(),
             std::vector<BreakerState>(
                 {BreakerState::kOpen, BreakerState::kHalfOpen, BreakerState::kClosed}));
+}
+
+TEST_F(RedisClientTest, AUnitsRepliesSettleItsCallerAsOneArrayAndNothingComesBetween) {
+  MakeClient();
+  std::vector<uintptr_t> before, after, units;
+  for (int i = 0; i < 300; ++i) {
+    std::string k = "k" + std::to_string(i);
+    before.push_back(Send({"SET", k, "plain"}));
+    units.push_back(SendUnit({{"MULTI"}, {"SET", k, "tx"}, {"GET", k}, {"EXEC"}}));
+    after.push_back(Send({"GET", k}));
+  }
+  RunUntil([&] { return AllDone(); });
+  for (int i = 0; i < 300; ++i) {
+    EXPECT_EQ(Get(before[i]).value, "OK");
+    const Outcome& u = Get(units[i]);
+    ASSERT_EQ(u.elements.size(), 4u);
+    EXPECT_EQ(u.elements[0], "OK");
+    EXPECT_EQ(u.elements[1], "QUEUED");
+    EXPECT_EQ(u.elements[2], "QUEUED");
+    EXPECT_EQ(u.elements[3], "[OK,tx]");
+    EXPECT_EQ(Get(after[i]).value, "tx") << "the GET after the unit sees what it wrote";
+  }
+}
+
+TEST_F(RedisClientTest, AConnectionLostInsideAUnitFailsItOnceAsOutcomeUnknown) {
+  MakeClient();
+  uintptr_t named = Send({"CLIENT", "SETNAME", "unit-victim"});
+  RunUntil([&] { return Get(named).done; });
+  // The unit's first reply arrives; its last (BLPOP) waits until the connection is killed.
+  uintptr_t unit = SendUnit({{"INCR", "unit-counter"}, {"BLPOP", "empty-list", "5"}});
+  Sleep(50);
+  RedisClient killer(
+      &loop_,
+      [&] {
+        ClientOptions o;
+        o.host = "127.0.0.1";
+        o.port = static_cast<uint16_t>(server_.port());
+        return o;
+      }(),
+      &listener_);
+  uintptr_t kill = next_token_++;
+  listener_.outcomes[kill];
+  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
+  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
+  RunUntil([&] { return Get(unit).done && Get(kill).done; });
+  EXPECT_EQ(Get(unit).value, "ERR_OUTCOME_UNKNOWN");
+  uintptr_t count = Send({"GET", "unit-counter"});
+  RunUntil([&] { return Get(count).done; });
+  EXPECT_EQ(Get(count).value, "1") << "a written unit is never resent";
+  listener_.closed = false;
+  killer.Disconnect();
+  RunUntil([&] { return listener_.closed; });
+  listener_.closed = false;
+}
+
+TEST_F(RedisClientTest, ASubscriberConnectionHandsMessagesToOnPush) {
+  ClientOptions options;
+  options.subscriber = true;
+  MakeClient(options);
+  uintptr_t sub = SendUnit({{"SUBSCRIBE", "a", "b"}}, 2);
+  RunUntil([&] { return Get(sub).done; });
+  EXPECT_EQ(Get(sub).elements, std::vector<std::string>({"[subscribe,a,1]", "[subscribe,b,2]"}));
+  RedisClient publisher(
+      &loop_,
+      [&] {
+        ClientOptions o;
+        o.host = "127.0.0.1";
+        o.port = static_cast<uint16_t>(server_.port());
+        return o;
+      }(),
+      &listener_);
+  uintptr_t pub = next_token_++;
+  listener_.outcomes[pub];
+  std::vector<std::string_view> argv = {"PUBLISH", "b", "hello"};
+  publisher.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(pub), 0);
+  RunUntil([&] { return Get(pub).done && !listener_.pushes.empty(); });
+  EXPECT_EQ(listener_.pushes, std::vector<std::string>({"[message,b,hello]"}));
+  uintptr_t unsub = SendUnit({{"UNSUBSCRIBE", "a"}}, 1);
+  RunUntil([&] { return Get(unsub).done; });
+  EXPECT_EQ(Get(unsub).elements, std::vector<std::string>({"[unsubscribe,a,1]"}));
+  listener_.closed = false;
+  publisher.Disconnect();
+  RunUntil([&] { return listener_.closed; });
+  listener_.closed = false;
+}
+
+TEST_F(RedisClientTest, MaxRetriesPerRequestLetsAnUnsentCommandWaitThroughFailedAttempts) {
+  ClientOptions options;
+  options.port = 1;  // nothing listens
+  options.max_retries_per_request = 2;
+  options.reconnect_base_delay_ms = 5;
+  options.reconnect_max_delay_ms = 5;
+  options.host = "127.0.0.1";
+  client_ = std::make_unique<RedisClient>(&loop_, options, &listener_);
+  uintptr_t waits = Send({"PING"});
+  RunUntil([&] { return Get(waits).done; });
+  EXPECT_EQ(Get(waits).value, "ECONNREFUSED");
+  EXPECT_EQ(client_->Stats().reconnect_attempts, 3u) << "the first attempt and two retries";
+}
+
+TEST_F(RedisClientTest, AClientThatDoesNotReconnectEndsWithItsConnection) {
+  ClientOptions options;
+  options.reconnect = false;
+  MakeClient(options);
+  uintptr_t named = Send({"CLIENT", "SETNAME", "no-reconnect"});
+  RunUntil([&] { return Get(named).done; });
+  RedisClient killer(
+      &loop_,
+      [&] {
+        ClientOptions o;
+        o.host = "127.0.0.1";
+        o.port = static_cast<uint16_t>(server_.port());
+        return o;
+      }(),
+      &listener_);
+  uintptr_t kill = next_token_++;
+  listener_.outcomes[kill];
+  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
+  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
+  RunUntil([&] { return Get(kill).done && listener_.closed; });
+  EXPECT_EQ(client_->Stats().state, ClientState::kClosed);
+  uintptr_t later = Send({"PING"});
+  EXPECT_EQ(Get(later).value, "closed");
+  listener_.closed = false;
+  killer.Disconnect();
+  RunUntil([&] { return listener_.closed; });
 }
 
 }  // namespace
