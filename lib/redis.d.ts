@@ -46,6 +46,30 @@ export interface ClientOptions {
   maxDepth?: number;
   reconnectBaseDelay?: number;
   reconnectMaxDelay?: number;
+  /**
+   * Prepended to every key argument (found from the command table's key positions), to the
+   * cache's keys and cacheDelPrefix's scan, and to the limiter's keys. Not to channels.
+   */
+  keyPrefix?: string | Buffer;
+  /**
+   * After a failed connection attempt: `times` (1, 2, …) → the wait in ms before the next,
+   * or null (anything not a number) to stop: the client then ends ('end'). An established
+   * connection that drops reconnects at once first. Default: the built-in backoff.
+   */
+  retryStrategy?: ((times: number) => number | null | undefined | void) | null;
+  /**
+   * Failed connection attempts a command not yet written waits through before it fails
+   * (null: until its commandTimeout). Default 0: calls fail at once while Redis is down.
+   * Calls with a fallback (the cache's, the limiter's) never wait; a written command is
+   * never resent.
+   */
+  maxRetriesPerRequest?: number | null;
+  /** false connects when the client is created (ioredis's default); true (or left out) on the first command. */
+  lazyConnect?: boolean;
+  /** ioredis's name for `name`. */
+  connectionName?: string;
+  /** Connections kept for blocking commands (BLPOP, XREAD BLOCK…), each running one at a time. Default 4. */
+  maxBlockingConnections?: number;
   /** TLS is not supported yet: any truthy value throws UnsupportedError. */
   tls?: false | null;
   /** Count outcomes and latencies by command in the client core (see metrics()). Default true. */
@@ -115,6 +139,43 @@ export interface ClientStatus {
   fallbacks: string[];
 }
 
+/** A message listener: strings, or Buffers when subscribed with { buffers: true }. */
+export type MessageListener<T extends string | Buffer = string> = (message: T, channel: T, pattern: T | null) => void;
+
+export interface SubscriptionGap {
+  /** When the subscriber connection was lost (epoch ms). */
+  from: number;
+  /** When every subscription was renewed (epoch ms): messages published in between were not received. */
+  to: number;
+  channels: string[];
+  patterns: string[];
+  shardChannels: string[];
+}
+
+/** Commands queued on a builder; every command method of the client queues and returns the builder. */
+export interface CommandBatch<Self> {
+  call(command: string, ...args: RedisArg[]): Self;
+  callBuffer(command: string, ...args: RedisArg[]): Self;
+  readonly length: number;
+}
+
+/**
+ * client.multi(): exec() sends MULTI … EXEC as one unit. Resolves each command's result (an
+ * error reply as an Error element), or null when a WATCHed key changed; rejects EXECABORT
+ * (with previousErrors) when Redis refused to queue a command, ERR_OUTCOME_UNKNOWN when the
+ * connection was lost after it was written.
+ */
+export interface Multi extends CommandBatch<Multi> {
+  exec(callback?: (err: Error | null, results?: Array<RedisReply> | null) => void): Promise<Array<RedisReply> | null>;
+  /** Drops the queued commands; nothing is sent. */
+  discard(): Promise<'OK'>;
+}
+
+/** client.pipeline(): exec() resolves one [error, result] pair per command, as ioredis does. */
+export interface Pipeline extends CommandBatch<Pipeline> {
+  exec(callback?: (err: Error | null, results?: Array<[Error | null, any]>) => void): Promise<Array<[Error | null, any]>>;
+}
+
 export interface RedisClientEvents {
   connect: [];
   ready: [];
@@ -124,6 +185,14 @@ export interface RedisClientEvents {
   reconnecting: [delayMs: number];
   end: [];
   breaker: [change: { state: BreakerState; reason: BreakerReason | null }];
+  message: [channel: string, message: string];
+  messageBuffer: [channel: Buffer, message: Buffer];
+  pmessage: [pattern: string, channel: string, message: string];
+  pmessageBuffer: [pattern: Buffer, channel: Buffer, message: Buffer];
+  smessage: [channel: string, message: string];
+  smessageBuffer: [channel: Buffer, message: Buffer];
+  /** Subscriptions were renewed after a reconnect; messages published meanwhile were lost. */
+  subscriptionGap: [gap: SubscriptionGap];
 }
 
 export class RedisClient extends EventEmitter {
@@ -133,7 +202,6 @@ export class RedisClient extends EventEmitter {
   off<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
   /** The circuit breaker's state, read from the core without a call. */
   readonly breakerState: BreakerState;
-  call(command: string, ...args: RedisArg[]): Promise<any>;
   callBuffer(command: string, ...args: RedisArg[]): Promise<any>;
   get(key: string | Buffer): Promise<string | null>;
   getBuffer(key: string | Buffer): Promise<Buffer | null>;
@@ -141,7 +209,38 @@ export class RedisClient extends EventEmitter {
   mget(keys: Array<string | Buffer>): Promise<Array<string | null>>;
   del(...keys: Array<string | Buffer>): Promise<number>;
   unlink(...keys: Array<string | Buffer>): Promise<number>;
-  quit(): Promise<void>;
+  /**
+   * Sends any command. Commands that change the connection's state (MULTI, SUBSCRIBE,
+   * SELECT…) throw CommandRefusedError naming the API to use; blocking ones (BLPOP…) run
+   * on a connection of their own.
+   */
+  call(command: string | Buffer, ...args: RedisArg[]): Promise<any>;
+  multi(commands?: Array<[string, ...RedisArg[]]>): Multi;
+  pipeline(commands?: Array<[string, ...RedisArg[]]>): Pipeline;
+  /** Runs fn with a connection of its own (WATCH … MULTI … EXEC, WAIT), closed when fn settles; it never reconnects. */
+  isolated<T>(fn: (conn: RedisClient) => Promise<T> | T): Promise<T>;
+  /** A new client with the same options (and overrides). */
+  duplicate(overrides?: ClientOptions): RedisClient;
+  subscribe(channels: string | string[], listener?: MessageListener<string>, options?: { buffers?: false } | false): Promise<number>;
+  subscribe(channels: string | string[], listener: MessageListener<Buffer>, options: { buffers: true } | true): Promise<number>;
+  subscribe(...channelsAndCallback: Array<string | ((err: Error | null, count?: number) => void)>): Promise<number>;
+  psubscribe(patterns: string | string[], listener?: MessageListener<string>, options?: { buffers?: false } | false): Promise<number>;
+  psubscribe(patterns: string | string[], listener: MessageListener<Buffer>, options: { buffers: true } | true): Promise<number>;
+  psubscribe(...patternsAndCallback: Array<string | ((err: Error | null, count?: number) => void)>): Promise<number>;
+  ssubscribe(channels: string | string[], listener?: MessageListener<string>, options?: { buffers?: false } | false): Promise<number>;
+  ssubscribe(channels: string | string[], listener: MessageListener<Buffer>, options: { buffers: true } | true): Promise<number>;
+  unsubscribe(channels?: string | string[], listener?: MessageListener<any>): Promise<number>;
+  unsubscribe(...channels: string[]): Promise<number>;
+  punsubscribe(patterns?: string | string[], listener?: MessageListener<any>): Promise<number>;
+  punsubscribe(...patterns: string[]): Promise<number>;
+  sunsubscribe(channels?: string | string[], listener?: MessageListener<any>): Promise<number>;
+  subscriptions(): { channels: string[]; patterns: string[]; shardChannels: string[] };
+  /** Only on an isolated() connection: on the shared one it throws CommandRefusedError. */
+  watch(...keys: Array<string | Buffer | Array<string | Buffer>>): Promise<'OK'>;
+  unwatch(): Promise<'OK'>;
+  /** Connects now; resolves once the server answered (for lazyConnect: true users). */
+  connect(callback?: (err: Error | null) => void): Promise<void>;
+  quit(callback?: (err: Error | null, result?: 'OK') => void): Promise<'OK'>;
   disconnect(): void;
   noteFallback(source: string, active: boolean): void;
   status(): ClientStatus;

@@ -91,6 +91,9 @@ class RedisCache {
   #retryTimer = null;
   // The outage the fallback store belongs to: how many times the breaker had opened.
   #storeOutage = -1;
+  // The client's keyPrefix ('' for none): every key sent to Redis carries it; the fallback
+  // store holds keys as the caller names them.
+  #kp;
 
   constructor(client, options = {}) {
     const { maxValueBytes = client.options.maxValueBytes, scanCount = 1000, deleteBatch = 500 } = options;
@@ -103,6 +106,7 @@ class RedisCache {
     this.scanCount = scanCount;
     this.deleteBatch = deleteBatch;
     this.backend = 'redis';
+    this.#kp = client._keyPrefix;
     this.#fallback = fallback === null ? null : new FallbackStore(fallback);
     // The subscription holds the cache weakly and goes when the cache is collected, so a
     // cache made per request does not live as long as the client.
@@ -120,24 +124,36 @@ class RedisCache {
     else if (type === 'end') this.#ended();
   }
 
+  /** The key as Redis stores it: with the client's keyPrefix. */
+  #k(key) {
+    const kp = this.#kp;
+    if (kp === '') return key;
+    if (typeof kp === 'string' && typeof key === 'string') return kp + key;
+    return Buffer.concat([Buffer.from(kp), Buffer.from(key)]);
+  }
+
+  #ks(keys) {
+    return this.#kp === '' ? keys : keys.map((key) => this.#k(key));
+  }
+
   get(key) {
-    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS, key);
+    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS, this.#k(key));
     const store = this.#outageStore();
-    if (store === null) return this.client._get(REDIS_FLAGS, key);
+    if (store === null) return this.client._get(REDIS_FLAGS, this.#k(key));
     return nextTurn(this.#countRead(store.get(key)));
   }
 
   getBuffer(key) {
-    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
+    if (this.client.breakerState === 'closed') return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, this.#k(key));
     const store = this.#outageStore();
-    if (store === null) return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, key);
+    if (store === null) return this.client._get(REDIS_FLAGS | REPLY_BUFFERS, this.#k(key));
     return nextTurn(this.#countRead(store.getBuffer(key)));
   }
 
   set(key, value, ttlSec) {
-    if (this.client.breakerState === 'closed') return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, key, value, ttlSec);
+    if (this.client.breakerState === 'closed') return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, this.#k(key), value, ttlSec);
     const store = this.#outageStore();
-    if (store === null) return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, key, value, ttlSec);
+    if (store === null) return this.client._setex(REDIS_FLAGS | REPLY_IS_OK, this.#k(key), value, ttlSec);
     // false when the entry alone is larger than the fallback's byte bound.
     const stored = store.set(key, value, ttlSec * 1000);
     if (stored) this.#fallback.writes += 1;
@@ -153,7 +169,7 @@ class RedisCache {
         return nextTurn(values);
       }
     }
-    const values = await this.client._command(REDIS_FLAGS, 'MGET', ...keys);
+    const values = await this.client._command(REDIS_FLAGS, 'MGET', ...this.#ks(keys));
     return values === null ? keys.map(() => null) : values;
   }
 
@@ -165,7 +181,7 @@ class RedisCache {
       if (store !== null) for (const key of keys) if (store.del(key)) n += 1;
       return nextTurn(n);
     }
-    const n = await this.client._command(DELETE_FLAGS, 'DEL', ...keys);
+    const n = await this.client._command(DELETE_FLAGS, 'DEL', ...this.#ks(keys));
     if (n !== null) return n;
     // Redis may or may not have run it: either way it is re-issued.
     this.#lose(keys, null);
@@ -197,7 +213,9 @@ class RedisCache {
   // names come back as Latin-1 strings (one char per byte): any bytes survive the round
   // trip, without the cost of a Buffer per key. Rejects with the first failure.
   async #scanAndUnlink(prefix) {
-    const wanted = Buffer.from(prefix).toString('latin1');
+    // Keys come back from SCAN as Redis stores them, with the client's keyPrefix: they are
+    // UNLINKed as they are.
+    const wanted = Buffer.from(this.#k(prefix)).toString('latin1');
     const pattern = Buffer.from(`${escapeGlob(wanted)}*`, 'latin1');
     let deleted = 0;
     let failure = null;
@@ -342,7 +360,7 @@ class RedisCache {
     try {
       for (let i = 0; i < keys.length; i += this.deleteBatch) {
         const batch = keys.slice(i, i + this.deleteBatch);
-        const n = await this.client._command(DELETE_FLAGS, 'UNLINK', ...batch);
+        const n = await this.client._command(DELETE_FLAGS, 'UNLINK', ...this.#ks(batch));
         if (n === null) {
           this.#lost.restoreKeys(batch);
           failed += batch.length;

@@ -126,12 +126,25 @@ const detachOnCollect = new FinalizationRegistry((undo) => {
  * Keys known to be over their limit are refused locally until their msBeforeNext, but for
  * at most a second after Redis said so (another process may delete or reward the key).
  */
+/** The client's keyPrefix as a string (a Buffer prefix must be UTF-8: limiter keys are strings). */
+function clientKeyPrefix(client) {
+  const kp = client._keyPrefix;
+  if (kp === '' || kp === undefined) return '';
+  if (typeof kp === 'string') return kp;
+  const text = kp.toString();
+  if (!Buffer.from(text).equals(kp)) {
+    throw new RangeError('the client\'s keyPrefix is a Buffer that is not UTF-8 text; the limiter\'s keys are strings: give keyPrefix as a string');
+  }
+  return text;
+}
+
 class RedisRateLimiter extends BaseLimiter {
   constructor(config, client) {
     super(config);
     this.store = 'redis';
     this._client = client;
-    this._prefix = config.keyPrefix === '' ? '' : `${config.keyPrefix}:`;
+    // The client's keyPrefix (ioredis's option) comes first, as for every key it sends.
+    this._prefix = clientKeyPrefix(client) + (config.keyPrefix === '' ? '' : `${config.keyPrefix}:`);
     const [scale, interval, tolerance] = LocalLimiter.shape(config.points, Math.round(config.duration * 1e6), config.burst);
     this._scale = scale;
     this._interval = interval;
