@@ -449,34 +449,59 @@ class RedisClient extends EventEmitter {
     return withCallback(ready, callback);
   }
 
-  get(key) {
-    return this.#native.get(0, key);
+  get(key, callback) {
+    const p = this.#native.get(0, this.#keyPrefix === '' ? key : this.#prefixed(key));
+    return callback === undefined ? p : withCallback(p, callback);
   }
 
-  getBuffer(key) {
-    return this.#native.get(REPLY_BUFFERS, key);
+  getBuffer(key, callback) {
+    const p = this.#native.get(REPLY_BUFFERS, this.#keyPrefix === '' ? key : this.#prefixed(key));
+    return callback === undefined ? p : withCallback(p, callback);
   }
 
   /**
-   * SET key value, with `EX ttlSec` when a TTL is given. Resolves 'OK'. A value over
-   * maxValueBytes throws a RangeError (ERR_VALUE_TOO_LARGE) before anything is sent.
+   * SET key value, with `EX ttlSec` when a TTL is given as a number of seconds (a bad one
+   * throws a RangeError). ioredis's form set(key, value, 'EX', 60, 'NX') is sent as given.
+   * Resolves 'OK' (null when NX/XX prevented it). A value over maxValueBytes throws a
+   * RangeError (ERR_VALUE_TOO_LARGE) before anything is sent.
    */
-  set(key, value, ttlSec) {
-    if (ttlSec === undefined) return this.#native.command(0, 'SET', key, value);
-    checkTtl(ttlSec);
-    return this.#native.setex(0, key, value, ttlSec);
+  set(key, value, ...rest) {
+    const callback = typeof rest[rest.length - 1] === 'function' ? rest.pop() : undefined;
+    let p;
+    if (rest.length === 0 || (rest.length === 1 && rest[0] === undefined)) {
+      p = this.#route(0, 'SET', [key, value]);
+    } else if (rest.length === 1 && typeof rest[0] === 'number') {
+      checkTtl(rest[0]);
+      p = this.#native.setex(0, this.#keyPrefix === '' ? key : this.#prefixed(key), value, rest[0]);
+    } else {
+      p = this.#route(0, 'SET', [key, value, ...rest]);
+    }
+    return callback === undefined ? p : withCallback(p, callback);
   }
 
-  mget(keys) {
-    return this.#native.command(0, 'MGET', ...keys);
+  #prefixed(key) {
+    const kp = this.#keyPrefix;
+    if (typeof kp === 'string' && typeof key === 'string') return kp + key;
+    return Buffer.concat([Buffer.from(kp), Buffer.isBuffer(key) ? key : Buffer.from(String(key))]);
+  }
+
+  /** MGET: keys as arguments or as one array (mget(['a', 'b'])). */
+  mget(...keys) {
+    return this.#keysCommand('MGET', keys);
   }
 
   del(...keys) {
-    return this.#native.command(0, 'DEL', ...keys);
+    return this.#keysCommand('DEL', keys);
   }
 
   unlink(...keys) {
-    return this.#native.command(0, 'UNLINK', ...keys);
+    return this.#keysCommand('UNLINK', keys);
+  }
+
+  #keysCommand(name, keys) {
+    const callback = typeof keys[keys.length - 1] === 'function' ? keys.pop() : undefined;
+    const p = this.#route(0, name, keys.flat());
+    return callback === undefined ? p : withCallback(p, callback);
   }
 
   /**
