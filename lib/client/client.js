@@ -10,6 +10,7 @@ const { nativeError, ConfigError } = require('../errors');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
+const { installCommands } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -194,6 +195,11 @@ class RedisClient extends EventEmitter {
     return this.#native.command(0, command, ...args);
   }
 
+  /** Internal: sends command `name` (lowercase) for the generated methods (see ./commands). */
+  _invoke(flags, name, args) {
+    return this.#native.command(flags, name, ...args);
+  }
+
   /** Like call(), with bulk replies as Buffers. */
   callBuffer(command, ...args) {
     return this.#native.command(REPLY_BUFFERS, command, ...args);
@@ -307,6 +313,9 @@ class RedisClient extends EventEmitter {
     return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
   }
 }
+
+// Every other command of the table as a method (hset, hgetall, hgetallBuffer…).
+installCommands(RedisClient.prototype, RedisClient.prototype._invoke, REPLY_BUFFERS);
 
 module.exports = {
   RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY,
