@@ -1,7 +1,9 @@
 /// <reference types="node" />
 import { EventEmitter } from 'events';
 import type { ClientMetrics } from './metrics';
+import type { RedisCommands } from './commands';
 export * from './errors';
+export type { RedisCommands, CommandArg, CommandArgs, CommandPairs, RedisKey, Callback } from './commands';
 
 export interface ClientOptions {
   /** redis://[user[:password]@]host[:port][/db], or the word `disabled`. Overrides REDIS_URL. */
@@ -126,6 +128,8 @@ export interface RedisClientEvents {
   breaker: [change: { state: BreakerState; reason: BreakerReason | null }];
 }
 
+/** Every other command as a method, generated from the command table (lib/commands.d.ts). */
+export interface RedisClient extends RedisCommands {}
 export class RedisClient extends EventEmitter {
   constructor(options?: ClientOptions, env?: NodeJS.ProcessEnv);
   on<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
