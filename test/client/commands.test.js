@@ -8,6 +8,7 @@ const { createClient, RedisClient } = require('../../lib/redis');
 const { COMMANDS, normalizeArgs, replyTransforms, prefixKeys, installCommands, commandMethods } = require('../../lib/client/commands');
 const { suiteDatabase } = require('../helpers/suite-db');
 const { rawCommand, rawCommandBuffer } = require('../helpers/raw-redis');
+const { spawnSync } = require('child_process');
 
 let db;
 let client;
@@ -179,6 +180,37 @@ describe('callbacks', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]).toHaveLength(1);
     expect(calls[0][0]).toMatchObject({ code: 'WRONGTYPE' });
+  });
+});
+
+describe('callbacks, in a process of their own', () => {
+  // Methods on a prototype of their own whose send rejects; the script prints what the
+  // process saw. Run apart so that an unhandled rejection or an uncaught exception is seen as
+  // Node sees it, not as Jest does.
+  function runScript(body) {
+    const script = `
+      const { installCommands } = require(${JSON.stringify(require.resolve('../../lib/client/commands'))});
+      const proto = {};
+      installCommands(proto, () => Promise.reject(Object.assign(new Error('no'), { code: 'ERR' })), 1);
+      const seen = [];
+      process.on('unhandledRejection', () => seen.push('unhandledRejection'));
+      process.on('uncaughtException', (err) => seen.push('uncaught ' + err.message));
+      ${body}
+      setTimeout(() => console.log(JSON.stringify(seen)), 50);
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    return JSON.parse(r.stdout);
+  }
+
+  test('a failure given to a callback is not also an unhandled rejection', () => {
+    expect(runScript("Object.create(proto).incr('k', (err) => seen.push('callback ' + err.code));")).toEqual(['callback ERR']);
+  });
+
+  test('an exception thrown by the callback is an uncaught exception, not swallowed', () => {
+    expect(runScript("Object.create(proto).incr('k', () => { throw new Error('from the callback'); });")).toEqual([
+      'uncaught from the callback',
+    ]);
   });
 });
 
