@@ -1,7 +1,9 @@
 /// <reference types="node" />
 import { EventEmitter } from 'events';
 import type { ClientMetrics } from './metrics';
+import type { RedisCommands } from './commands';
 export * from './errors';
+export type { RedisCommands, CommandArg, CommandArgs, CommandPairs, RedisKey, Callback } from './commands';
 
 export interface ClientOptions {
   /** redis://[user[:password]@]host[:port][/db], or the word `disabled`. Overrides REDIS_URL. */
@@ -195,6 +197,8 @@ export interface RedisClientEvents {
   subscriptionGap: [gap: SubscriptionGap];
 }
 
+/** Every other command as a method, generated from the command table (lib/commands.d.ts). */
+export interface RedisClient extends RedisCommands {}
 export class RedisClient extends EventEmitter {
   constructor(options?: ClientOptions, env?: NodeJS.ProcessEnv);
   on<E extends keyof RedisClientEvents>(event: E, listener: (...args: RedisClientEvents[E]) => void): this;
@@ -203,12 +207,11 @@ export class RedisClient extends EventEmitter {
   /** The circuit breaker's state, read from the core without a call. */
   readonly breakerState: BreakerState;
   callBuffer(command: string, ...args: RedisArg[]): Promise<any>;
-  get(key: string | Buffer): Promise<string | null>;
-  getBuffer(key: string | Buffer): Promise<Buffer | null>;
-  set(key: string | Buffer, value: string | Buffer, ttlSec?: number): Promise<'OK'>;
-  mget(keys: Array<string | Buffer>): Promise<Array<string | null>>;
-  del(...keys: Array<string | Buffer>): Promise<number>;
-  unlink(...keys: Array<string | Buffer>): Promise<number>;
+  get(key: string | Buffer, callback?: (err: Error | null, value?: string | null) => void): Promise<string | null>;
+  getBuffer(key: string | Buffer, callback?: (err: Error | null, value?: Buffer | null) => void): Promise<Buffer | null>;
+  /** SET, with EX ttlSec when a number of seconds is given; ioredis's set(key, value, 'EX', 60, 'NX') form too (null when NX/XX prevented it). */
+  set(key: string | Buffer, value: string | Buffer | number, ttlSec?: number): Promise<'OK'>;
+  set(key: string | Buffer, value: string | Buffer | number, ...options: Array<string | number>): Promise<'OK' | null>;
   /**
    * Sends any command. Commands that change the connection's state (MULTI, SUBSCRIBE,
    * SELECT…) throw CommandRefusedError naming the API to use; blocking ones (BLPOP…) run

@@ -4,6 +4,10 @@
 // settles them all, and the core writes them with everything else of the same turn.
 const { refusal, isBlocking, upper } = require('./rules');
 const { CommandRefusedError } = require('../errors');
+const { installCommands, settle: settleWith } = require('./commands');
+const { clientConstants } = require('../binding');
+
+const { REPLY_BUFFERS } = clientConstants.commandFlags;
 
 /** A reply asked for as Buffers turned back into strings (for the commands that wanted strings). */
 function toStrings(value) {
@@ -92,10 +96,7 @@ function shape(value, s, buffers) {
 }
 
 function settle(promise, callback) {
-  if (typeof callback === 'function') {
-    promise.then((r) => callback(null, r), (err) => callback(err));
-  }
-  return promise;
+  return settleWith(promise, undefined, typeof callback === 'function' ? callback : undefined);
 }
 
 /**
@@ -156,5 +157,10 @@ class Pipeline extends CommandBatch {
     return settle(done, callback);
   }
 }
+
+// Every command of the table as a builder method: multi().set('a', '1').hgetall('h').
+installCommands(CommandBatch.prototype, function queue(flags, name, args, transform) {
+  return this._queue(flags !== 0, name, args, transform);
+}, REPLY_BUFFERS, { chain: true });
 
 module.exports = { Multi, Pipeline, CommandBatch, toStrings };

@@ -14,6 +14,7 @@ const { BlockingPool } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
+const { installCommands, prefixKeys, settle } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -286,7 +287,7 @@ class RedisClient extends EventEmitter {
   /** Internal: `args` with the keyPrefix applied to the key arguments of command `name`. */
   _keyArgs(name, args) {
     if (this.#keyPrefix === '') return args;
-    return require('./commands').prefixKeys(name.toLowerCase(), args, this.#keyPrefix);
+    return prefixKeys(name.toLowerCase(), args, this.#keyPrefix);
   }
 
   /** Internal: the keyPrefix ('' for none), for the cache and the limiter's own keys. */
@@ -485,25 +486,6 @@ class RedisClient extends EventEmitter {
     return Buffer.concat([Buffer.from(kp), Buffer.isBuffer(key) ? key : Buffer.from(String(key))]);
   }
 
-  /** MGET: keys as arguments or as one array (mget(['a', 'b'])). */
-  mget(...keys) {
-    return this.#keysCommand('MGET', keys);
-  }
-
-  del(...keys) {
-    return this.#keysCommand('DEL', keys);
-  }
-
-  unlink(...keys) {
-    return this.#keysCommand('UNLINK', keys);
-  }
-
-  #keysCommand(name, keys) {
-    const callback = typeof keys[keys.length - 1] === 'function' ? keys.pop() : undefined;
-    const p = this.#route(0, name, keys.flat());
-    return callback === undefined ? p : withCallback(p, callback);
-  }
-
   /**
    * Internal fast path for the cache module: `flags` picks the reply shape and whether a
    * failure resolves (null / false) instead of rejecting.
@@ -591,9 +573,11 @@ class RedisClient extends EventEmitter {
 
 /** Calls an ioredis-style callback(err, result) when given; returns the promise either way. */
 function withCallback(promise, callback) {
-  if (typeof callback === 'function') promise.then((r) => callback(null, r), (err) => callback(err));
-  return promise;
+  return settle(promise, undefined, typeof callback === 'function' ? callback : undefined);
 }
+
+// Every other command of the table as a method (hset, hgetall, hgetallBuffer…).
+installCommands(RedisClient.prototype, RedisClient.prototype._invoke, REPLY_BUFFERS);
 
 module.exports = {
   RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY,

@@ -99,6 +99,26 @@ export async function client(): Promise<void> {
   const d: number = await c.del('a', 'b');
   const u: number = await c.unlink('a');
 
+  // Generated command methods (lib/commands.d.ts).
+  const added: number = await c.hset('user:1', { name: 'Ada', visits: 1 });
+  await c.hset('user:1', new Map<string, string | number>([['name', 'Ada']]));
+  await c.hset('user:1', 'name', 'Ada', 'visits', 2);
+  const user: Record<string, string> = await c.hgetall('user:1');
+  const userBytes: Record<string, Buffer> = await c.hgetallBuffer('user:1');
+  const name: string | null = await c.hget('user:1', 'name');
+  const nameBytes: Buffer | null = await c.hgetBuffer('user:1', 'name');
+  const counted: number = (await c.incr('n')) + (await c.incrby('n', 5)) + (await c.expire('n', 60)) + (await c.ttl('n'));
+  const popped: string | null = await c.lpop('l');
+  const poppedMany: string[] | null = await c.lpop('l', 2);
+  await c.sadd('s', ['a', 'b'], 'c');
+  await c.mset({ k1: 'v1', k2: 2 });
+  await c.zadd('z', 1, 'a', 2n, 'b');
+  const maxmemory: unknown = await c.config('GET', 'maxmemory');
+  const cursor: [cursor: string, elements: string[]] = await c.scan('0', 'MATCH', 'user:*');
+  const viaCallback: Promise<number> = c.incr('n', (err, value) => void (err === null && value !== undefined && value + 1));
+  c.hgetall('user:1', (err, all) => void (err ?? all?.name));
+  void [added, user, userBytes, name, nameBytes, counted, popped, poppedMany, maxmemory, cursor, viaCallback];
+
   const status = c.status();
   const state: ClientState = status.state;
   const states: readonly ClientState[] = CLIENT_STATES;
@@ -186,5 +206,13 @@ export async function misuses(): Promise<void> {
   c.status().nope;
   // @ts-expect-error the state is one of the documented names
   const state: 'open' = c.status().state;
-  void [n, s, state];
+  // @ts-expect-error INCR resolves a number
+  const incremented: string = await c.incr('n');
+  // @ts-expect-error a boolean is not a command argument
+  await c.hset('h', 'f', true);
+  // @ts-expect-error only HSET, HMSET, MSET and MSETNX take an object of pairs
+  await c.sadd('s', { a: 1 });
+  // @ts-expect-error a Buffer variant resolves Buffers
+  const all: Record<string, string> = await c.hgetallBuffer('h');
+  void [n, s, state, incremented, all];
 }
