@@ -3,9 +3,10 @@
 // rule below is an error or off, never a warning left to pile up.
 //
 // ESLint's recommended rules, plus the ones that fit this codebase: CommonJS modules in
-// strict mode on Node 18 and later, `const` unless a binding is reassigned, === except for
-// the `== null` idiom, errors that are Error objects. The test suites get Jest's globals;
-// only lib/ is refused console output, since a library must not write to its user's logs.
+// strict mode on Node 18 and later (and a few ES modules, .mjs), `const` unless a binding is
+// reassigned, === except for the `== null` idiom, errors that are Error objects. The test
+// suites get Jest's globals; only lib/ is refused console output, since a library must not
+// write to its user's logs.
 const js = require('@eslint/js');
 const globals = require('globals');
 
@@ -15,7 +16,7 @@ module.exports = [
   },
   js.configs.recommended,
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       // What Node 18 (package.json's engines) runs without flags.
       ecmaVersion: 2022,
@@ -45,13 +46,19 @@ module.exports = [
     },
   },
   {
+    // ES modules: the generated entries in lib/esm/ and the test fixtures that import them.
+    files: ['**/*.mjs'],
+    languageOptions: { sourceType: 'module' },
+    rules: { strict: 'off' },
+  },
+  {
     files: ['test/**/*.js'],
     languageOptions: {
       globals: { ...globals.jest },
     },
   },
   {
-    files: ['lib/**/*.js'],
+    files: ['lib/**/*.js', 'lib/**/*.mjs'],
     rules: {
       'no-console': 'error',
     },

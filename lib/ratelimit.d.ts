@@ -1,6 +1,11 @@
 /// <reference types="node" />
 import type { IncomingMessage, ServerResponse } from 'http';
 import type { RedisClient } from './redis';
+// @types/express is optional. Without it this import fails (the error is silenced) and the
+// two names are unresolved (any); RateLimitRequest and RateLimitResponse then fall back to
+// Node's types.
+// @ts-ignore -- resolves only when the application has @types/express installed.
+import type { Request as ExpressRequest, Response as ExpressResponse } from 'express';
 
 /**
  * The outcome of one decision, shaped like rate-limiter-flexible's RateLimiterRes.
@@ -141,21 +146,37 @@ export interface RateLimiter {
 /** Throws a TypeError / RangeError naming the option for any invalid option. */
 export function createLimiter(options: LimiterOptions): RateLimiter;
 
-type Req = IncomingMessage & { ip?: string; [key: string]: any };
-type Res = ServerResponse & { [key: string]: any };
+/**
+ * What the middleware accepts: a Node request or response with whatever the framework added
+ * (req.ip, req.body, res.status…). Interfaces rather than intersections, so that Node's own
+ * fields keep their types instead of becoming `any`.
+ */
+interface Req extends IncomingMessage {
+  ip?: string;
+  [key: string]: any;
+}
+interface Res extends ServerResponse {
+  [key: string]: any;
+}
 type Next = (err?: unknown) => void;
+// `unknown extends T` holds only for T any or unknown: here, for an express import that did
+// not resolve (a test on `any` itself does not work, the unresolved type spreads through it).
+/** The request the middleware's callbacks get: Express's Request with @types/express installed, else Req. */
+export type RateLimitRequest = unknown extends ExpressRequest ? Req : ExpressRequest;
+/** The response the middleware's callbacks get: Express's Response with @types/express installed, else Res. */
+export type RateLimitResponse = unknown extends ExpressResponse ? Res : ExpressResponse;
 
 export interface MiddlewareOptions {
   /** Return true (or a promise of true) to let the request through without counting it. */
-  skip?: (req: Req, res: Res) => boolean | Promise<boolean>;
+  skip?: (req: RateLimitRequest, res: RateLimitResponse) => boolean | Promise<boolean>;
   /** Answers a refused request instead of the default 429 JSON. */
-  handler?: (req: Req, res: Res, next: Next, result: RateLimitResult) => unknown;
+  handler?: (req: RateLimitRequest, res: RateLimitResponse, next: Next, result: RateLimitResult) => unknown;
   /** Points per request (default 1). */
-  cost?: number | ((req: Req, res: Res) => number | Promise<number>);
+  cost?: number | ((req: RateLimitRequest, res: RateLimitResponse) => number | Promise<number>);
   /** Which headers to set (default 'both'). */
   headers?: 'draft' | 'legacy' | 'both' | false;
   /** A missing or too long key: 'reject' (400, default), 'skip', or your own answer. */
-  onMissingKey?: 'reject' | 'skip' | ((req: Req, res: Res, next: Next) => unknown);
+  onMissingKey?: 'reject' | 'skip' | ((req: RateLimitRequest, res: RateLimitResponse, next: Next) => unknown);
   /** Prefix length IPv6 clients are keyed by (default 56). */
   ipv6Subnet?: number;
   /** The policy name in the RateLimit headers (default the keyPrefix). */
@@ -169,7 +190,7 @@ export type RateLimitMiddleware = (req: Req, res: Res, next: Next) => void;
 export function rateLimitByIp(limiter: RateLimiter, options?: MiddlewareOptions): RateLimitMiddleware;
 export function rateLimitByKey(
   limiter: RateLimiter,
-  keyFn: (req: Req, res: Res) => RateLimitKey | null | undefined | Promise<RateLimitKey | null | undefined>,
+  keyFn: (req: RateLimitRequest, res: RateLimitResponse) => RateLimitKey | null | undefined | Promise<RateLimitKey | null | undefined>,
   options?: MiddlewareOptions,
 ): RateLimitMiddleware;
 

@@ -27,10 +27,10 @@ function listFiles(dir) {
   return out.sort();
 }
 
-/** The file the package's "exports" map gives for `subpath` under the "types" condition. */
+/** The file the package's "exports" map gives for `subpath` to require() under the "types" condition. */
 function declarationFile(subpath) {
   const entry = pkg.exports[subpath];
-  return path.join(root, typeof entry === 'string' ? entry : entry.types);
+  return path.join(root, typeof entry === 'string' ? entry : entry.default.types);
 }
 
 test('usage.ts type-checks against the package declarations, misuses included', () => {
