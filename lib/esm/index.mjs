@@ -20,6 +20,7 @@ export const {
   ProtocolError,
   ConfigError,
   UnsupportedError,
+  CommandRefusedError,
   cacheGet,
   cacheGetBuffer,
   cacheSet,

@@ -20,5 +20,6 @@ export const {
   ProtocolError,
   ConfigError,
   UnsupportedError,
+  CommandRefusedError,
 } = cjs;
 export default cjs;
