@@ -1867,3 +1867,1267 @@ export interface RedisCommands {
   zunionstoreBuffer(...args: CommandArgs): Promise<any>;
   zunionstoreBuffer(...args: [...args: CommandArgs, callback: Callback<any>]): Promise<any>;
 }
+
+/** The 626 command methods of multi() and pipeline(): each queues its command. */
+export interface BatchCommands<Self> {
+  /** Queues ACL. */
+  acl(...args: CommandArgs): Self;
+  /** Queues ACL, its bulk replies as Buffers. */
+  aclBuffer(...args: CommandArgs): Self;
+  /** Queues APPEND. */
+  append(...args: CommandArgs): Self;
+  /** Queues APPEND, its bulk replies as Buffers. */
+  appendBuffer(...args: CommandArgs): Self;
+  /** Queues ARCOUNT. */
+  arcount(...args: CommandArgs): Self;
+  /** Queues ARCOUNT, its bulk replies as Buffers. */
+  arcountBuffer(...args: CommandArgs): Self;
+  /** Queues ARDEL. */
+  ardel(...args: CommandArgs): Self;
+  /** Queues ARDEL, its bulk replies as Buffers. */
+  ardelBuffer(...args: CommandArgs): Self;
+  /** Queues ARDELRANGE. */
+  ardelrange(...args: CommandArgs): Self;
+  /** Queues ARDELRANGE, its bulk replies as Buffers. */
+  ardelrangeBuffer(...args: CommandArgs): Self;
+  /** Queues ARGET. */
+  arget(...args: CommandArgs): Self;
+  /** Queues ARGET, its bulk replies as Buffers. */
+  argetBuffer(...args: CommandArgs): Self;
+  /** Queues ARGETRANGE. */
+  argetrange(...args: CommandArgs): Self;
+  /** Queues ARGETRANGE, its bulk replies as Buffers. */
+  argetrangeBuffer(...args: CommandArgs): Self;
+  /** Queues ARGREP. */
+  argrep(...args: CommandArgs): Self;
+  /** Queues ARGREP, its bulk replies as Buffers. */
+  argrepBuffer(...args: CommandArgs): Self;
+  /** Queues ARINFO. */
+  arinfo(...args: CommandArgs): Self;
+  /** Queues ARINFO, its bulk replies as Buffers. */
+  arinfoBuffer(...args: CommandArgs): Self;
+  /** Queues ARINSERT. */
+  arinsert(...args: CommandArgs): Self;
+  /** Queues ARINSERT, its bulk replies as Buffers. */
+  arinsertBuffer(...args: CommandArgs): Self;
+  /** Queues ARLASTITEMS. */
+  arlastitems(...args: CommandArgs): Self;
+  /** Queues ARLASTITEMS, its bulk replies as Buffers. */
+  arlastitemsBuffer(...args: CommandArgs): Self;
+  /** Queues ARLEN. */
+  arlen(...args: CommandArgs): Self;
+  /** Queues ARLEN, its bulk replies as Buffers. */
+  arlenBuffer(...args: CommandArgs): Self;
+  /** Queues ARMGET. */
+  armget(...args: CommandArgs): Self;
+  /** Queues ARMGET, its bulk replies as Buffers. */
+  armgetBuffer(...args: CommandArgs): Self;
+  /** Queues ARMSET. */
+  armset(...args: CommandArgs): Self;
+  /** Queues ARMSET, its bulk replies as Buffers. */
+  armsetBuffer(...args: CommandArgs): Self;
+  /** Queues ARNEXT. */
+  arnext(...args: CommandArgs): Self;
+  /** Queues ARNEXT, its bulk replies as Buffers. */
+  arnextBuffer(...args: CommandArgs): Self;
+  /** Queues AROP. */
+  arop(...args: CommandArgs): Self;
+  /** Queues AROP, its bulk replies as Buffers. */
+  aropBuffer(...args: CommandArgs): Self;
+  /** Queues ARRING. */
+  arring(...args: CommandArgs): Self;
+  /** Queues ARRING, its bulk replies as Buffers. */
+  arringBuffer(...args: CommandArgs): Self;
+  /** Queues ARSCAN. */
+  arscan(...args: CommandArgs): Self;
+  /** Queues ARSCAN, its bulk replies as Buffers. */
+  arscanBuffer(...args: CommandArgs): Self;
+  /** Queues ARSEEK. */
+  arseek(...args: CommandArgs): Self;
+  /** Queues ARSEEK, its bulk replies as Buffers. */
+  arseekBuffer(...args: CommandArgs): Self;
+  /** Queues ARSET. */
+  arset(...args: CommandArgs): Self;
+  /** Queues ARSET, its bulk replies as Buffers. */
+  arsetBuffer(...args: CommandArgs): Self;
+  /** Queues ASKING. */
+  asking(...args: CommandArgs): Self;
+  /** Queues ASKING, its bulk replies as Buffers. */
+  askingBuffer(...args: CommandArgs): Self;
+  /** Queues AUTH. */
+  auth(...args: CommandArgs): Self;
+  /** Queues AUTH, its bulk replies as Buffers. */
+  authBuffer(...args: CommandArgs): Self;
+  /** Queues BACKUP. */
+  backup(...args: CommandArgs): Self;
+  /** Queues BACKUP, its bulk replies as Buffers. */
+  backupBuffer(...args: CommandArgs): Self;
+  /** Queues BGREWRITEAOF. */
+  bgrewriteaof(...args: CommandArgs): Self;
+  /** Queues BGREWRITEAOF, its bulk replies as Buffers. */
+  bgrewriteaofBuffer(...args: CommandArgs): Self;
+  /** Queues BGSAVE. */
+  bgsave(...args: CommandArgs): Self;
+  /** Queues BGSAVE, its bulk replies as Buffers. */
+  bgsaveBuffer(...args: CommandArgs): Self;
+  /** Queues BITCOUNT. */
+  bitcount(...args: CommandArgs): Self;
+  /** Queues BITCOUNT, its bulk replies as Buffers. */
+  bitcountBuffer(...args: CommandArgs): Self;
+  /** Queues BITFIELD. */
+  bitfield(...args: CommandArgs): Self;
+  /** Queues BITFIELD, its bulk replies as Buffers. */
+  bitfieldBuffer(...args: CommandArgs): Self;
+  /** Queues BITFIELD_RO. */
+  bitfield_ro(...args: CommandArgs): Self;
+  /** Queues BITFIELD_RO, its bulk replies as Buffers. */
+  bitfield_roBuffer(...args: CommandArgs): Self;
+  /** Queues BITOP. */
+  bitop(...args: CommandArgs): Self;
+  /** Queues BITOP, its bulk replies as Buffers. */
+  bitopBuffer(...args: CommandArgs): Self;
+  /** Queues BITPOS. */
+  bitpos(...args: CommandArgs): Self;
+  /** Queues BITPOS, its bulk replies as Buffers. */
+  bitposBuffer(...args: CommandArgs): Self;
+  /** Queues BITRANGEINTARRAY. */
+  bitrangeintarray(...args: CommandArgs): Self;
+  /** Queues BITRANGEINTARRAY, its bulk replies as Buffers. */
+  bitrangeintarrayBuffer(...args: CommandArgs): Self;
+  /** Queues BLESS. */
+  bless(...args: CommandArgs): Self;
+  /** Queues BLESS, its bulk replies as Buffers. */
+  blessBuffer(...args: CommandArgs): Self;
+  /** Queues BLMOVE. */
+  blmove(...args: CommandArgs): Self;
+  /** Queues BLMOVE, its bulk replies as Buffers. */
+  blmoveBuffer(...args: CommandArgs): Self;
+  /** Queues BLMOVEM. */
+  blmovem(...args: CommandArgs): Self;
+  /** Queues BLMOVEM, its bulk replies as Buffers. */
+  blmovemBuffer(...args: CommandArgs): Self;
+  /** Queues BLMPOP. */
+  blmpop(...args: CommandArgs): Self;
+  /** Queues BLMPOP, its bulk replies as Buffers. */
+  blmpopBuffer(...args: CommandArgs): Self;
+  /** Queues BLPOP. */
+  blpop(...args: CommandArgs): Self;
+  /** Queues BLPOP, its bulk replies as Buffers. */
+  blpopBuffer(...args: CommandArgs): Self;
+  /** Queues BRPOP. */
+  brpop(...args: CommandArgs): Self;
+  /** Queues BRPOP, its bulk replies as Buffers. */
+  brpopBuffer(...args: CommandArgs): Self;
+  /** Queues BRPOPLPUSH. */
+  brpoplpush(...args: CommandArgs): Self;
+  /** Queues BRPOPLPUSH, its bulk replies as Buffers. */
+  brpoplpushBuffer(...args: CommandArgs): Self;
+  /** Queues BZMOVE. */
+  bzmove(...args: CommandArgs): Self;
+  /** Queues BZMOVE, its bulk replies as Buffers. */
+  bzmoveBuffer(...args: CommandArgs): Self;
+  /** Queues BZMPOP. */
+  bzmpop(...args: CommandArgs): Self;
+  /** Queues BZMPOP, its bulk replies as Buffers. */
+  bzmpopBuffer(...args: CommandArgs): Self;
+  /** Queues BZPOPMAX. */
+  bzpopmax(...args: CommandArgs): Self;
+  /** Queues BZPOPMAX, its bulk replies as Buffers. */
+  bzpopmaxBuffer(...args: CommandArgs): Self;
+  /** Queues BZPOPMIN. */
+  bzpopmin(...args: CommandArgs): Self;
+  /** Queues BZPOPMIN, its bulk replies as Buffers. */
+  bzpopminBuffer(...args: CommandArgs): Self;
+  /** Queues CLIENT. */
+  client(...args: CommandArgs): Self;
+  /** Queues CLIENT, its bulk replies as Buffers. */
+  clientBuffer(...args: CommandArgs): Self;
+  /** Queues CLUSTER. */
+  cluster(...args: CommandArgs): Self;
+  /** Queues CLUSTER, its bulk replies as Buffers. */
+  clusterBuffer(...args: CommandArgs): Self;
+  /** Queues COMMAND. */
+  command(...args: CommandArgs): Self;
+  /** Queues COMMAND, its bulk replies as Buffers. */
+  commandBuffer(...args: CommandArgs): Self;
+  /** Queues CONFIG. */
+  config(...args: CommandArgs): Self;
+  /** Queues CONFIG, its bulk replies as Buffers. */
+  configBuffer(...args: CommandArgs): Self;
+  /** Queues COPY. */
+  copy(...args: CommandArgs): Self;
+  /** Queues COPY, its bulk replies as Buffers. */
+  copyBuffer(...args: CommandArgs): Self;
+  /** Queues DBSIZE. */
+  dbsize(...args: CommandArgs): Self;
+  /** Queues DBSIZE, its bulk replies as Buffers. */
+  dbsizeBuffer(...args: CommandArgs): Self;
+  /** Queues DEBUG. */
+  debug(...args: CommandArgs): Self;
+  /** Queues DEBUG, its bulk replies as Buffers. */
+  debugBuffer(...args: CommandArgs): Self;
+  /** Queues DECR. */
+  decr(...args: CommandArgs): Self;
+  /** Queues DECR, its bulk replies as Buffers. */
+  decrBuffer(...args: CommandArgs): Self;
+  /** Queues DECRBY. */
+  decrby(...args: CommandArgs): Self;
+  /** Queues DECRBY, its bulk replies as Buffers. */
+  decrbyBuffer(...args: CommandArgs): Self;
+  /** Queues DEL. */
+  del(...args: CommandArgs): Self;
+  /** Queues DEL, its bulk replies as Buffers. */
+  delBuffer(...args: CommandArgs): Self;
+  /** Queues DELEX. */
+  delex(...args: CommandArgs): Self;
+  /** Queues DELEX, its bulk replies as Buffers. */
+  delexBuffer(...args: CommandArgs): Self;
+  /** Queues DIGEST. */
+  digest(...args: CommandArgs): Self;
+  /** Queues DIGEST, its bulk replies as Buffers. */
+  digestBuffer(...args: CommandArgs): Self;
+  /** Queues DUMP. */
+  dump(...args: CommandArgs): Self;
+  /** Queues DUMP, its bulk replies as Buffers. */
+  dumpBuffer(...args: CommandArgs): Self;
+  /** Queues ECHO. */
+  echo(...args: CommandArgs): Self;
+  /** Queues ECHO, its bulk replies as Buffers. */
+  echoBuffer(...args: CommandArgs): Self;
+  /** Queues EVAL. */
+  eval(...args: CommandArgs): Self;
+  /** Queues EVAL, its bulk replies as Buffers. */
+  evalBuffer(...args: CommandArgs): Self;
+  /** Queues EVAL_RO. */
+  eval_ro(...args: CommandArgs): Self;
+  /** Queues EVAL_RO, its bulk replies as Buffers. */
+  eval_roBuffer(...args: CommandArgs): Self;
+  /** Queues EVALSHA. */
+  evalsha(...args: CommandArgs): Self;
+  /** Queues EVALSHA, its bulk replies as Buffers. */
+  evalshaBuffer(...args: CommandArgs): Self;
+  /** Queues EVALSHA_RO. */
+  evalsha_ro(...args: CommandArgs): Self;
+  /** Queues EVALSHA_RO, its bulk replies as Buffers. */
+  evalsha_roBuffer(...args: CommandArgs): Self;
+  /** Queues EXISTS. */
+  exists(...args: CommandArgs): Self;
+  /** Queues EXISTS, its bulk replies as Buffers. */
+  existsBuffer(...args: CommandArgs): Self;
+  /** Queues EXPIRE. */
+  expire(...args: CommandArgs): Self;
+  /** Queues EXPIRE, its bulk replies as Buffers. */
+  expireBuffer(...args: CommandArgs): Self;
+  /** Queues EXPIREAT. */
+  expireat(...args: CommandArgs): Self;
+  /** Queues EXPIREAT, its bulk replies as Buffers. */
+  expireatBuffer(...args: CommandArgs): Self;
+  /** Queues EXPIRETIME. */
+  expiretime(...args: CommandArgs): Self;
+  /** Queues EXPIRETIME, its bulk replies as Buffers. */
+  expiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues FAILOVER. */
+  failover(...args: CommandArgs): Self;
+  /** Queues FAILOVER, its bulk replies as Buffers. */
+  failoverBuffer(...args: CommandArgs): Self;
+  /** Queues FCALL. */
+  fcall(...args: CommandArgs): Self;
+  /** Queues FCALL, its bulk replies as Buffers. */
+  fcallBuffer(...args: CommandArgs): Self;
+  /** Queues FCALL_RO. */
+  fcall_ro(...args: CommandArgs): Self;
+  /** Queues FCALL_RO, its bulk replies as Buffers. */
+  fcall_roBuffer(...args: CommandArgs): Self;
+  /** Queues FLUSHALL. */
+  flushall(...args: CommandArgs): Self;
+  /** Queues FLUSHALL, its bulk replies as Buffers. */
+  flushallBuffer(...args: CommandArgs): Self;
+  /** Queues FLUSHDB. */
+  flushdb(...args: CommandArgs): Self;
+  /** Queues FLUSHDB, its bulk replies as Buffers. */
+  flushdbBuffer(...args: CommandArgs): Self;
+  /** Queues FUNCTION. */
+  function(...args: CommandArgs): Self;
+  /** Queues FUNCTION, its bulk replies as Buffers. */
+  functionBuffer(...args: CommandArgs): Self;
+  /** Queues GEOADD. */
+  geoadd(...args: CommandArgs): Self;
+  /** Queues GEOADD, its bulk replies as Buffers. */
+  geoaddBuffer(...args: CommandArgs): Self;
+  /** Queues GEODIST. */
+  geodist(...args: CommandArgs): Self;
+  /** Queues GEODIST, its bulk replies as Buffers. */
+  geodistBuffer(...args: CommandArgs): Self;
+  /** Queues GEOHASH. */
+  geohash(...args: CommandArgs): Self;
+  /** Queues GEOHASH, its bulk replies as Buffers. */
+  geohashBuffer(...args: CommandArgs): Self;
+  /** Queues GEOPOS. */
+  geopos(...args: CommandArgs): Self;
+  /** Queues GEOPOS, its bulk replies as Buffers. */
+  geoposBuffer(...args: CommandArgs): Self;
+  /** Queues GEORADIUS. */
+  georadius(...args: CommandArgs): Self;
+  /** Queues GEORADIUS, its bulk replies as Buffers. */
+  georadiusBuffer(...args: CommandArgs): Self;
+  /** Queues GEORADIUS_RO. */
+  georadius_ro(...args: CommandArgs): Self;
+  /** Queues GEORADIUS_RO, its bulk replies as Buffers. */
+  georadius_roBuffer(...args: CommandArgs): Self;
+  /** Queues GEORADIUSBYMEMBER. */
+  georadiusbymember(...args: CommandArgs): Self;
+  /** Queues GEORADIUSBYMEMBER, its bulk replies as Buffers. */
+  georadiusbymemberBuffer(...args: CommandArgs): Self;
+  /** Queues GEORADIUSBYMEMBER_RO. */
+  georadiusbymember_ro(...args: CommandArgs): Self;
+  /** Queues GEORADIUSBYMEMBER_RO, its bulk replies as Buffers. */
+  georadiusbymember_roBuffer(...args: CommandArgs): Self;
+  /** Queues GEOSEARCH. */
+  geosearch(...args: CommandArgs): Self;
+  /** Queues GEOSEARCH, its bulk replies as Buffers. */
+  geosearchBuffer(...args: CommandArgs): Self;
+  /** Queues GEOSEARCHSTORE. */
+  geosearchstore(...args: CommandArgs): Self;
+  /** Queues GEOSEARCHSTORE, its bulk replies as Buffers. */
+  geosearchstoreBuffer(...args: CommandArgs): Self;
+  /** Queues GET. */
+  get(...args: CommandArgs): Self;
+  /** Queues GET, its bulk replies as Buffers. */
+  getBuffer(...args: CommandArgs): Self;
+  /** Queues GETBIT. */
+  getbit(...args: CommandArgs): Self;
+  /** Queues GETBIT, its bulk replies as Buffers. */
+  getbitBuffer(...args: CommandArgs): Self;
+  /** Queues GETDEL. */
+  getdel(...args: CommandArgs): Self;
+  /** Queues GETDEL, its bulk replies as Buffers. */
+  getdelBuffer(...args: CommandArgs): Self;
+  /** Queues GETEX. */
+  getex(...args: CommandArgs): Self;
+  /** Queues GETEX, its bulk replies as Buffers. */
+  getexBuffer(...args: CommandArgs): Self;
+  /** Queues GETRANGE. */
+  getrange(...args: CommandArgs): Self;
+  /** Queues GETRANGE, its bulk replies as Buffers. */
+  getrangeBuffer(...args: CommandArgs): Self;
+  /** Queues GETSET. */
+  getset(...args: CommandArgs): Self;
+  /** Queues GETSET, its bulk replies as Buffers. */
+  getsetBuffer(...args: CommandArgs): Self;
+  /** Queues HDEL. */
+  hdel(...args: CommandArgs): Self;
+  /** Queues HDEL, its bulk replies as Buffers. */
+  hdelBuffer(...args: CommandArgs): Self;
+  /** Queues HELLO. */
+  hello(...args: CommandArgs): Self;
+  /** Queues HELLO, its bulk replies as Buffers. */
+  helloBuffer(...args: CommandArgs): Self;
+  /** Queues HEXISTS. */
+  hexists(...args: CommandArgs): Self;
+  /** Queues HEXISTS, its bulk replies as Buffers. */
+  hexistsBuffer(...args: CommandArgs): Self;
+  /** Queues HEXPIRE. */
+  hexpire(...args: CommandArgs): Self;
+  /** Queues HEXPIRE, its bulk replies as Buffers. */
+  hexpireBuffer(...args: CommandArgs): Self;
+  /** Queues HEXPIREAT. */
+  hexpireat(...args: CommandArgs): Self;
+  /** Queues HEXPIREAT, its bulk replies as Buffers. */
+  hexpireatBuffer(...args: CommandArgs): Self;
+  /** Queues HEXPIRETIME. */
+  hexpiretime(...args: CommandArgs): Self;
+  /** Queues HEXPIRETIME, its bulk replies as Buffers. */
+  hexpiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues HGET. */
+  hget(...args: CommandArgs): Self;
+  /** Queues HGET, its bulk replies as Buffers. */
+  hgetBuffer(...args: CommandArgs): Self;
+  /** Queues HGETALL. */
+  hgetall(...args: CommandArgs): Self;
+  /** Queues HGETALL, its bulk replies as Buffers. */
+  hgetallBuffer(...args: CommandArgs): Self;
+  /** Queues HGETDEL. */
+  hgetdel(...args: CommandArgs): Self;
+  /** Queues HGETDEL, its bulk replies as Buffers. */
+  hgetdelBuffer(...args: CommandArgs): Self;
+  /** Queues HGETEX. */
+  hgetex(...args: CommandArgs): Self;
+  /** Queues HGETEX, its bulk replies as Buffers. */
+  hgetexBuffer(...args: CommandArgs): Self;
+  /** Queues HIMPORT. */
+  himport(...args: CommandArgs): Self;
+  /** Queues HIMPORT, its bulk replies as Buffers. */
+  himportBuffer(...args: CommandArgs): Self;
+  /** Queues HINCRBY. */
+  hincrby(...args: CommandArgs): Self;
+  /** Queues HINCRBY, its bulk replies as Buffers. */
+  hincrbyBuffer(...args: CommandArgs): Self;
+  /** Queues HINCRBYFLOAT. */
+  hincrbyfloat(...args: CommandArgs): Self;
+  /** Queues HINCRBYFLOAT, its bulk replies as Buffers. */
+  hincrbyfloatBuffer(...args: CommandArgs): Self;
+  /** Queues HKEYS. */
+  hkeys(...args: CommandArgs): Self;
+  /** Queues HKEYS, its bulk replies as Buffers. */
+  hkeysBuffer(...args: CommandArgs): Self;
+  /** Queues HLEN. */
+  hlen(...args: CommandArgs): Self;
+  /** Queues HLEN, its bulk replies as Buffers. */
+  hlenBuffer(...args: CommandArgs): Self;
+  /** Queues HMGET. */
+  hmget(...args: CommandArgs): Self;
+  /** Queues HMGET, its bulk replies as Buffers. */
+  hmgetBuffer(...args: CommandArgs): Self;
+  /** Queues HMSET. */
+  hmset(key: RedisKey, pairs: CommandPairs): Self;
+  hmset(...args: CommandArgs): Self;
+  /** Queues HMSET, its bulk replies as Buffers. */
+  hmsetBuffer(key: RedisKey, pairs: CommandPairs): Self;
+  hmsetBuffer(...args: CommandArgs): Self;
+  /** Queues HOTKEYS. */
+  hotkeys(...args: CommandArgs): Self;
+  /** Queues HOTKEYS, its bulk replies as Buffers. */
+  hotkeysBuffer(...args: CommandArgs): Self;
+  /** Queues HPERSIST. */
+  hpersist(...args: CommandArgs): Self;
+  /** Queues HPERSIST, its bulk replies as Buffers. */
+  hpersistBuffer(...args: CommandArgs): Self;
+  /** Queues HPEXPIRE. */
+  hpexpire(...args: CommandArgs): Self;
+  /** Queues HPEXPIRE, its bulk replies as Buffers. */
+  hpexpireBuffer(...args: CommandArgs): Self;
+  /** Queues HPEXPIREAT. */
+  hpexpireat(...args: CommandArgs): Self;
+  /** Queues HPEXPIREAT, its bulk replies as Buffers. */
+  hpexpireatBuffer(...args: CommandArgs): Self;
+  /** Queues HPEXPIRETIME. */
+  hpexpiretime(...args: CommandArgs): Self;
+  /** Queues HPEXPIRETIME, its bulk replies as Buffers. */
+  hpexpiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues HPTTL. */
+  hpttl(...args: CommandArgs): Self;
+  /** Queues HPTTL, its bulk replies as Buffers. */
+  hpttlBuffer(...args: CommandArgs): Self;
+  /** Queues HRANDFIELD. */
+  hrandfield(...args: CommandArgs): Self;
+  /** Queues HRANDFIELD, its bulk replies as Buffers. */
+  hrandfieldBuffer(...args: CommandArgs): Self;
+  /** Queues HSCAN. */
+  hscan(...args: CommandArgs): Self;
+  /** Queues HSCAN, its bulk replies as Buffers. */
+  hscanBuffer(...args: CommandArgs): Self;
+  /** Queues HSET. */
+  hset(key: RedisKey, pairs: CommandPairs): Self;
+  hset(...args: CommandArgs): Self;
+  /** Queues HSET, its bulk replies as Buffers. */
+  hsetBuffer(key: RedisKey, pairs: CommandPairs): Self;
+  hsetBuffer(...args: CommandArgs): Self;
+  /** Queues HSETEX. */
+  hsetex(...args: CommandArgs): Self;
+  /** Queues HSETEX, its bulk replies as Buffers. */
+  hsetexBuffer(...args: CommandArgs): Self;
+  /** Queues HSETNX. */
+  hsetnx(...args: CommandArgs): Self;
+  /** Queues HSETNX, its bulk replies as Buffers. */
+  hsetnxBuffer(...args: CommandArgs): Self;
+  /** Queues HSTRLEN. */
+  hstrlen(...args: CommandArgs): Self;
+  /** Queues HSTRLEN, its bulk replies as Buffers. */
+  hstrlenBuffer(...args: CommandArgs): Self;
+  /** Queues HTTL. */
+  httl(...args: CommandArgs): Self;
+  /** Queues HTTL, its bulk replies as Buffers. */
+  httlBuffer(...args: CommandArgs): Self;
+  /** Queues HVALS. */
+  hvals(...args: CommandArgs): Self;
+  /** Queues HVALS, its bulk replies as Buffers. */
+  hvalsBuffer(...args: CommandArgs): Self;
+  /** Queues INCR. */
+  incr(...args: CommandArgs): Self;
+  /** Queues INCR, its bulk replies as Buffers. */
+  incrBuffer(...args: CommandArgs): Self;
+  /** Queues INCRBY. */
+  incrby(...args: CommandArgs): Self;
+  /** Queues INCRBY, its bulk replies as Buffers. */
+  incrbyBuffer(...args: CommandArgs): Self;
+  /** Queues INCRBYFLOAT. */
+  incrbyfloat(...args: CommandArgs): Self;
+  /** Queues INCRBYFLOAT, its bulk replies as Buffers. */
+  incrbyfloatBuffer(...args: CommandArgs): Self;
+  /** Queues INCREX. */
+  increx(...args: CommandArgs): Self;
+  /** Queues INCREX, its bulk replies as Buffers. */
+  increxBuffer(...args: CommandArgs): Self;
+  /** Queues INFO. */
+  info(...args: CommandArgs): Self;
+  /** Queues INFO, its bulk replies as Buffers. */
+  infoBuffer(...args: CommandArgs): Self;
+  /** Queues KEYS. */
+  keys(...args: CommandArgs): Self;
+  /** Queues KEYS, its bulk replies as Buffers. */
+  keysBuffer(...args: CommandArgs): Self;
+  /** Queues LASTSAVE. */
+  lastsave(...args: CommandArgs): Self;
+  /** Queues LASTSAVE, its bulk replies as Buffers. */
+  lastsaveBuffer(...args: CommandArgs): Self;
+  /** Queues LATENCY. */
+  latency(...args: CommandArgs): Self;
+  /** Queues LATENCY, its bulk replies as Buffers. */
+  latencyBuffer(...args: CommandArgs): Self;
+  /** Queues LCS. */
+  lcs(...args: CommandArgs): Self;
+  /** Queues LCS, its bulk replies as Buffers. */
+  lcsBuffer(...args: CommandArgs): Self;
+  /** Queues LINDEX. */
+  lindex(...args: CommandArgs): Self;
+  /** Queues LINDEX, its bulk replies as Buffers. */
+  lindexBuffer(...args: CommandArgs): Self;
+  /** Queues LINSERT. */
+  linsert(...args: CommandArgs): Self;
+  /** Queues LINSERT, its bulk replies as Buffers. */
+  linsertBuffer(...args: CommandArgs): Self;
+  /** Queues LLEN. */
+  llen(...args: CommandArgs): Self;
+  /** Queues LLEN, its bulk replies as Buffers. */
+  llenBuffer(...args: CommandArgs): Self;
+  /** Queues LMOVE. */
+  lmove(...args: CommandArgs): Self;
+  /** Queues LMOVE, its bulk replies as Buffers. */
+  lmoveBuffer(...args: CommandArgs): Self;
+  /** Queues LMOVEM. */
+  lmovem(...args: CommandArgs): Self;
+  /** Queues LMOVEM, its bulk replies as Buffers. */
+  lmovemBuffer(...args: CommandArgs): Self;
+  /** Queues LMPOP. */
+  lmpop(...args: CommandArgs): Self;
+  /** Queues LMPOP, its bulk replies as Buffers. */
+  lmpopBuffer(...args: CommandArgs): Self;
+  /** Queues LOLWUT. */
+  lolwut(...args: CommandArgs): Self;
+  /** Queues LOLWUT, its bulk replies as Buffers. */
+  lolwutBuffer(...args: CommandArgs): Self;
+  /** Queues LPOP. */
+  lpop(...args: CommandArgs): Self;
+  /** Queues LPOP, its bulk replies as Buffers. */
+  lpopBuffer(...args: CommandArgs): Self;
+  /** Queues LPOS. */
+  lpos(...args: CommandArgs): Self;
+  /** Queues LPOS, its bulk replies as Buffers. */
+  lposBuffer(...args: CommandArgs): Self;
+  /** Queues LPUSH. */
+  lpush(...args: CommandArgs): Self;
+  /** Queues LPUSH, its bulk replies as Buffers. */
+  lpushBuffer(...args: CommandArgs): Self;
+  /** Queues LPUSHX. */
+  lpushx(...args: CommandArgs): Self;
+  /** Queues LPUSHX, its bulk replies as Buffers. */
+  lpushxBuffer(...args: CommandArgs): Self;
+  /** Queues LRANGE. */
+  lrange(...args: CommandArgs): Self;
+  /** Queues LRANGE, its bulk replies as Buffers. */
+  lrangeBuffer(...args: CommandArgs): Self;
+  /** Queues LREM. */
+  lrem(...args: CommandArgs): Self;
+  /** Queues LREM, its bulk replies as Buffers. */
+  lremBuffer(...args: CommandArgs): Self;
+  /** Queues LSET. */
+  lset(...args: CommandArgs): Self;
+  /** Queues LSET, its bulk replies as Buffers. */
+  lsetBuffer(...args: CommandArgs): Self;
+  /** Queues LTRIM. */
+  ltrim(...args: CommandArgs): Self;
+  /** Queues LTRIM, its bulk replies as Buffers. */
+  ltrimBuffer(...args: CommandArgs): Self;
+  /** Queues MEMORY. */
+  memory(...args: CommandArgs): Self;
+  /** Queues MEMORY, its bulk replies as Buffers. */
+  memoryBuffer(...args: CommandArgs): Self;
+  /** Queues MGET. */
+  mget(...args: CommandArgs): Self;
+  /** Queues MGET, its bulk replies as Buffers. */
+  mgetBuffer(...args: CommandArgs): Self;
+  /** Queues MIGRATE. */
+  migrate(...args: CommandArgs): Self;
+  /** Queues MIGRATE, its bulk replies as Buffers. */
+  migrateBuffer(...args: CommandArgs): Self;
+  /** Queues MODULE. */
+  module(...args: CommandArgs): Self;
+  /** Queues MODULE, its bulk replies as Buffers. */
+  moduleBuffer(...args: CommandArgs): Self;
+  /** Queues MONITOR. */
+  monitor(...args: CommandArgs): Self;
+  /** Queues MONITOR, its bulk replies as Buffers. */
+  monitorBuffer(...args: CommandArgs): Self;
+  /** Queues MOVE. */
+  move(...args: CommandArgs): Self;
+  /** Queues MOVE, its bulk replies as Buffers. */
+  moveBuffer(...args: CommandArgs): Self;
+  /** Queues MSET. */
+  mset(pairs: CommandPairs): Self;
+  mset(...args: CommandArgs): Self;
+  /** Queues MSET, its bulk replies as Buffers. */
+  msetBuffer(pairs: CommandPairs): Self;
+  msetBuffer(...args: CommandArgs): Self;
+  /** Queues MSETEX. */
+  msetex(...args: CommandArgs): Self;
+  /** Queues MSETEX, its bulk replies as Buffers. */
+  msetexBuffer(...args: CommandArgs): Self;
+  /** Queues MSETNX. */
+  msetnx(pairs: CommandPairs): Self;
+  msetnx(...args: CommandArgs): Self;
+  /** Queues MSETNX, its bulk replies as Buffers. */
+  msetnxBuffer(pairs: CommandPairs): Self;
+  msetnxBuffer(...args: CommandArgs): Self;
+  /** Queues MULTI. */
+  multi(...args: CommandArgs): Self;
+  /** Queues MULTI, its bulk replies as Buffers. */
+  multiBuffer(...args: CommandArgs): Self;
+  /** Queues OBJECT. */
+  object(...args: CommandArgs): Self;
+  /** Queues OBJECT, its bulk replies as Buffers. */
+  objectBuffer(...args: CommandArgs): Self;
+  /** Queues PERSIST. */
+  persist(...args: CommandArgs): Self;
+  /** Queues PERSIST, its bulk replies as Buffers. */
+  persistBuffer(...args: CommandArgs): Self;
+  /** Queues PEXPIRE. */
+  pexpire(...args: CommandArgs): Self;
+  /** Queues PEXPIRE, its bulk replies as Buffers. */
+  pexpireBuffer(...args: CommandArgs): Self;
+  /** Queues PEXPIREAT. */
+  pexpireat(...args: CommandArgs): Self;
+  /** Queues PEXPIREAT, its bulk replies as Buffers. */
+  pexpireatBuffer(...args: CommandArgs): Self;
+  /** Queues PEXPIRETIME. */
+  pexpiretime(...args: CommandArgs): Self;
+  /** Queues PEXPIRETIME, its bulk replies as Buffers. */
+  pexpiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues PFADD. */
+  pfadd(...args: CommandArgs): Self;
+  /** Queues PFADD, its bulk replies as Buffers. */
+  pfaddBuffer(...args: CommandArgs): Self;
+  /** Queues PFCOUNT. */
+  pfcount(...args: CommandArgs): Self;
+  /** Queues PFCOUNT, its bulk replies as Buffers. */
+  pfcountBuffer(...args: CommandArgs): Self;
+  /** Queues PFDEBUG. */
+  pfdebug(...args: CommandArgs): Self;
+  /** Queues PFDEBUG, its bulk replies as Buffers. */
+  pfdebugBuffer(...args: CommandArgs): Self;
+  /** Queues PFMERGE. */
+  pfmerge(...args: CommandArgs): Self;
+  /** Queues PFMERGE, its bulk replies as Buffers. */
+  pfmergeBuffer(...args: CommandArgs): Self;
+  /** Queues PFSELFTEST. */
+  pfselftest(...args: CommandArgs): Self;
+  /** Queues PFSELFTEST, its bulk replies as Buffers. */
+  pfselftestBuffer(...args: CommandArgs): Self;
+  /** Queues PING. */
+  ping(...args: CommandArgs): Self;
+  /** Queues PING, its bulk replies as Buffers. */
+  pingBuffer(...args: CommandArgs): Self;
+  /** Queues PSETEX. */
+  psetex(...args: CommandArgs): Self;
+  /** Queues PSETEX, its bulk replies as Buffers. */
+  psetexBuffer(...args: CommandArgs): Self;
+  /** Queues PSUBSCRIBE. */
+  psubscribe(...args: CommandArgs): Self;
+  /** Queues PSUBSCRIBE, its bulk replies as Buffers. */
+  psubscribeBuffer(...args: CommandArgs): Self;
+  /** Queues PSYNC. */
+  psync(...args: CommandArgs): Self;
+  /** Queues PSYNC, its bulk replies as Buffers. */
+  psyncBuffer(...args: CommandArgs): Self;
+  /** Queues PTTL. */
+  pttl(...args: CommandArgs): Self;
+  /** Queues PTTL, its bulk replies as Buffers. */
+  pttlBuffer(...args: CommandArgs): Self;
+  /** Queues PUBLISH. */
+  publish(...args: CommandArgs): Self;
+  /** Queues PUBLISH, its bulk replies as Buffers. */
+  publishBuffer(...args: CommandArgs): Self;
+  /** Queues PUBSUB. */
+  pubsub(...args: CommandArgs): Self;
+  /** Queues PUBSUB, its bulk replies as Buffers. */
+  pubsubBuffer(...args: CommandArgs): Self;
+  /** Queues PUNSUBSCRIBE. */
+  punsubscribe(...args: CommandArgs): Self;
+  /** Queues PUNSUBSCRIBE, its bulk replies as Buffers. */
+  punsubscribeBuffer(...args: CommandArgs): Self;
+  /** Queues QUIT. */
+  quit(...args: CommandArgs): Self;
+  /** Queues QUIT, its bulk replies as Buffers. */
+  quitBuffer(...args: CommandArgs): Self;
+  /** Queues RANDOMKEY. */
+  randomkey(...args: CommandArgs): Self;
+  /** Queues RANDOMKEY, its bulk replies as Buffers. */
+  randomkeyBuffer(...args: CommandArgs): Self;
+  /** Queues READONLY. */
+  readonly(...args: CommandArgs): Self;
+  /** Queues READONLY, its bulk replies as Buffers. */
+  readonlyBuffer(...args: CommandArgs): Self;
+  /** Queues READWRITE. */
+  readwrite(...args: CommandArgs): Self;
+  /** Queues READWRITE, its bulk replies as Buffers. */
+  readwriteBuffer(...args: CommandArgs): Self;
+  /** Queues RENAME. */
+  rename(...args: CommandArgs): Self;
+  /** Queues RENAME, its bulk replies as Buffers. */
+  renameBuffer(...args: CommandArgs): Self;
+  /** Queues RENAMENX. */
+  renamenx(...args: CommandArgs): Self;
+  /** Queues RENAMENX, its bulk replies as Buffers. */
+  renamenxBuffer(...args: CommandArgs): Self;
+  /** Queues REPLCONF. */
+  replconf(...args: CommandArgs): Self;
+  /** Queues REPLCONF, its bulk replies as Buffers. */
+  replconfBuffer(...args: CommandArgs): Self;
+  /** Queues REPLICAOF. */
+  replicaof(...args: CommandArgs): Self;
+  /** Queues REPLICAOF, its bulk replies as Buffers. */
+  replicaofBuffer(...args: CommandArgs): Self;
+  /** Queues RESET. */
+  reset(...args: CommandArgs): Self;
+  /** Queues RESET, its bulk replies as Buffers. */
+  resetBuffer(...args: CommandArgs): Self;
+  /** Queues RESTORE. */
+  restore(...args: CommandArgs): Self;
+  /** Queues RESTORE, its bulk replies as Buffers. */
+  restoreBuffer(...args: CommandArgs): Self;
+  /** Queues ROLE. */
+  role(...args: CommandArgs): Self;
+  /** Queues ROLE, its bulk replies as Buffers. */
+  roleBuffer(...args: CommandArgs): Self;
+  /** Queues RPOP. */
+  rpop(...args: CommandArgs): Self;
+  /** Queues RPOP, its bulk replies as Buffers. */
+  rpopBuffer(...args: CommandArgs): Self;
+  /** Queues RPOPLPUSH. */
+  rpoplpush(...args: CommandArgs): Self;
+  /** Queues RPOPLPUSH, its bulk replies as Buffers. */
+  rpoplpushBuffer(...args: CommandArgs): Self;
+  /** Queues RPUSH. */
+  rpush(...args: CommandArgs): Self;
+  /** Queues RPUSH, its bulk replies as Buffers. */
+  rpushBuffer(...args: CommandArgs): Self;
+  /** Queues RPUSHX. */
+  rpushx(...args: CommandArgs): Self;
+  /** Queues RPUSHX, its bulk replies as Buffers. */
+  rpushxBuffer(...args: CommandArgs): Self;
+  /** Queues SADD. */
+  sadd(...args: CommandArgs): Self;
+  /** Queues SADD, its bulk replies as Buffers. */
+  saddBuffer(...args: CommandArgs): Self;
+  /** Queues SADDEX. */
+  saddex(...args: CommandArgs): Self;
+  /** Queues SADDEX, its bulk replies as Buffers. */
+  saddexBuffer(...args: CommandArgs): Self;
+  /** Queues SAVE. */
+  save(...args: CommandArgs): Self;
+  /** Queues SAVE, its bulk replies as Buffers. */
+  saveBuffer(...args: CommandArgs): Self;
+  /** Queues SCAN. */
+  scan(...args: CommandArgs): Self;
+  /** Queues SCAN, its bulk replies as Buffers. */
+  scanBuffer(...args: CommandArgs): Self;
+  /** Queues SCARD. */
+  scard(...args: CommandArgs): Self;
+  /** Queues SCARD, its bulk replies as Buffers. */
+  scardBuffer(...args: CommandArgs): Self;
+  /** Queues SCRIPT. */
+  script(...args: CommandArgs): Self;
+  /** Queues SCRIPT, its bulk replies as Buffers. */
+  scriptBuffer(...args: CommandArgs): Self;
+  /** Queues SDIFF. */
+  sdiff(...args: CommandArgs): Self;
+  /** Queues SDIFF, its bulk replies as Buffers. */
+  sdiffBuffer(...args: CommandArgs): Self;
+  /** Queues SDIFFCARD. */
+  sdiffcard(...args: CommandArgs): Self;
+  /** Queues SDIFFCARD, its bulk replies as Buffers. */
+  sdiffcardBuffer(...args: CommandArgs): Self;
+  /** Queues SDIFFSTORE. */
+  sdiffstore(...args: CommandArgs): Self;
+  /** Queues SDIFFSTORE, its bulk replies as Buffers. */
+  sdiffstoreBuffer(...args: CommandArgs): Self;
+  /** Queues SELECT. */
+  select(...args: CommandArgs): Self;
+  /** Queues SELECT, its bulk replies as Buffers. */
+  selectBuffer(...args: CommandArgs): Self;
+  /** Queues SET. */
+  set(...args: CommandArgs): Self;
+  /** Queues SET, its bulk replies as Buffers. */
+  setBuffer(...args: CommandArgs): Self;
+  /** Queues SETBIT. */
+  setbit(...args: CommandArgs): Self;
+  /** Queues SETBIT, its bulk replies as Buffers. */
+  setbitBuffer(...args: CommandArgs): Self;
+  /** Queues SETEX. */
+  setex(...args: CommandArgs): Self;
+  /** Queues SETEX, its bulk replies as Buffers. */
+  setexBuffer(...args: CommandArgs): Self;
+  /** Queues SETNX. */
+  setnx(...args: CommandArgs): Self;
+  /** Queues SETNX, its bulk replies as Buffers. */
+  setnxBuffer(...args: CommandArgs): Self;
+  /** Queues SETRANGE. */
+  setrange(...args: CommandArgs): Self;
+  /** Queues SETRANGE, its bulk replies as Buffers. */
+  setrangeBuffer(...args: CommandArgs): Self;
+  /** Queues SEXPIRE. */
+  sexpire(...args: CommandArgs): Self;
+  /** Queues SEXPIRE, its bulk replies as Buffers. */
+  sexpireBuffer(...args: CommandArgs): Self;
+  /** Queues SEXPIREAT. */
+  sexpireat(...args: CommandArgs): Self;
+  /** Queues SEXPIREAT, its bulk replies as Buffers. */
+  sexpireatBuffer(...args: CommandArgs): Self;
+  /** Queues SEXPIRETIME. */
+  sexpiretime(...args: CommandArgs): Self;
+  /** Queues SEXPIRETIME, its bulk replies as Buffers. */
+  sexpiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues SHUTDOWN. */
+  shutdown(...args: CommandArgs): Self;
+  /** Queues SHUTDOWN, its bulk replies as Buffers. */
+  shutdownBuffer(...args: CommandArgs): Self;
+  /** Queues SINTER. */
+  sinter(...args: CommandArgs): Self;
+  /** Queues SINTER, its bulk replies as Buffers. */
+  sinterBuffer(...args: CommandArgs): Self;
+  /** Queues SINTERCARD. */
+  sintercard(...args: CommandArgs): Self;
+  /** Queues SINTERCARD, its bulk replies as Buffers. */
+  sintercardBuffer(...args: CommandArgs): Self;
+  /** Queues SINTERSTORE. */
+  sinterstore(...args: CommandArgs): Self;
+  /** Queues SINTERSTORE, its bulk replies as Buffers. */
+  sinterstoreBuffer(...args: CommandArgs): Self;
+  /** Queues SISMEMBER. */
+  sismember(...args: CommandArgs): Self;
+  /** Queues SISMEMBER, its bulk replies as Buffers. */
+  sismemberBuffer(...args: CommandArgs): Self;
+  /** Queues SLAVEOF. */
+  slaveof(...args: CommandArgs): Self;
+  /** Queues SLAVEOF, its bulk replies as Buffers. */
+  slaveofBuffer(...args: CommandArgs): Self;
+  /** Queues SLOWLOG. */
+  slowlog(...args: CommandArgs): Self;
+  /** Queues SLOWLOG, its bulk replies as Buffers. */
+  slowlogBuffer(...args: CommandArgs): Self;
+  /** Queues SMEMBERS. */
+  smembers(...args: CommandArgs): Self;
+  /** Queues SMEMBERS, its bulk replies as Buffers. */
+  smembersBuffer(...args: CommandArgs): Self;
+  /** Queues SMISMEMBER. */
+  smismember(...args: CommandArgs): Self;
+  /** Queues SMISMEMBER, its bulk replies as Buffers. */
+  smismemberBuffer(...args: CommandArgs): Self;
+  /** Queues SMOVE. */
+  smove(...args: CommandArgs): Self;
+  /** Queues SMOVE, its bulk replies as Buffers. */
+  smoveBuffer(...args: CommandArgs): Self;
+  /** Queues SORT. */
+  sort(...args: CommandArgs): Self;
+  /** Queues SORT, its bulk replies as Buffers. */
+  sortBuffer(...args: CommandArgs): Self;
+  /** Queues SORT_RO. */
+  sort_ro(...args: CommandArgs): Self;
+  /** Queues SORT_RO, its bulk replies as Buffers. */
+  sort_roBuffer(...args: CommandArgs): Self;
+  /** Queues SPERSIST. */
+  spersist(...args: CommandArgs): Self;
+  /** Queues SPERSIST, its bulk replies as Buffers. */
+  spersistBuffer(...args: CommandArgs): Self;
+  /** Queues SPEXPIRE. */
+  spexpire(...args: CommandArgs): Self;
+  /** Queues SPEXPIRE, its bulk replies as Buffers. */
+  spexpireBuffer(...args: CommandArgs): Self;
+  /** Queues SPEXPIREAT. */
+  spexpireat(...args: CommandArgs): Self;
+  /** Queues SPEXPIREAT, its bulk replies as Buffers. */
+  spexpireatBuffer(...args: CommandArgs): Self;
+  /** Queues SPEXPIRETIME. */
+  spexpiretime(...args: CommandArgs): Self;
+  /** Queues SPEXPIRETIME, its bulk replies as Buffers. */
+  spexpiretimeBuffer(...args: CommandArgs): Self;
+  /** Queues SPOP. */
+  spop(...args: CommandArgs): Self;
+  /** Queues SPOP, its bulk replies as Buffers. */
+  spopBuffer(...args: CommandArgs): Self;
+  /** Queues SPTTL. */
+  spttl(...args: CommandArgs): Self;
+  /** Queues SPTTL, its bulk replies as Buffers. */
+  spttlBuffer(...args: CommandArgs): Self;
+  /** Queues SPUBLISH. */
+  spublish(...args: CommandArgs): Self;
+  /** Queues SPUBLISH, its bulk replies as Buffers. */
+  spublishBuffer(...args: CommandArgs): Self;
+  /** Queues SRANDMEMBER. */
+  srandmember(...args: CommandArgs): Self;
+  /** Queues SRANDMEMBER, its bulk replies as Buffers. */
+  srandmemberBuffer(...args: CommandArgs): Self;
+  /** Queues SREM. */
+  srem(...args: CommandArgs): Self;
+  /** Queues SREM, its bulk replies as Buffers. */
+  sremBuffer(...args: CommandArgs): Self;
+  /** Queues SSCAN. */
+  sscan(...args: CommandArgs): Self;
+  /** Queues SSCAN, its bulk replies as Buffers. */
+  sscanBuffer(...args: CommandArgs): Self;
+  /** Queues SSUBSCRIBE. */
+  ssubscribe(...args: CommandArgs): Self;
+  /** Queues SSUBSCRIBE, its bulk replies as Buffers. */
+  ssubscribeBuffer(...args: CommandArgs): Self;
+  /** Queues STRLEN. */
+  strlen(...args: CommandArgs): Self;
+  /** Queues STRLEN, its bulk replies as Buffers. */
+  strlenBuffer(...args: CommandArgs): Self;
+  /** Queues STTL. */
+  sttl(...args: CommandArgs): Self;
+  /** Queues STTL, its bulk replies as Buffers. */
+  sttlBuffer(...args: CommandArgs): Self;
+  /** Queues SUBSCRIBE. */
+  subscribe(...args: CommandArgs): Self;
+  /** Queues SUBSCRIBE, its bulk replies as Buffers. */
+  subscribeBuffer(...args: CommandArgs): Self;
+  /** Queues SUBSTR. */
+  substr(...args: CommandArgs): Self;
+  /** Queues SUBSTR, its bulk replies as Buffers. */
+  substrBuffer(...args: CommandArgs): Self;
+  /** Queues SUNION. */
+  sunion(...args: CommandArgs): Self;
+  /** Queues SUNION, its bulk replies as Buffers. */
+  sunionBuffer(...args: CommandArgs): Self;
+  /** Queues SUNIONCARD. */
+  sunioncard(...args: CommandArgs): Self;
+  /** Queues SUNIONCARD, its bulk replies as Buffers. */
+  sunioncardBuffer(...args: CommandArgs): Self;
+  /** Queues SUNIONSTORE. */
+  sunionstore(...args: CommandArgs): Self;
+  /** Queues SUNIONSTORE, its bulk replies as Buffers. */
+  sunionstoreBuffer(...args: CommandArgs): Self;
+  /** Queues SUNSUBSCRIBE. */
+  sunsubscribe(...args: CommandArgs): Self;
+  /** Queues SUNSUBSCRIBE, its bulk replies as Buffers. */
+  sunsubscribeBuffer(...args: CommandArgs): Self;
+  /** Queues SWAPDB. */
+  swapdb(...args: CommandArgs): Self;
+  /** Queues SWAPDB, its bulk replies as Buffers. */
+  swapdbBuffer(...args: CommandArgs): Self;
+  /** Queues SYNC. */
+  sync(...args: CommandArgs): Self;
+  /** Queues SYNC, its bulk replies as Buffers. */
+  syncBuffer(...args: CommandArgs): Self;
+  /** Queues TIME. */
+  time(...args: CommandArgs): Self;
+  /** Queues TIME, its bulk replies as Buffers. */
+  timeBuffer(...args: CommandArgs): Self;
+  /** Queues TOUCH. */
+  touch(...args: CommandArgs): Self;
+  /** Queues TOUCH, its bulk replies as Buffers. */
+  touchBuffer(...args: CommandArgs): Self;
+  /** Queues TRIMSLOTS. */
+  trimslots(...args: CommandArgs): Self;
+  /** Queues TRIMSLOTS, its bulk replies as Buffers. */
+  trimslotsBuffer(...args: CommandArgs): Self;
+  /** Queues TTL. */
+  ttl(...args: CommandArgs): Self;
+  /** Queues TTL, its bulk replies as Buffers. */
+  ttlBuffer(...args: CommandArgs): Self;
+  /** Queues TYPE. */
+  type(...args: CommandArgs): Self;
+  /** Queues TYPE, its bulk replies as Buffers. */
+  typeBuffer(...args: CommandArgs): Self;
+  /** Queues UNLINK. */
+  unlink(...args: CommandArgs): Self;
+  /** Queues UNLINK, its bulk replies as Buffers. */
+  unlinkBuffer(...args: CommandArgs): Self;
+  /** Queues UNSUBSCRIBE. */
+  unsubscribe(...args: CommandArgs): Self;
+  /** Queues UNSUBSCRIBE, its bulk replies as Buffers. */
+  unsubscribeBuffer(...args: CommandArgs): Self;
+  /** Queues UNWATCH. */
+  unwatch(...args: CommandArgs): Self;
+  /** Queues UNWATCH, its bulk replies as Buffers. */
+  unwatchBuffer(...args: CommandArgs): Self;
+  /** Queues VADD. */
+  vadd(...args: CommandArgs): Self;
+  /** Queues VADD, its bulk replies as Buffers. */
+  vaddBuffer(...args: CommandArgs): Self;
+  /** Queues VCARD. */
+  vcard(...args: CommandArgs): Self;
+  /** Queues VCARD, its bulk replies as Buffers. */
+  vcardBuffer(...args: CommandArgs): Self;
+  /** Queues VDIM. */
+  vdim(...args: CommandArgs): Self;
+  /** Queues VDIM, its bulk replies as Buffers. */
+  vdimBuffer(...args: CommandArgs): Self;
+  /** Queues VEMB. */
+  vemb(...args: CommandArgs): Self;
+  /** Queues VEMB, its bulk replies as Buffers. */
+  vembBuffer(...args: CommandArgs): Self;
+  /** Queues VGETATTR. */
+  vgetattr(...args: CommandArgs): Self;
+  /** Queues VGETATTR, its bulk replies as Buffers. */
+  vgetattrBuffer(...args: CommandArgs): Self;
+  /** Queues VINFO. */
+  vinfo(...args: CommandArgs): Self;
+  /** Queues VINFO, its bulk replies as Buffers. */
+  vinfoBuffer(...args: CommandArgs): Self;
+  /** Queues VISMEMBER. */
+  vismember(...args: CommandArgs): Self;
+  /** Queues VISMEMBER, its bulk replies as Buffers. */
+  vismemberBuffer(...args: CommandArgs): Self;
+  /** Queues VLINKS. */
+  vlinks(...args: CommandArgs): Self;
+  /** Queues VLINKS, its bulk replies as Buffers. */
+  vlinksBuffer(...args: CommandArgs): Self;
+  /** Queues VRANDMEMBER. */
+  vrandmember(...args: CommandArgs): Self;
+  /** Queues VRANDMEMBER, its bulk replies as Buffers. */
+  vrandmemberBuffer(...args: CommandArgs): Self;
+  /** Queues VRANGE. */
+  vrange(...args: CommandArgs): Self;
+  /** Queues VRANGE, its bulk replies as Buffers. */
+  vrangeBuffer(...args: CommandArgs): Self;
+  /** Queues VREM. */
+  vrem(...args: CommandArgs): Self;
+  /** Queues VREM, its bulk replies as Buffers. */
+  vremBuffer(...args: CommandArgs): Self;
+  /** Queues VSETATTR. */
+  vsetattr(...args: CommandArgs): Self;
+  /** Queues VSETATTR, its bulk replies as Buffers. */
+  vsetattrBuffer(...args: CommandArgs): Self;
+  /** Queues VSIM. */
+  vsim(...args: CommandArgs): Self;
+  /** Queues VSIM, its bulk replies as Buffers. */
+  vsimBuffer(...args: CommandArgs): Self;
+  /** Queues WAIT. */
+  wait(...args: CommandArgs): Self;
+  /** Queues WAIT, its bulk replies as Buffers. */
+  waitBuffer(...args: CommandArgs): Self;
+  /** Queues WAITAOF. */
+  waitaof(...args: CommandArgs): Self;
+  /** Queues WAITAOF, its bulk replies as Buffers. */
+  waitaofBuffer(...args: CommandArgs): Self;
+  /** Queues WATCH. */
+  watch(...args: CommandArgs): Self;
+  /** Queues WATCH, its bulk replies as Buffers. */
+  watchBuffer(...args: CommandArgs): Self;
+  /** Queues XACK. */
+  xack(...args: CommandArgs): Self;
+  /** Queues XACK, its bulk replies as Buffers. */
+  xackBuffer(...args: CommandArgs): Self;
+  /** Queues XACKDEL. */
+  xackdel(...args: CommandArgs): Self;
+  /** Queues XACKDEL, its bulk replies as Buffers. */
+  xackdelBuffer(...args: CommandArgs): Self;
+  /** Queues XADD. */
+  xadd(...args: CommandArgs): Self;
+  /** Queues XADD, its bulk replies as Buffers. */
+  xaddBuffer(...args: CommandArgs): Self;
+  /** Queues XAUTOCLAIM. */
+  xautoclaim(...args: CommandArgs): Self;
+  /** Queues XAUTOCLAIM, its bulk replies as Buffers. */
+  xautoclaimBuffer(...args: CommandArgs): Self;
+  /** Queues XCFGSET. */
+  xcfgset(...args: CommandArgs): Self;
+  /** Queues XCFGSET, its bulk replies as Buffers. */
+  xcfgsetBuffer(...args: CommandArgs): Self;
+  /** Queues XCLAIM. */
+  xclaim(...args: CommandArgs): Self;
+  /** Queues XCLAIM, its bulk replies as Buffers. */
+  xclaimBuffer(...args: CommandArgs): Self;
+  /** Queues XDEL. */
+  xdel(...args: CommandArgs): Self;
+  /** Queues XDEL, its bulk replies as Buffers. */
+  xdelBuffer(...args: CommandArgs): Self;
+  /** Queues XDELEX. */
+  xdelex(...args: CommandArgs): Self;
+  /** Queues XDELEX, its bulk replies as Buffers. */
+  xdelexBuffer(...args: CommandArgs): Self;
+  /** Queues XGROUP. */
+  xgroup(...args: CommandArgs): Self;
+  /** Queues XGROUP, its bulk replies as Buffers. */
+  xgroupBuffer(...args: CommandArgs): Self;
+  /** Queues XIDMPRECORD. */
+  xidmprecord(...args: CommandArgs): Self;
+  /** Queues XIDMPRECORD, its bulk replies as Buffers. */
+  xidmprecordBuffer(...args: CommandArgs): Self;
+  /** Queues XINFO. */
+  xinfo(...args: CommandArgs): Self;
+  /** Queues XINFO, its bulk replies as Buffers. */
+  xinfoBuffer(...args: CommandArgs): Self;
+  /** Queues XLEN. */
+  xlen(...args: CommandArgs): Self;
+  /** Queues XLEN, its bulk replies as Buffers. */
+  xlenBuffer(...args: CommandArgs): Self;
+  /** Queues XNACK. */
+  xnack(...args: CommandArgs): Self;
+  /** Queues XNACK, its bulk replies as Buffers. */
+  xnackBuffer(...args: CommandArgs): Self;
+  /** Queues XPENDING. */
+  xpending(...args: CommandArgs): Self;
+  /** Queues XPENDING, its bulk replies as Buffers. */
+  xpendingBuffer(...args: CommandArgs): Self;
+  /** Queues XRANGE. */
+  xrange(...args: CommandArgs): Self;
+  /** Queues XRANGE, its bulk replies as Buffers. */
+  xrangeBuffer(...args: CommandArgs): Self;
+  /** Queues XREAD. */
+  xread(...args: CommandArgs): Self;
+  /** Queues XREAD, its bulk replies as Buffers. */
+  xreadBuffer(...args: CommandArgs): Self;
+  /** Queues XREADGROUP. */
+  xreadgroup(...args: CommandArgs): Self;
+  /** Queues XREADGROUP, its bulk replies as Buffers. */
+  xreadgroupBuffer(...args: CommandArgs): Self;
+  /** Queues XREVRANGE. */
+  xrevrange(...args: CommandArgs): Self;
+  /** Queues XREVRANGE, its bulk replies as Buffers. */
+  xrevrangeBuffer(...args: CommandArgs): Self;
+  /** Queues XSETID. */
+  xsetid(...args: CommandArgs): Self;
+  /** Queues XSETID, its bulk replies as Buffers. */
+  xsetidBuffer(...args: CommandArgs): Self;
+  /** Queues XTRIM. */
+  xtrim(...args: CommandArgs): Self;
+  /** Queues XTRIM, its bulk replies as Buffers. */
+  xtrimBuffer(...args: CommandArgs): Self;
+  /** Queues ZADD. */
+  zadd(...args: CommandArgs): Self;
+  /** Queues ZADD, its bulk replies as Buffers. */
+  zaddBuffer(...args: CommandArgs): Self;
+  /** Queues ZCARD. */
+  zcard(...args: CommandArgs): Self;
+  /** Queues ZCARD, its bulk replies as Buffers. */
+  zcardBuffer(...args: CommandArgs): Self;
+  /** Queues ZCOUNT. */
+  zcount(...args: CommandArgs): Self;
+  /** Queues ZCOUNT, its bulk replies as Buffers. */
+  zcountBuffer(...args: CommandArgs): Self;
+  /** Queues ZDIFF. */
+  zdiff(...args: CommandArgs): Self;
+  /** Queues ZDIFF, its bulk replies as Buffers. */
+  zdiffBuffer(...args: CommandArgs): Self;
+  /** Queues ZDIFFSTORE. */
+  zdiffstore(...args: CommandArgs): Self;
+  /** Queues ZDIFFSTORE, its bulk replies as Buffers. */
+  zdiffstoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZINCRBY. */
+  zincrby(...args: CommandArgs): Self;
+  /** Queues ZINCRBY, its bulk replies as Buffers. */
+  zincrbyBuffer(...args: CommandArgs): Self;
+  /** Queues ZINTER. */
+  zinter(...args: CommandArgs): Self;
+  /** Queues ZINTER, its bulk replies as Buffers. */
+  zinterBuffer(...args: CommandArgs): Self;
+  /** Queues ZINTERCARD. */
+  zintercard(...args: CommandArgs): Self;
+  /** Queues ZINTERCARD, its bulk replies as Buffers. */
+  zintercardBuffer(...args: CommandArgs): Self;
+  /** Queues ZINTERSTORE. */
+  zinterstore(...args: CommandArgs): Self;
+  /** Queues ZINTERSTORE, its bulk replies as Buffers. */
+  zinterstoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZLEXCOUNT. */
+  zlexcount(...args: CommandArgs): Self;
+  /** Queues ZLEXCOUNT, its bulk replies as Buffers. */
+  zlexcountBuffer(...args: CommandArgs): Self;
+  /** Queues ZMOVE. */
+  zmove(...args: CommandArgs): Self;
+  /** Queues ZMOVE, its bulk replies as Buffers. */
+  zmoveBuffer(...args: CommandArgs): Self;
+  /** Queues ZMOVEMEMBER. */
+  zmovemember(...args: CommandArgs): Self;
+  /** Queues ZMOVEMEMBER, its bulk replies as Buffers. */
+  zmovememberBuffer(...args: CommandArgs): Self;
+  /** Queues ZMPOP. */
+  zmpop(...args: CommandArgs): Self;
+  /** Queues ZMPOP, its bulk replies as Buffers. */
+  zmpopBuffer(...args: CommandArgs): Self;
+  /** Queues ZMSCORE. */
+  zmscore(...args: CommandArgs): Self;
+  /** Queues ZMSCORE, its bulk replies as Buffers. */
+  zmscoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZPOPMAX. */
+  zpopmax(...args: CommandArgs): Self;
+  /** Queues ZPOPMAX, its bulk replies as Buffers. */
+  zpopmaxBuffer(...args: CommandArgs): Self;
+  /** Queues ZPOPMIN. */
+  zpopmin(...args: CommandArgs): Self;
+  /** Queues ZPOPMIN, its bulk replies as Buffers. */
+  zpopminBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANDMEMBER. */
+  zrandmember(...args: CommandArgs): Self;
+  /** Queues ZRANDMEMBER, its bulk replies as Buffers. */
+  zrandmemberBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANGE. */
+  zrange(...args: CommandArgs): Self;
+  /** Queues ZRANGE, its bulk replies as Buffers. */
+  zrangeBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANGEBYLEX. */
+  zrangebylex(...args: CommandArgs): Self;
+  /** Queues ZRANGEBYLEX, its bulk replies as Buffers. */
+  zrangebylexBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANGEBYSCORE. */
+  zrangebyscore(...args: CommandArgs): Self;
+  /** Queues ZRANGEBYSCORE, its bulk replies as Buffers. */
+  zrangebyscoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANGESTORE. */
+  zrangestore(...args: CommandArgs): Self;
+  /** Queues ZRANGESTORE, its bulk replies as Buffers. */
+  zrangestoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZRANK. */
+  zrank(...args: CommandArgs): Self;
+  /** Queues ZRANK, its bulk replies as Buffers. */
+  zrankBuffer(...args: CommandArgs): Self;
+  /** Queues ZREM. */
+  zrem(...args: CommandArgs): Self;
+  /** Queues ZREM, its bulk replies as Buffers. */
+  zremBuffer(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYLEX. */
+  zremrangebylex(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYLEX, its bulk replies as Buffers. */
+  zremrangebylexBuffer(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYRANK. */
+  zremrangebyrank(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYRANK, its bulk replies as Buffers. */
+  zremrangebyrankBuffer(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYSCORE. */
+  zremrangebyscore(...args: CommandArgs): Self;
+  /** Queues ZREMRANGEBYSCORE, its bulk replies as Buffers. */
+  zremrangebyscoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZREVRANGE. */
+  zrevrange(...args: CommandArgs): Self;
+  /** Queues ZREVRANGE, its bulk replies as Buffers. */
+  zrevrangeBuffer(...args: CommandArgs): Self;
+  /** Queues ZREVRANGEBYLEX. */
+  zrevrangebylex(...args: CommandArgs): Self;
+  /** Queues ZREVRANGEBYLEX, its bulk replies as Buffers. */
+  zrevrangebylexBuffer(...args: CommandArgs): Self;
+  /** Queues ZREVRANGEBYSCORE. */
+  zrevrangebyscore(...args: CommandArgs): Self;
+  /** Queues ZREVRANGEBYSCORE, its bulk replies as Buffers. */
+  zrevrangebyscoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZREVRANK. */
+  zrevrank(...args: CommandArgs): Self;
+  /** Queues ZREVRANK, its bulk replies as Buffers. */
+  zrevrankBuffer(...args: CommandArgs): Self;
+  /** Queues ZSCAN. */
+  zscan(...args: CommandArgs): Self;
+  /** Queues ZSCAN, its bulk replies as Buffers. */
+  zscanBuffer(...args: CommandArgs): Self;
+  /** Queues ZSCORE. */
+  zscore(...args: CommandArgs): Self;
+  /** Queues ZSCORE, its bulk replies as Buffers. */
+  zscoreBuffer(...args: CommandArgs): Self;
+  /** Queues ZUNION. */
+  zunion(...args: CommandArgs): Self;
+  /** Queues ZUNION, its bulk replies as Buffers. */
+  zunionBuffer(...args: CommandArgs): Self;
+  /** Queues ZUNIONSTORE. */
+  zunionstore(...args: CommandArgs): Self;
+  /** Queues ZUNIONSTORE, its bulk replies as Buffers. */
+  zunionstoreBuffer(...args: CommandArgs): Self;
+}

@@ -1,9 +1,9 @@
 /// <reference types="node" />
 import { EventEmitter } from 'events';
 import type { ClientMetrics } from './metrics';
-import type { RedisCommands } from './commands';
+import type { RedisCommands, BatchCommands } from './commands';
 export * from './errors';
-export type { RedisCommands, CommandArg, CommandArgs, CommandPairs, RedisKey, Callback } from './commands';
+export type { RedisCommands, BatchCommands, CommandArg, CommandArgs, CommandPairs, RedisKey, Callback } from './commands';
 
 export interface ClientOptions {
   /** redis://[user[:password]@]host[:port][/db], or the word `disabled`. Overrides REDIS_URL. */
@@ -167,14 +167,14 @@ export interface CommandBatch<Self> {
  * (with previousErrors) when Redis refused to queue a command, ERR_OUTCOME_UNKNOWN when the
  * connection was lost after it was written.
  */
-export interface Multi extends CommandBatch<Multi> {
+export interface Multi extends CommandBatch<Multi>, BatchCommands<Multi> {
   exec(callback?: (err: Error | null, results?: Array<RedisReply> | null) => void): Promise<Array<RedisReply> | null>;
   /** Drops the queued commands; nothing is sent. */
   discard(): Promise<'OK'>;
 }
 
 /** client.pipeline(): exec() resolves one [error, result] pair per command, as ioredis does. */
-export interface Pipeline extends CommandBatch<Pipeline> {
+export interface Pipeline extends CommandBatch<Pipeline>, BatchCommands<Pipeline> {
   exec(callback?: (err: Error | null, results?: Array<[Error | null, any]>) => void): Promise<Array<[Error | null, any]>>;
 }
 

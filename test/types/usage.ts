@@ -138,6 +138,26 @@ export async function client(): Promise<void> {
   void [enabled, reply, raw, s, b, values, d, u, state, ready, code, message, counts, fallbacks];
 }
 
+export async function sharedSafely(): Promise<void> {
+  const redis = createClient({ keyPrefix: 'app:', retryStrategy: (times) => (times > 5 ? null : times * 100), maxRetriesPerRequest: 1, lazyConnect: false });
+  const results: Array<unknown> | null = await redis.multi().set('a', '1').incr('n').call('GET', 'a').exec();
+  const pairs: Array<[Error | null, unknown]> = await redis.pipeline([['get', 'a']]).hgetall('h').exec();
+  const watched = await redis.isolated(async (conn) => {
+    await conn.watch('balance');
+    return conn.multi().set('balance', '9').exec();
+  });
+  const count: number = await redis.subscribe('news', (message: string, channel: string) => void [message, channel]);
+  await redis.subscribe('bin', (message: Buffer) => void message, { buffers: true });
+  await redis.psubscribe('news.*', (message, channel, pattern) => void [message, channel, pattern]);
+  await redis.unsubscribe('news');
+  redis.on('message', (channel: string, message: string) => void [channel, message]);
+  redis.on('subscriptionGap', (gap) => void gap.to);
+  await redis.connect();
+  const copy = redis.duplicate({ db: 2 });
+  await redis.set('k', 'v', 'EX', 60, 'NX');
+  void [results, pairs, watched, count, copy];
+}
+
 export async function fallbackAndHealth(): Promise<void> {
   const c = createClient({ url: 'redis://127.0.0.1:6379' });
   const own = createCache({ client: c, fallback: { maxEntries: 1000, maxBytes: 1 << 20 } });
@@ -214,5 +234,11 @@ export async function misuses(): Promise<void> {
   await c.sadd('s', { a: 1 });
   // @ts-expect-error a Buffer variant resolves Buffers
   const all: Record<string, string> = await c.hgetallBuffer('h');
-  void [n, s, state, incremented, all];
+  // @ts-expect-error keyPrefix is a string or a Buffer
+  createClient({ keyPrefix: 5 });
+  // @ts-expect-error exec() of a pipeline resolves pairs, not a promise of strings
+  const flat: string[] = await c.pipeline().get('a').exec();
+  // @ts-expect-error isolated takes a function of the connection
+  await c.isolated('conn');
+  void [n, s, state, incremented, all, flat];
 }
