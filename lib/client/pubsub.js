@@ -136,8 +136,16 @@ class Subscriptions {
         subs.get(n).add({ listener, buffers });
       }
     }
-    const done = fresh.length === 0 ? Promise.resolve() : this.#connection()._unitReplies(KINDS[kind].subscribe, fresh);
-    return done.then(() => this.#count());
+    if (fresh.length === 0) return Promise.resolve(this.#count());
+    return this.#connection()._unitReplies(KINDS[kind].subscribe, fresh).then(
+      () => this.#count(),
+      (err) => {
+        // Not subscribed: the names this call added go again, so a later subscribe() sends
+        // them (and nothing is renewed that never was).
+        for (const n of fresh) subs.delete(n);
+        throw err;
+      },
+    );
   }
 
   /**
