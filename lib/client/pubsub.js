@@ -3,6 +3,12 @@
 // channels and patterns subscribed with their listeners, and resubscription after every
 // reconnect. The shared connection never enters subscriber mode.
 
+// While subscriptions are held, a PING this often: a connection that died without a word
+// (a host gone, a NAT entry dropped) is noticed by its missing answer within twice the
+// commandTimeout, then reconnected and resubscribed, instead of after TCP keep-alive's
+// minutes of silence.
+const PING_EVERY_MS = 15000;
+
 const KINDS = {
   channel: { subscribe: 'SUBSCRIBE', unsubscribe: 'UNSUBSCRIBE' },
   pattern: { subscribe: 'PSUBSCRIBE', unsubscribe: 'PUNSUBSCRIBE' },
@@ -37,6 +43,7 @@ class Subscriptions {
   #subs = { channel: new Map(), pattern: new Map(), shard: new Map() };
   #lostAt = 0; // when the subscriber connection closed with subscriptions held (ms), or 0
   #closed = false;
+  #pinger = null;
 
   constructor(parent, open) {
     this.#parent = parent;
@@ -52,6 +59,10 @@ class Subscriptions {
       else if (type === 'connect' && this.#lostAt !== 0) this.#resubscribe();
     });
     this.#conn = conn;
+    this.#pinger = setInterval(() => {
+      if (this.#count() > 0) conn._send(0, 'PING', []).catch(() => {});
+    }, PING_EVERY_MS);
+    this.#pinger.unref();
     return conn;
   }
 
@@ -190,6 +201,8 @@ class Subscriptions {
   /** Closes the subscriber connection (quit: graceful; otherwise at once). */
   close(graceful) {
     this.#closed = true;
+    if (this.#pinger !== null) clearInterval(this.#pinger);
+    this.#pinger = null;
     const conn = this.#conn;
     this.#conn = null;
     if (conn === null) return Promise.resolve();
