@@ -13,6 +13,7 @@ Napi::Object ClientConstants(Napi::Env env) {
   flags.Set("REPLY_LATIN1", static_cast<double>(kReplyLatin1));
   flags.Set("BREAKER_EARLY", static_cast<double>(kBreakerEarly));
   flags.Set("UNSENT_EARLY", static_cast<double>(kUnsentEarly));
+  flags.Set("BLOCKING", static_cast<double>(kBlocking));
   Napi::Array states = Napi::Array::New(env, kClientStateCount);
   for (size_t i = 0; i < kClientStateCount; ++i) {
     states.Set(static_cast<uint32_t>(i), ClientStateName(static_cast<ClientState>(i)));

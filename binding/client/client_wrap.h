@@ -29,6 +29,8 @@ enum CommandFlags : uint32_t {
   kBreakerEarly = kSettleWhenBreakerOpens,
   // The same, only while it is not written yet: a written one waits for its reply.
   kUnsentEarly = kSettleUnsentWhenBreakerOpens,
+  // A blocking command with a guard of the caller's own (see kNoDeadline).
+  kBlocking = kNoDeadline,
 };
 
 // The default of maxValueBytes: the largest argument a command may carry.

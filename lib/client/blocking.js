@@ -4,6 +4,38 @@
 // behind it for as long as it waits. A small pool, opened lazily, one command at a time per
 // connection; calls beyond it wait their turn (at most maxQueue of them).
 const { CommandTimeoutError, QueueFullError, ClientClosedError } = require('../errors');
+const { clientConstants } = require('../binding');
+
+const { BLOCKING } = clientConstants.commandFlags;
+
+/**
+ * Sends one blocking command on `conn` without the client's deadline (the core neither times
+ * it out nor takes its silence for a stall); `timeoutMs` is its own timeout (0: it waits
+ * forever). If no reply came `guardMs` after that, `conn` is dropped and the call fails
+ * with ETIMEDOUT.
+ */
+async function runBlocking(conn, flags, name, args, timeoutMs, guardMs) {
+  let timer = null;
+  let timedOut = false;
+  try {
+    const reply = conn._send(flags | BLOCKING, name, args);
+    if (timeoutMs > 0 && guardMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        conn.disconnect();
+      }, timeoutMs + guardMs);
+    }
+    return await reply;
+  } catch (err) {
+    if (timedOut) {
+      throw new CommandTimeoutError(`${name} had no reply ${guardMs} ms after its own timeout of ${timeoutMs} ms; ` +
+        'its connection was dropped (the command may or may not have run)', 'ETIMEDOUT');
+    }
+    throw err;
+  } finally {
+    if (timer !== null) clearTimeout(timer);
+  }
+}
 
 class BlockingPool {
   #open; // () => a RedisClient of its own (no reconnect, no breaker, no command deadline)
@@ -26,33 +58,13 @@ class BlockingPool {
     return this.#idle.length + this.#busy.size;
   }
 
-  /**
-   * Runs one blocking command; `timeoutMs` is its own timeout (0: it waits forever). If no
-   * reply came `commandTimeout` after that, its connection is dropped and the call fails
-   * with ETIMEDOUT.
-   */
+  /** Runs one blocking command on a connection of the pool (see runBlocking). */
   async run(flags, name, args, timeoutMs) {
     if (this.#closed) throw new ClientClosedError(`${name}: the client was closed`, 'ERR_CLIENT_CLOSED');
     const conn = await this.#acquire(name);
-    let timer = null;
-    let timedOut = false;
     try {
-      const reply = conn._send(flags, name, args);
-      if (timeoutMs > 0 && this.#guardMs > 0) {
-        timer = setTimeout(() => {
-          timedOut = true;
-          conn.disconnect();
-        }, timeoutMs + this.#guardMs);
-      }
-      return await reply;
-    } catch (err) {
-      if (timedOut) {
-        throw new CommandTimeoutError(`${name} had no reply ${this.#guardMs} ms after its own timeout of ${timeoutMs} ms; ` +
-          'its connection was dropped (the command may or may not have run)', 'ETIMEDOUT');
-      }
-      throw err;
+      return await runBlocking(conn, flags, name, args, timeoutMs, this.#guardMs);
     } finally {
-      if (timer !== null) clearTimeout(timer);
       this.#release(conn);
     }
   }
@@ -101,4 +113,4 @@ class BlockingPool {
   }
 }
 
-module.exports = { BlockingPool };
+module.exports = { BlockingPool, runBlocking };

@@ -9,7 +9,7 @@ const { nativeError, ConfigError, CommandRefusedError } = require('../errors');
 const { refusal, isBlocking, blockingTimeoutMs, upper, SPECIAL } = require('./rules');
 const { Multi, Pipeline } = require('./batch');
 const { Subscriptions } = require('./pubsub');
-const { BlockingPool } = require('./blocking');
+const { BlockingPool, runBlocking } = require('./blocking');
 
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
@@ -278,8 +278,12 @@ class RedisClient extends EventEmitter {
       throw new CommandRefusedError(`${name} refused ${where}: ${why}`, 'ERR_COMMAND_REFUSED');
     }
     if (this.#keyPrefix !== '') args = this._keyArgs(lower, args);
-    if (!this.#dedicated && isBlocking(name, args)) {
-      return this.#blockingPool().run(flags, command, args, blockingTimeoutMs(name, args));
+    if (isBlocking(name, args)) {
+      // On the shared client, a connection of the pool; on one of the caller's own, this
+      // one, without the commandTimeout deadline (its own timeout plus commandTimeout guards it).
+      const timeoutMs = blockingTimeoutMs(name, args);
+      if (!this.#dedicated) return this.#blockingPool().run(flags, command, args, timeoutMs);
+      return runBlocking(this, flags, command, args, timeoutMs, this.#config.commandTimeout);
     }
     return this.#native.command(flags, command, ...args);
   }

@@ -8,8 +8,10 @@
 const MULTI = 'use client.multi(): its exec() sends MULTI … EXEC as one unit nothing else can come between';
 const WATCH = 'use client.isolated(async (conn) => { await conn.watch(key); …; return conn.multi()….exec(); }): ' +
   'a WATCH needs a connection of its own until EXEC';
-const PUBSUB = 'use client.subscribe(channel, listener) / psubscribe() / unsubscribe(): pub/sub runs on a connection ' +
-  'of its own and resubscribes after a reconnect';
+const pubsub = (api) => `use client.${api}: pub/sub runs on a connection of its own and resubscribes after a reconnect`;
+const PUBSUB = pubsub('subscribe(channel, listener) / unsubscribe(channel)');
+const PPUBSUB = pubsub('psubscribe(pattern, listener) / punsubscribe(pattern)');
+const SPUBSUB = pubsub('ssubscribe(shardChannel, listener) / sunsubscribe(shardChannel)');
 
 // Upper-case command name → why it is refused and what to use instead.
 const STATEFUL = new Map([
@@ -19,11 +21,11 @@ const STATEFUL = new Map([
   ['WATCH', WATCH],
   ['UNWATCH', WATCH],
   ['SUBSCRIBE', PUBSUB],
-  ['PSUBSCRIBE', PUBSUB],
-  ['SSUBSCRIBE', PUBSUB],
+  ['PSUBSCRIBE', PPUBSUB],
+  ['SSUBSCRIBE', SPUBSUB],
   ['UNSUBSCRIBE', PUBSUB],
-  ['PUNSUBSCRIBE', PUBSUB],
-  ['SUNSUBSCRIBE', PUBSUB],
+  ['PUNSUBSCRIBE', PPUBSUB],
+  ['SUNSUBSCRIBE', SPUBSUB],
   ['MONITOR', 'MONITOR turns its connection into a stream of every command the server runs; use redis-cli monitor'],
   ['SELECT', 'set the db option (or /db in the URL): every connection, and every reconnect, selects it; for another database use client.duplicate({ db })'],
   ['HELLO', 'hirecache speaks RESP2 on every connection; HELLO would change the protocol under every other caller'],
@@ -82,9 +84,12 @@ function refusal(name, args, dedicated = false) {
   return null;
 }
 
-/** Whether `name` (upper case) with `args` blocks its connection (BLPOP…, XREAD … BLOCK). */
+/**
+ * Whether `name` (upper case) with `args` blocks its connection (BLPOP…, XREAD … BLOCK; and
+ * WAIT, WAITAOF, which only a connection of the caller's own may send).
+ */
 function isBlocking(name, args) {
-  if (BLOCKING.has(name)) return true;
+  if (BLOCKING.has(name) || name === 'WAIT' || name === 'WAITAOF') return true;
   if (name === 'XREAD' || name === 'XREADGROUP') {
     for (const a of args) {
       const u = upper(a);
@@ -98,7 +103,7 @@ function isBlocking(name, args) {
 /**
  * How long a blocking command may wait for data, in ms (its own timeout argument), or 0 for
  * forever / unknown. BLPOP key… timeout (seconds, last), BLMOVE … timeout, BLMPOP timeout …,
- * XREAD … BLOCK ms ….
+ * XREAD … BLOCK ms …, WAIT numreplicas ms, WAITAOF numlocal numreplicas ms.
  */
 function blockingTimeoutMs(name, args) {
   let seconds;
@@ -107,6 +112,10 @@ function blockingTimeoutMs(name, args) {
       if (upper(args[i]) === 'BLOCK') return Math.max(0, Number(args[i + 1]) || 0);
     }
     return 0;
+  }
+  if (name === 'WAIT' || name === 'WAITAOF') {
+    const ms = Number(args[name === 'WAIT' ? 1 : 2]);
+    return Number.isFinite(ms) && ms > 0 ? ms : 0;
   }
   if (name === 'BLMPOP' || name === 'BZMPOP') seconds = Number(args[0]);
   else seconds = Number(args[args.length - 1]);

@@ -41,6 +41,10 @@ constexpr uint32_t kSettleWhenBreakerOpens = 1u << 20;  // waiting when the brea
 // Only if not written yet: a written one waits for its reply (the limiter's decisions, which
 // Redis may be about to answer).
 constexpr uint32_t kSettleUnsentWhenBreakerOpens = 1u << 21;
+// Blocks by design (BLPOP, WAIT… with a timeout of its own): no deadline from
+// command_timeout, and while it is the oldest written command the silence it causes is
+// neither a stall nor a dead connection. Its owner keeps a guard of its own.
+constexpr uint32_t kNoDeadline = 1u << 22;
 constexpr uint32_t kSinkFlagsShift = 24;
 constexpr uint32_t kCallerFlagsMask = (1u << kSinkFlagsShift) - 1;
 

@@ -149,8 +149,9 @@ SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* to
   }
 
   uint64_t now_us = MonotonicNowUs();
-  uint64_t deadline =
-      options_.command_timeout_ms == 0 ? 0 : now_us / 1000 + options_.command_timeout_ms;
+  uint64_t deadline = options_.command_timeout_ms == 0 || (flags & kNoDeadline) != 0
+                          ? 0
+                          : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
   size_t waiting_before = pipeline_.unsent_bytes() + pending;
   if (!is_unit) {
@@ -344,6 +345,7 @@ void RedisClient::OnHandshakeDone() {
   uv_timer_stop(state_timer_.get());
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
   reconnect_attempts_ = 0;
+  owner_retries_ = 0;
   connected_at_ms_ = MonotonicNowMs();
   // 'ready' means the server answered: after the handshake's replies, or, without a
   // handshake, with the first reply (OnReadEnd).
@@ -445,7 +447,9 @@ void RedisClient::FailConnection(const ClientError& error) {
 // a server which accepts and then drops connections is not hammered.
 void RedisClient::LoseConnection(const ClientError& error) {
   if (MonotonicNowMs() - connected_at_ms_ >= kStableConnectionMs) backoff_level_ = 0;
-  if (backoff_level_++ == 0) {
+  // With a retry strategy of the owner's, even the first reconnect waits for its word (it
+  // may say never).
+  if (backoff_level_++ == 0 && !options_.owner_schedules_reconnect) {
     // The new attempt decides: a breaker opened by the old connection's silence closes,
     // and opens again if the attempt stalls too.
     if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
@@ -469,8 +473,10 @@ void RedisClient::ScheduleReconnect() {
   event.delay_ms = delay;
   event.attempt = reconnect_attempts_;
   if (options_.owner_schedules_reconnect) {
-    // The owner's retry strategy picks the wait and calls ReconnectIn() (or closes).
+    // The owner's retry strategy picks the wait and calls ReconnectIn() (or closes); it is
+    // told how many times it was asked since the last connection that worked.
     event.owner_decides = true;
+    event.attempt = ++owner_retries_;
     Emit(std::move(event));
     return;
   }
@@ -860,9 +866,15 @@ void RedisClient::ArmTimerAt(uint64_t wake_ms) {
 
 // When the connection would count as dead (no reply for twice the command timeout while
 // commands it was sent wait), or 0.
+// Whether the oldest written command blocks by design (kNoDeadline): the replies behind it
+// wait for it, and nothing about the server follows from that.
+bool RedisClient::BlockingAhead() const {
+  return pipeline_.written() > 0 && (pipeline_.OldestWritten().flags & kNoDeadline) != 0;
+}
+
 uint64_t RedisClient::DeadAt() const {
   if (conn_ == nullptr || options_.command_timeout_ms == 0 || state_ != ClientState::kReady ||
-      pipeline_.written() == 0) {
+      pipeline_.written() == 0 || BlockingAhead()) {
     return 0;
   }
   return progress_at_ms_ + 2 * static_cast<uint64_t>(options_.command_timeout_ms);
@@ -874,6 +886,7 @@ uint64_t RedisClient::StallAt() const {
   if (!breaker_.enabled() || !breaker_.closed()) return 0;
   uint64_t at = 0;
   if (state_ == ClientState::kReady && pipeline_.written() > 0) {
+    if (BlockingAhead()) return 0;  // silence is what a blocking command means
     // While the socket still takes a write, the wait has not begun (a server that stops
     // reading is caught by the deadlines and the dead-connection check instead).
     if (conn_ != nullptr && conn_->write_pending()) return 0;

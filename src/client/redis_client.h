@@ -110,6 +110,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   SubmitResult Accept(const CommandUnit& unit, bool is_unit, void* token, uint32_t flags);
   void DropUnitReplies();
   void FailUnsentPastRetries(const ClientError& error);
+  bool BlockingAhead() const;
   void YieldAfterSlice();
   void OnReadEnd() override;
   void OnWriteDrained() override;
@@ -211,6 +212,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool closed_notified_ = false;
   bool refd_ = false;
 
+  uint32_t owner_retries_ = 0;       // the owner's retry strategy asked since the last handshake
   uint32_t failed_attempts_ = 0;     // every failed attempt, ever (commands' epochs)
   uint32_t reconnect_attempts_ = 0;  // failed attempts since the last handshake (for status)
   uint32_t backoff_level_ = 0;       // paces reconnection; reset by a connection that lasted

@@ -1,0 +1,581 @@
+'use strict';
+// The client's surface beyond GET and SET, side by side with ioredis and node-redis, against
+// a redis-server of its own:
+//
+//   methods   the generated command methods against call(): hirecache's client.incr(k) vs
+//             client.call('INCR', k), client.hset(k, f, v) vs client.call('HSET', k, f, v),
+//             at 1 and 512 in flight; a second call() contender on the same client (an A/A
+//             pair) shows how far two identical contenders drift apart on this machine, so
+//             "method within noise of call()" is a figure, not an impression; ioredis's
+//             incr / hset for reference
+//   multi     a transaction of 10 commands (5 × SET, 5 × INCR of one counter), through
+//             each client's multi() … exec(), at 1 and 64 transactions in flight
+//   pipeline  100 commands (50 SET, 50 GET, alternating), through hirecache's and ioredis's
+//             pipeline() … exec(); node-redis has no pipeline object: its closest forms,
+//             multi() … execAsPipeline() and 100 calls issued in one tick with Promise.all,
+//             are shown and labelled as such; at 1 and 16 pipelines in flight
+//
+//   node bench/surface.bench.js         BENCH_ROUNDS=8 BENCH_ROUND_MS=300 by default
+//   BENCH_SECTIONS=multi BENCH_CLIENTS=hirecache node --cpu-prof bench/surface.bench.js
+//                                       only some sections / contenders (for profiling)
+//
+// Every reply is checked, so a client that fails fast, or hands a reply to the wrong
+// caller, cannot look fast: each contender INCRs counters of its own, and each INCR must
+// return exactly one more than that counter's last value; HSET must say whether the field
+// was new; a transaction must return 'OK' five times and five consecutive counts (exactly
+// the next five of its counter); every GET of a pipeline must return its key's own value,
+// compared in full, and every SET 'OK'. Ratios are the median over rounds of the two
+// contenders' speeds in the same round (they ran seconds apart, so the machine's drift
+// mostly cancels), with the lowest and highest round in brackets.
+const fs = require('fs');
+const os = require('os');
+const IORedis = require('ioredis');
+const nodeRedis = require('redis');
+const h = require('./lib/harness');
+
+const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
+const ROUND_MS = h.envNumber('BENCH_ROUND_MS', 300);
+const SECTIONS = (process.env.BENCH_SECTIONS || 'methods,multi,pipeline').split(',');
+const ONLY_CLIENTS = process.env.BENCH_CLIENTS || '';
+const METHOD_IN_FLIGHT = [1, 512];
+const MULTI_IN_FLIGHT = [1, 64];
+const PIPELINE_IN_FLIGHT = [1, 16];
+const KEY_SPACE = 10000;
+const VALUE_BYTES = 100;
+const MULTI_SETS = 5;
+const MULTI_INCRS = 5;
+const PIPELINE_LENGTH = 100;
+// Transactions cycle through this many key slots per contender: far more than are ever in
+// flight, so no two transactions in flight share a key, and the keys stay few.
+const MULTI_SLOTS = KEY_SPACE;
+
+// Every contender visits its keys in the same order: a stride through the key space that
+// visits every key (7919 is prime, so coprime with 10000).
+const keyIndex = (n) => (n * 7919) % KEY_SPACE;
+const pad = (i) => String(i).padStart(12, '0');
+const valueOf = (key) => `${key}:`.padEnd(VALUE_BYTES, 'v');
+
+const wanted = (name) => !ONLY_CLIENTS || ONLY_CLIENTS.split(',').some((w) => name.includes(w));
+
+/** Median over rounds of a[r] / b[r] for one field, with the lowest and highest round. */
+function pairedRatio(a, b, field) {
+  const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field]);
+  return { median: h.median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+}
+
+function fmtSpread(r, digits = 2) {
+  if (!r || !Number.isFinite(r.median)) return '-';
+  return `${h.fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
+}
+
+/**
+ * One round of `fn` at `inFlight`, with this process's CPU time per operation: at 512 in
+ * flight the client's own work per command is what a method could add, and the CPU it costs
+ * swings less with the neighbours than the wall-clock rate does.
+ */
+async function measure(fn, inFlight, check) {
+  const cpu0 = process.cpuUsage();
+  const r = await h.runInFlight(fn, inFlight, ROUND_MS, { check });
+  const cpu = process.cpuUsage(cpu0);
+  return { ...r, cpuUsPerOp: (cpu.user + cpu.system) / Math.max(1, r.ops) };
+}
+
+/**
+ * Watches how busy the machine is while a section runs, from /proc: this process's CPU time,
+ * redis-server's, and everybody else's (the rest of the busy time of all CPUs). Another
+ * engineer's test run on this 2-CPU machine shows up as "others", and a section measured
+ * while others took a large share should be read with that in mind. stop() returns the
+ * three shares of the machine's capacity (1 = every CPU busy), or null where /proc is
+ * not there.
+ */
+function startMachineMeter(serverPid) {
+  const ticks = 100; // USER_HZ: /proc counts CPU time in 1/100 s on Linux.
+  const busyTicks = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return total - f[3] - f[4]; // all but idle and iowait
+  };
+  const pidTicks = (pid) => {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime, stime
+  };
+  let start;
+  try {
+    start = { busy: busyTicks(), redis: pidTicks(serverPid), own: process.cpuUsage(), t: h.now() };
+  } catch {
+    return { stop: () => null };
+  }
+  return {
+    stop() {
+      const capacity = ((h.now() - start.t) / 1000) * (os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+      const own = process.cpuUsage(start.own);
+      const ownSec = (own.user + own.system) / 1e6;
+      const busySec = (busyTicks() - start.busy) / ticks;
+      const redisSec = (pidTicks(serverPid) - start.redis) / ticks;
+      return { own: ownSec / capacity, redis: redisSec / capacity, others: Math.max(0, busySec - ownSec - redisSec) / capacity };
+    },
+  };
+}
+
+function fmtMachine(m) {
+  if (!m) return '';
+  return `; CPU use over the section: this process ${h.fmtPercent(m.own)}, redis-server ${h.fmtPercent(m.redis)}, other processes ${h.fmtPercent(m.others)} of the machine`;
+}
+
+// ---------------------------------------------------------------------------------------
+// methods: incr() / hset() vs call()
+
+/**
+ * Counters of one contender's own (`ns` keeps them apart from every other contender's) and
+ * what each must answer next. Replies on one connection come back in order and a key is
+ * never twice in flight (512 < 10000), so the expected count is exact.
+ */
+function counterKeys(ns) {
+  const keys = Array.from({ length: KEY_SPACE }, (_, i) => `surface:${ns}:incr:${pad(i)}`);
+  const counts = new Float64Array(KEY_SPACE);
+  return { keys, check: (v, seq) => v === ++counts[keyIndex(seq)] };
+}
+
+/** Hashes of one contender's own: HSET answers 1 for a new field, 0 after. */
+function hashKeys(ns) {
+  const keys = Array.from({ length: KEY_SPACE }, (_, i) => `surface:${ns}:hash:${pad(i)}`);
+  const values = keys.map(valueOf);
+  const seen = new Uint8Array(KEY_SPACE);
+  const check = (v, seq) => {
+    const i = keyIndex(seq);
+    const ok = v === (seen[i] === 0 ? 1 : 0);
+    seen[i] = 1;
+    return ok;
+  };
+  return { keys, values, check };
+}
+
+function methodContenders(client, io) {
+  const out = [];
+  const add = (name, ns, makeIncr, makeHset, extra = {}) => {
+    const c = counterKeys(ns);
+    const hk = hashKeys(ns);
+    out.push({
+      name,
+      ...extra,
+      INCR: { run: makeIncr(c.keys), check: c.check },
+      HSET: { run: makeHset(hk.keys, hk.values), check: hk.check },
+    });
+  };
+  if (client) {
+    // The method and call() share one client: only the JS path in front of the addon differs.
+    add(
+      'hirecache client.incr / hset',
+      'hm',
+      (keys) => (seq) => client.incr(keys[keyIndex(seq)]),
+      (keys, values) => (seq) => {
+        const i = keyIndex(seq);
+        return client.hset(keys[i], 'field', values[i]);
+      },
+      { method: true },
+    );
+    add(
+      "hirecache client.call('INCR' / 'HSET')",
+      'hc',
+      (keys) => (seq) => client.call('INCR', keys[keyIndex(seq)]),
+      (keys, values) => (seq) => {
+        const i = keyIndex(seq);
+        return client.call('HSET', keys[i], 'field', values[i]);
+      },
+      { call: true },
+    );
+    add(
+      'hirecache client.call(), again (A/A)',
+      'ha',
+      (keys) => (seq) => client.call('INCR', keys[keyIndex(seq)]),
+      (keys, values) => (seq) => {
+        const i = keyIndex(seq);
+        return client.call('HSET', keys[i], 'field', values[i]);
+      },
+      { control: true },
+    );
+  }
+  add(
+    'ioredis incr / hset',
+    'io',
+    (keys) => (seq) => io.incr(keys[keyIndex(seq)]),
+    (keys, values) => (seq) => {
+      const i = keyIndex(seq);
+      return io.hset(keys[i], 'field', values[i]);
+    },
+    { baseline: true },
+  );
+  return out.filter((c) => wanted(c.name));
+}
+
+async function runMethods(client, io) {
+  const field = methodContenders(client, io);
+  // Every contender answers once before anything is timed, through its check.
+  for (const c of field) {
+    for (const cmd of ['INCR', 'HSET']) {
+      if (!c[cmd].check(await c[cmd].run(0), 0)) throw new Error(`${c.name}: ${cmd} returned the wrong reply`);
+    }
+  }
+  const rows = [];
+  for (const command of ['INCR', 'HSET']) {
+    for (const inFlight of METHOD_IN_FLIGHT) {
+      const res = await h.alternate(field, (c) => measure(c[command].run, inFlight, c[command].check), { rounds: ROUNDS });
+      rows.push({ command, inFlight, field, res });
+    }
+  }
+  return rows;
+}
+
+function reportMethods(rows, machine) {
+  const table = [];
+  const verdicts = [];
+  for (const { command, inFlight, field, res } of rows) {
+    if (table.length) table.push({ separator: true });
+    const base = field.find((c) => c.baseline);
+    const call = field.find((c) => c.call);
+    for (const c of field) {
+      const r = res.get(c.name);
+      const vsCall = call && c !== call && !c.baseline ? pairedRatio(r, res.get(call.name), 'opsPerSec') : null;
+      const cpuVsCall = call && c !== call && !c.baseline ? pairedRatio(r, res.get(call.name), 'cpuUsPerOp') : null;
+      table.push({
+        command,
+        inFlight,
+        name: c.name,
+        ops: h.fmtInt(r.median.opsPerSec),
+        vsBase: base ? fmtSpread(pairedRatio(r, res.get(base.name), 'opsPerSec')) : '-',
+        vsCall: c === call ? '1 (reference)' : fmtSpread(vsCall, 3),
+        cpu: r.median.cpuUsPerOp.toFixed(2),
+        cpuVsCall: c === call ? '1 (reference)' : fmtSpread(cpuVsCall, 3),
+        p50: h.fmtMicros(r.median.p50Ms),
+        p99: h.fmtMicros(r.median.p99Ms),
+      });
+    }
+    const method = field.find((c) => c.method);
+    const control = field.find((c) => c.control);
+    if (method && call && control) {
+      const m = pairedRatio(res.get(method.name), res.get(call.name), 'opsPerSec');
+      const a = pairedRatio(res.get(control.name), res.get(call.name), 'opsPerSec');
+      // "Within noise": the method's median ratio lies inside the range the A/A pair spans.
+      const lo = Math.min(a.min, 1 / a.max);
+      const hi = Math.max(a.max, 1 / a.min);
+      verdicts.push(
+        h.targetLine(
+          `${command.toLowerCase()}() within noise of call('${command}') at ${inFlight} in flight`,
+          m.median >= lo && m.median <= hi,
+          `method/call ${fmtSpread(m, 3)}; A/A call/call ${fmtSpread(a, 3)}, noise band ${lo.toFixed(3)}–${hi.toFixed(3)}`,
+        ),
+      );
+    }
+  }
+  console.log(
+    `\nmethods: INCR of ${KEY_SPACE} counters and HSET of one ${VALUE_BYTES}-byte field in ${KEY_SPACE} hashes per contender; ` +
+      `one hirecache client serves its three rows; median of ${ROUNDS} alternating rounds of ${ROUND_MS} ms after a warm-up round each${fmtMachine(machine)}\n`,
+  );
+  h.printTable(
+    [
+      { key: 'command', title: 'command', align: 'left' },
+      { key: 'inFlight', title: 'in flight' },
+      { key: 'name', title: 'contender', align: 'left' },
+      { key: 'ops', title: 'ops/s' },
+      { key: 'vsBase', title: 'vs ioredis [min–max]' },
+      { key: 'vsCall', title: 'ops/s vs call() [min–max]' },
+      { key: 'cpu', title: 'CPU µs/op' },
+      { key: 'cpuVsCall', title: 'CPU vs call() [min–max]' },
+      { key: 'p50', title: 'p50 µs' },
+      { key: 'p99', title: 'p99 µs' },
+    ],
+    table,
+  );
+  console.log('\n"CPU µs/op": this process\'s user+system time per command (the client\'s work; redis-server is another process).');
+  if (verdicts.length) console.log(`\nClaim (generated methods cost nothing measurable over call()):\n${verdicts.join('\n')}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// multi: 5 × SET + 5 × INCR in one transaction
+
+/**
+ * The keys of one contender's transactions: slot s has five keys to SET and one counter
+ * that each transaction INCRs five times, so its INCRs must return exactly the next five
+ * counts (MULTI … EXEC lets nothing come between them).
+ */
+function multiSlots(ns) {
+  const setKeys = [];
+  const counters = [];
+  for (let s = 0; s < MULTI_SLOTS; s++) {
+    for (let m = 0; m < MULTI_SETS; m++) setKeys.push(`surface:${ns}:tx:${pad(s)}:k${m}`);
+    counters.push(`surface:${ns}:tx:${pad(s)}:n`);
+  }
+  const values = Array.from({ length: MULTI_SETS }, (_, m) => valueOf(`surface:tx:value:${m}`));
+  const counts = new Float64Array(MULTI_SLOTS);
+  const slotOf = (seq) => keyIndex(seq) % MULTI_SLOTS;
+  // `results` is the transaction's ten replies, unwrapped to plain values.
+  const checkValues = (results, seq) => {
+    if (!Array.isArray(results) || results.length !== MULTI_SETS + MULTI_INCRS) return false;
+    for (let m = 0; m < MULTI_SETS; m++) if (results[m] !== 'OK') return false;
+    const s = slotOf(seq);
+    for (let m = 0; m < MULTI_INCRS; m++) if (results[MULTI_SETS + m] !== ++counts[s]) return false;
+    return true;
+  };
+  return { setKeys, counters, values, slotOf, checkValues };
+}
+
+/** Builds one transaction on `tx` (any client's multi builder with set / incr methods). */
+function fillMulti(tx, keys, s) {
+  const base = s * MULTI_SETS;
+  for (let m = 0; m < MULTI_SETS; m++) tx.set(keys.setKeys[base + m], keys.values[m]);
+  const n = keys.counters[s];
+  for (let m = 0; m < MULTI_INCRS; m++) tx.incr(n);
+  return tx;
+}
+
+/** ioredis's [[err, result], …] as plain results (null when any element is an error). */
+function unpair(pairs) {
+  if (!Array.isArray(pairs)) return null;
+  const out = new Array(pairs.length);
+  for (let i = 0; i < pairs.length; i++) {
+    const p = pairs[i];
+    if (!Array.isArray(p) || p[0] !== null) return null;
+    out[i] = p[1];
+  }
+  return out;
+}
+
+function multiContenders(client, io, nr) {
+  const out = [];
+  if (client) {
+    const k = multiSlots('hm');
+    out.push({
+      name: 'hirecache client.multi()…exec()',
+      run: (seq) => fillMulti(client.multi(), k, k.slotOf(seq)).exec(),
+      check: k.checkValues,
+    });
+  }
+  {
+    const k = multiSlots('io');
+    out.push({
+      name: 'ioredis redis.multi()…exec()',
+      baseline: true,
+      run: (seq) => fillMulti(io.multi(), k, k.slotOf(seq)).exec(),
+      check: (v, seq) => k.checkValues(unpair(v), seq),
+    });
+  }
+  {
+    const k = multiSlots('nr');
+    out.push({
+      name: 'node-redis client.multi()…exec()',
+      run: (seq) => fillMulti(nr.multi(), k, k.slotOf(seq)).exec(),
+      check: k.checkValues,
+    });
+  }
+  return out.filter((c) => wanted(c.name));
+}
+
+// ---------------------------------------------------------------------------------------
+// pipeline: 50 × SET + 50 × GET, alternating
+
+// GETs read keys preloaded with their own values (never written during the run); SETs write
+// another key space, each key always with its own value, so every reply is known in advance.
+const READ_KEYS = Array.from({ length: KEY_SPACE }, (_, i) => `surface:read:${pad(i)}`);
+const READ_VALUES = READ_KEYS.map(valueOf);
+const WRITE_KEYS = Array.from({ length: KEY_SPACE }, (_, i) => `surface:write:${pad(i)}`);
+const WRITE_VALUES = WRITE_KEYS.map(valueOf);
+const HALF = PIPELINE_LENGTH / 2;
+
+/**
+ * Issues pipeline `seq`'s commands through `set(key, value)` and `get(key)`: SET then GET,
+ * fifty times, every key taken from the same stride, so every contender sends the same bytes.
+ */
+function fillPipeline(seq, set, get) {
+  const first = seq * HALF;
+  for (let j = 0; j < HALF; j++) {
+    const i = keyIndex(first + j);
+    set(WRITE_KEYS[i], WRITE_VALUES[i]);
+    get(READ_KEYS[i]);
+  }
+}
+
+/** Pipeline `seq`'s replies, as plain values, must be 'OK' and each GET's own value. */
+function pipelineOk(results, seq) {
+  if (!Array.isArray(results) || results.length !== PIPELINE_LENGTH) return false;
+  const first = seq * HALF;
+  for (let j = 0; j < HALF; j++) {
+    if (results[2 * j] !== 'OK' || results[2 * j + 1] !== READ_VALUES[keyIndex(first + j)]) return false;
+  }
+  return true;
+}
+
+function pipelineContenders(client, io, nr) {
+  const out = [];
+  if (client) {
+    out.push({
+      name: 'hirecache client.pipeline()…exec()',
+      run: (seq) => {
+        const p = client.pipeline();
+        fillPipeline(seq, (k, v) => p.set(k, v), (k) => p.get(k));
+        return p.exec();
+      },
+      check: (v, seq) => pipelineOk(unpair(v), seq),
+    });
+  }
+  out.push({
+    name: 'ioredis redis.pipeline()…exec()',
+    baseline: true,
+    run: (seq) => {
+      const p = io.pipeline();
+      fillPipeline(seq, (k, v) => p.set(k, v), (k) => p.get(k));
+      return p.exec();
+    },
+    check: (v, seq) => pipelineOk(unpair(v), seq),
+  });
+  out.push({
+    name: 'node-redis multi()…execAsPipeline() (no MULTI/EXEC)',
+    run: (seq) => {
+      const p = nr.multi();
+      fillPipeline(seq, (k, v) => p.set(k, v), (k) => p.get(k));
+      return p.execAsPipeline();
+    },
+    check: pipelineOk,
+  });
+  out.push({
+    name: 'node-redis 100 calls in one tick + Promise.all (no pipeline object)',
+    run: (seq) => {
+      const replies = [];
+      fillPipeline(
+        seq,
+        (k, v) => replies.push(nr.set(k, v)),
+        (k) => replies.push(nr.get(k)),
+      );
+      return Promise.all(replies);
+    },
+    check: pipelineOk,
+  });
+  return out.filter((c) => wanted(c.name));
+}
+
+/** Writes every read key with its value (no TTL), pipelined, through a separate connection. */
+async function preloadReads(admin) {
+  const pipe = admin.pipeline();
+  for (let i = 0; i < KEY_SPACE; i++) pipe.set(READ_KEYS[i], READ_VALUES[i]);
+  const res = await pipe.exec();
+  if (res.some(([err, v]) => err || v !== 'OK')) throw new Error('preload failed');
+}
+
+// ---------------------------------------------------------------------------------------
+// multi and pipeline: one table shape
+
+async function runBatches(kind, field, levels) {
+  for (const c of field) {
+    if (!c.check(await c.run(0), 0)) throw new Error(`${c.name}: the first ${kind} returned the wrong replies`);
+  }
+  const rows = [];
+  for (const inFlight of levels) {
+    const res = await h.alternate(field, (c) => measure(c.run, inFlight, c.check), { rounds: ROUNDS });
+    rows.push({ kind, inFlight, field, res });
+  }
+  return rows;
+}
+
+function reportBatches(title, unit, commandsPer, rows, machine) {
+  const table = [];
+  const verdicts = [];
+  for (const { inFlight, field, res } of rows) {
+    if (table.length) table.push({ separator: true });
+    const base = field.find((c) => c.baseline);
+    for (const c of field) {
+      const r = res.get(c.name);
+      const vs = base ? pairedRatio(r, res.get(base.name), 'opsPerSec') : null;
+      const cpuVs = base ? pairedRatio(r, res.get(base.name), 'cpuUsPerOp') : null;
+      table.push({
+        inFlight,
+        name: c.name,
+        ops: h.fmtInt(r.median.opsPerSec),
+        cmds: h.fmtInt(r.median.opsPerSec * commandsPer),
+        vsBase: fmtSpread(vs),
+        cpu: fmtSpread(cpuVs),
+        p50: h.fmtMicros(r.median.p50Ms),
+        p99: h.fmtMicros(r.median.p99Ms),
+      });
+      if (base && c.name.startsWith('hirecache')) {
+        verdicts.push(h.targetLine(`${c.name} at ${inFlight} in flight >= 2x ioredis`, vs.median >= 2, fmtSpread(vs, 3)));
+      }
+    }
+  }
+  console.log(`\n${title}; median of ${ROUNDS} alternating rounds of ${ROUND_MS} ms after a warm-up round each${fmtMachine(machine)}\n`);
+  h.printTable(
+    [
+      { key: 'inFlight', title: 'in flight' },
+      { key: 'name', title: 'contender', align: 'left' },
+      { key: 'ops', title: `${unit}/s` },
+      { key: 'cmds', title: 'commands/s' },
+      { key: 'vsBase', title: 'vs ioredis [min–max]' },
+      { key: 'cpu', title: `CPU per ${unit.replace(/s$/, '')} vs ioredis [min–max]` },
+      { key: 'p50', title: 'p50 µs' },
+      { key: 'p99', title: 'p99 µs' },
+    ],
+    table,
+  );
+  if (verdicts.length) console.log(`\nTarget:\n${verdicts.join('\n')}`);
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  const server = await h.startServer();
+  const url = server.url;
+  const hirecache = h.loadHirecache(url);
+  const client = hirecache.redis ? hirecache.redis.createClient({ url }) : null;
+  const io = new IORedis(url, { lazyConnect: true });
+  const nr = nodeRedis.createClient({ url });
+  const admin = new IORedis(url);
+  const load0 = os.loadavg();
+  const started = Date.now();
+  try {
+    await io.connect();
+    await nr.connect();
+    await preloadReads(admin);
+    // Each section measures now and reports at the end, so the tables print together.
+    const reports = [];
+    if (SECTIONS.includes('methods')) {
+      const meter = startMachineMeter(server.pid);
+      const rows = await runMethods(client, io);
+      const machine = meter.stop();
+      reports.push(() => reportMethods(rows, machine));
+    }
+    if (SECTIONS.includes('multi')) {
+      const meter = startMachineMeter(server.pid);
+      const rows = await runBatches('multi', multiContenders(client, io, nr), MULTI_IN_FLIGHT);
+      const machine = meter.stop();
+      const title =
+        `multi: MULTI, ${MULTI_SETS} × SET of ${VALUE_BYTES}-byte values, ${MULTI_INCRS} × INCR of one counter, EXEC; ` +
+        'no two transactions in flight share a key';
+      reports.push(() => reportBatches(title, 'transactions', MULTI_SETS + MULTI_INCRS, rows, machine));
+    }
+    if (SECTIONS.includes('pipeline')) {
+      const meter = startMachineMeter(server.pid);
+      const rows = await runBatches('pipeline', pipelineContenders(client, io, nr), PIPELINE_IN_FLIGHT);
+      const machine = meter.stop();
+      const title = `pipeline: ${HALF} × (SET of a ${VALUE_BYTES}-byte value, GET of a preloaded ${VALUE_BYTES}-byte value)`;
+      reports.push(() => reportBatches(title, 'pipelines', PIPELINE_LENGTH, rows, machine));
+    }
+    const load1 = os.loadavg();
+    console.log(
+      `\nsurface: one connection per client, against a redis-server of its own${server.pinned ? ' (pinned to its own CPU)' : ''}; ` +
+        `${((Date.now() - started) / 1000).toFixed(0)} s; load average ${load0[0].toFixed(2)} before, ${load1[0].toFixed(2)} after ` +
+        `(${os.cpus().length} CPUs)`,
+    );
+    for (const report of reports) report();
+    console.log('\nnode-redis runs with its defaults (RESP3); latency is per transaction / pipeline, as the caller sees it.');
+    if (!client) console.log(`\nhirecache rows skipped: ${hirecache.missing}`);
+  } finally {
+    if (client) await client.quit().catch(() => {});
+    await io.quit().catch(() => {});
+    await nr.quit().catch(() => {});
+    admin.disconnect();
+    await server.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
