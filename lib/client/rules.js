@@ -8,10 +8,11 @@
 const MULTI = 'use client.multi(): its exec() sends MULTI … EXEC as one unit nothing else can come between';
 const WATCH = 'use client.isolated(async (conn) => { await conn.watch(key); …; return conn.multi()….exec(); }): ' +
   'a WATCH needs a connection of its own until EXEC';
-const pubsub = (api) => `use client.${api}: pub/sub runs on a connection of its own and resubscribes after a reconnect`;
-const PUBSUB = pubsub('subscribe(channel, listener) / unsubscribe(channel)');
-const PPUBSUB = pubsub('psubscribe(pattern, listener) / punsubscribe(pattern)');
-const SPUBSUB = pubsub('ssubscribe(shardChannel, listener) / sunsubscribe(shardChannel)');
+const pubsub = (sub, what, unsub) => `use client.${sub}(${what}, listener) / ${unsub}(${what}): pub/sub runs on a connection ` +
+  'of its own and resubscribes after a reconnect';
+const PUBSUB = pubsub('subscribe', 'channel', 'unsubscribe');
+const PPUBSUB = pubsub('psubscribe', 'pattern', 'punsubscribe');
+const SPUBSUB = pubsub('ssubscribe', 'shardChannel', 'sunsubscribe');
 
 // Upper-case command name → why it is refused and what to use instead.
 const STATEFUL = new Map([

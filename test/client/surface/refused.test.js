@@ -22,9 +22,9 @@ const REFUSED = [
   ['WATCH', ['k'], /client\.isolated\(/],
   ['UNWATCH', [], /client\.isolated\(/],
   ['SUBSCRIBE', ['ch'], /client\.subscribe\(/],
-  ['PSUBSCRIBE', ['ch*'], /psubscribe\(\)/],
-  ['UNSUBSCRIBE', ['ch'], /unsubscribe\(\)/],
-  ['PUNSUBSCRIBE', ['ch*'], /unsubscribe\(\)/],
+  ['PSUBSCRIBE', ['ch*'], /client\.psubscribe\(/],
+  ['UNSUBSCRIBE', ['ch'], /unsubscribe\(/],
+  ['PUNSUBSCRIBE', ['ch*'], /punsubscribe\(/],
   // Shard channels are a namespace of their own (SPUBLISH reaches only SSUBSCRIBE): the way
   // to them is client.ssubscribe() / sunsubscribe(), not subscribe().
   ['SSUBSCRIBE', ['ch'], /ssubscribe\(|sunsubscribe\(/],
