@@ -68,16 +68,46 @@ function fmtSpread(r, digits = 2) {
   return `${h.fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
 }
 
+// /proc counts CPU time in ticks of 1/100 s (USER_HZ) on Linux.
+const TICKS_PER_SEC = 100;
+
+/** The CPU time process `pid` has used, in ticks (utime + stime); NaN without /proc. */
+function procTicks(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** The busy time of all CPUs together (all but idle and iowait), in ticks. */
+function machineBusyTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4];
+}
+
+let serverPid = 0; // redis-server's, for its CPU time per operation
+
 /**
- * One round of `fn` at `inFlight`, with this process's CPU time per operation: at 512 in
- * flight the client's own work per command is what a method could add, and the CPU it costs
- * swings less with the neighbours than the wall-clock rate does.
+ * One round of `fn` at `inFlight`, with the CPU time per operation of this process (the
+ * client's work: at 512 in flight that is what a method could add, and it swings less with
+ * the neighbours than the wall-clock rate does) and of redis-server (to 10 ms over a round,
+ * enough to see how much of a batch's time is the server's). Both are divided by every
+ * operation started, the ones finished after the deadline included, since their CPU counts too.
  */
 async function measure(fn, inFlight, check) {
+  let started = 0;
+  const counted = (seq) => {
+    started++;
+    return fn(seq);
+  };
+  const server0 = procTicks(serverPid);
   const cpu0 = process.cpuUsage();
-  const r = await h.runInFlight(fn, inFlight, ROUND_MS, { check });
+  const r = await h.runInFlight(counted, inFlight, ROUND_MS, { check });
   const cpu = process.cpuUsage(cpu0);
-  return { ...r, cpuUsPerOp: (cpu.user + cpu.system) / Math.max(1, r.ops) };
+  const serverUs = ((procTicks(serverPid) - server0) * 1e6) / TICKS_PER_SEC;
+  return { ...r, cpuUsPerOp: (cpu.user + cpu.system) / started, serverUsPerOp: serverUs / started };
 }
 
 /**
@@ -88,20 +118,10 @@ async function measure(fn, inFlight, check) {
  * three shares of the machine's capacity (1 = every CPU busy), or null where /proc is
  * not there.
  */
-function startMachineMeter(serverPid) {
-  const ticks = 100; // USER_HZ: /proc counts CPU time in 1/100 s on Linux.
-  const busyTicks = () => {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    return total - f[3] - f[4]; // all but idle and iowait
-  };
-  const pidTicks = (pid) => {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(fields[11]) + Number(fields[12]); // utime, stime
-  };
+function startMachineMeter() {
   let start;
   try {
-    start = { busy: busyTicks(), redis: pidTicks(serverPid), own: process.cpuUsage(), t: h.now() };
+    start = { busy: machineBusyTicks(), redis: procTicks(serverPid), own: process.cpuUsage(), t: h.now() };
   } catch {
     return { stop: () => null };
   }
@@ -110,8 +130,8 @@ function startMachineMeter(serverPid) {
       const capacity = ((h.now() - start.t) / 1000) * (os.availableParallelism ? os.availableParallelism() : os.cpus().length);
       const own = process.cpuUsage(start.own);
       const ownSec = (own.user + own.system) / 1e6;
-      const busySec = (busyTicks() - start.busy) / ticks;
-      const redisSec = (pidTicks(serverPid) - start.redis) / ticks;
+      const busySec = (machineBusyTicks() - start.busy) / TICKS_PER_SEC;
+      const redisSec = (procTicks(serverPid) - start.redis) / TICKS_PER_SEC;
       return { own: ownSec / capacity, redis: redisSec / capacity, others: Math.max(0, busySec - ownSec - redisSec) / capacity };
     },
   };
@@ -208,6 +228,45 @@ function methodContenders(client, io) {
   return out.filter((c) => wanted(c.name));
 }
 
+const BURST = 512;
+const BURSTS_PER_ROUND = 25;
+
+/**
+ * The synchronous part of a call, the only part where a generated method and call() differ
+ * (both hand the command to the same native queue, which writes on a later turn): BURST
+ * commands started in a tight loop, timed, then awaited and checked, untimed. Contenders take
+ * turns burst by burst, BURSTS_PER_ROUND times a round, in an order rotated each round, after
+ * one warm-up round. Resolves a Map from contender name to { rounds: [{ issueNs }] }, a
+ * round's figure being the median over its bursts of nanoseconds per command.
+ */
+async function issueCost(field, command) {
+  // Any sequence number will do (the checks follow the key); each contender continues its own.
+  const next = new Map(field.map((c) => [c.name, 1000000]));
+  const out = new Map(field.map((c) => [c.name, { rounds: [] }]));
+  const promises = new Array(BURST);
+  for (let r = -1; r < ROUNDS; r++) {
+    const order = field.map((_, i) => field[(i + Math.max(r, 0)) % field.length]);
+    const samples = new Map(field.map((c) => [c.name, []]));
+    for (let b = 0; b < BURSTS_PER_ROUND; b++) {
+      for (const c of order) {
+        const { run, check } = c[command];
+        const first = next.get(c.name);
+        const t0 = h.now();
+        for (let i = 0; i < BURST; i++) promises[i] = run(first + i);
+        const t1 = h.now();
+        const values = await Promise.all(promises);
+        for (let i = 0; i < BURST; i++) {
+          if (!check(values[i], first + i)) throw new Error(`${c.name}: ${command} ${first + i} returned ${String(values[i])}`);
+        }
+        next.set(c.name, first + BURST);
+        samples.get(c.name).push(((t1 - t0) * 1e6) / BURST);
+      }
+    }
+    if (r >= 0) for (const c of field) out.get(c.name).rounds.push({ issueNs: h.median(samples.get(c.name)) });
+  }
+  return out;
+}
+
 async function runMethods(client, io) {
   const field = methodContenders(client, io);
   // Every contender answers once before anything is timed, through its check.
@@ -217,16 +276,19 @@ async function runMethods(client, io) {
     }
   }
   const rows = [];
+  const issue = new Map();
   for (const command of ['INCR', 'HSET']) {
     for (const inFlight of METHOD_IN_FLIGHT) {
       const res = await h.alternate(field, (c) => measure(c[command].run, inFlight, c[command].check), { rounds: ROUNDS });
       rows.push({ command, inFlight, field, res });
     }
+    h.exposeGc()();
+    issue.set(command, await issueCost(field, command));
   }
-  return rows;
+  return { rows, issue, field };
 }
 
-function reportMethods(rows, machine) {
+function reportMethods({ rows, issue, field: contenders }, machine) {
   const table = [];
   const verdicts = [];
   for (const { command, inFlight, field, res } of rows) {
@@ -287,6 +349,56 @@ function reportMethods(rows, machine) {
     table,
   );
   console.log('\n"CPU µs/op": this process\'s user+system time per command (the client\'s work; redis-server is another process).');
+
+  // The synchronous part of a call, timed in bursts.
+  const call = contenders.find((c) => c.call);
+  const method = contenders.find((c) => c.method);
+  const control = contenders.find((c) => c.control);
+  const issueRows = [];
+  for (const [command, res] of issue) {
+    if (issueRows.length) issueRows.push({ separator: true });
+    for (const c of contenders) {
+      const r = res.get(c.name);
+      issueRows.push({
+        command,
+        name: c.name,
+        ns: h.fmtInt(h.median(r.rounds.map((x) => x.issueNs))),
+        vsCall: !call || c.baseline ? '-' : c === call ? '1 (reference)' : fmtSpread(pairedRatio(r, res.get(call.name), 'issueNs'), 3),
+      });
+    }
+    if (method && call && control) {
+      const m = pairedRatio(res.get(method.name), res.get(call.name), 'issueNs');
+      const a = pairedRatio(res.get(control.name), res.get(call.name), 'issueNs');
+      const extraNs = h.median(res.get(method.name).rounds.map((x, i) => x.issueNs - res.get(call.name).rounds[i].issueNs));
+      const at512 = rows.find((x) => x.command === command && x.inFlight === 512);
+      const cpuNs = at512 ? at512.res.get(call.name).median.cpuUsPerOp * 1000 : NaN;
+      const lo = Math.min(a.min, 1 / a.max);
+      const hi = Math.max(a.max, 1 / a.min);
+      verdicts.push(
+        h.targetLine(
+          `${command.toLowerCase()}() issues as fast as call('${command}') within noise`,
+          m.median >= lo && m.median <= hi,
+          `method/call ${fmtSpread(m, 3)}; A/A ${fmtSpread(a, 3)}; the method's extra ${Math.round(extraNs)} ns ` +
+            `is ${h.fmtPercent(extraNs / cpuNs)} of call()'s ${Math.round(cpuNs)} ns of client CPU per command at 512 in flight`,
+        ),
+      );
+    }
+  }
+  console.log(
+    `\nissue cost: the synchronous part of a call (up to handing the command to the client's queue), ${BURST} calls ` +
+      `in a tight loop, timed, then awaited and checked; contenders take turns burst by burst, ${BURSTS_PER_ROUND} bursts each ` +
+      `a round, median of ${ROUNDS} rounds after a warm-up round\n`,
+  );
+  h.printTable(
+    [
+      { key: 'command', title: 'command', align: 'left' },
+      { key: 'name', title: 'contender', align: 'left' },
+      { key: 'ns', title: 'ns/command' },
+      { key: 'vsCall', title: 'vs call() [min–max]' },
+    ],
+    issueRows,
+  );
+  console.log('\nioredis writes to its socket inside the call, so its issue cost is not comparable; shown for reference.');
   if (verdicts.length) console.log(`\nClaim (generated methods cost nothing measurable over call()):\n${verdicts.join('\n')}`);
 }
 
@@ -492,6 +604,8 @@ function reportBatches(title, unit, commandsPer, rows, machine) {
         cmds: h.fmtInt(r.median.opsPerSec * commandsPer),
         vsBase: fmtSpread(vs),
         cpu: fmtSpread(cpuVs),
+        cpuUs: h.fmtInt(r.median.cpuUsPerOp),
+        serverUs: h.fmtInt(r.median.serverUsPerOp),
         p50: h.fmtMicros(r.median.p50Ms),
         p99: h.fmtMicros(r.median.p99Ms),
       });
@@ -508,11 +622,17 @@ function reportBatches(title, unit, commandsPer, rows, machine) {
       { key: 'ops', title: `${unit}/s` },
       { key: 'cmds', title: 'commands/s' },
       { key: 'vsBase', title: 'vs ioredis [min–max]' },
-      { key: 'cpu', title: `CPU per ${unit.replace(/s$/, '')} vs ioredis [min–max]` },
+      { key: 'cpuUs', title: 'client CPU µs' },
+      { key: 'cpu', title: 'client CPU vs ioredis [min–max]' },
+      { key: 'serverUs', title: 'server CPU µs' },
       { key: 'p50', title: 'p50 µs' },
       { key: 'p99', title: 'p99 µs' },
     ],
     table,
+  );
+  console.log(
+    `\n"client CPU µs": this process's user+system time per ${unit.replace(/s$/, '')}; "server CPU µs": redis-server's ` +
+      '(read from /proc to 10 ms a round, so a rough figure).',
   );
   if (verdicts.length) console.log(`\nTarget:\n${verdicts.join('\n')}`);
 }
@@ -527,6 +647,7 @@ async function main() {
   const io = new IORedis(url, { lazyConnect: true });
   const nr = nodeRedis.createClient({ url });
   const admin = new IORedis(url);
+  serverPid = server.pid;
   const load0 = os.loadavg();
   const started = Date.now();
   try {
@@ -536,13 +657,13 @@ async function main() {
     // Each section measures now and reports at the end, so the tables print together.
     const reports = [];
     if (SECTIONS.includes('methods')) {
-      const meter = startMachineMeter(server.pid);
+      const meter = startMachineMeter();
       const rows = await runMethods(client, io);
       const machine = meter.stop();
       reports.push(() => reportMethods(rows, machine));
     }
     if (SECTIONS.includes('multi')) {
-      const meter = startMachineMeter(server.pid);
+      const meter = startMachineMeter();
       const rows = await runBatches('multi', multiContenders(client, io, nr), MULTI_IN_FLIGHT);
       const machine = meter.stop();
       const title =
@@ -551,7 +672,7 @@ async function main() {
       reports.push(() => reportBatches(title, 'transactions', MULTI_SETS + MULTI_INCRS, rows, machine));
     }
     if (SECTIONS.includes('pipeline')) {
-      const meter = startMachineMeter(server.pid);
+      const meter = startMachineMeter();
       const rows = await runBatches('pipeline', pipelineContenders(client, io, nr), PIPELINE_IN_FLIGHT);
       const machine = meter.stop();
       const title = `pipeline: ${HALF} × (SET of a ${VALUE_BYTES}-byte value, GET of a preloaded ${VALUE_BYTES}-byte value)`;

@@ -7,7 +7,24 @@
 // (a host gone, a NAT entry dropped) is noticed by its missing answer within twice the
 // commandTimeout, then reconnected and resubscribed, instead of after TCP keep-alive's
 // minutes of silence.
+const { ProtocolError } = require('../errors');
+
 const PING_EVERY_MS = 15000;
+
+/**
+ * Rejects with the first error reply among a SUBSCRIBE-family command's replies, or when one
+ * is not the confirmation Redis sends (["subscribe", channel, count] and the like).
+ */
+function confirmed(replies) {
+  const refused = replies.find((r) => r instanceof Error);
+  if (refused !== undefined) throw refused;
+  for (const r of replies) {
+    if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || !r[0].endsWith('subscribe')) {
+      throw new ProtocolError(`the server answered a subscription with ${JSON.stringify(r)}, not a confirmation`, 'ERR_PROTOCOL');
+    }
+  }
+  return replies;
+}
 
 const KINDS = {
   channel: { subscribe: 'SUBSCRIBE', unsubscribe: 'UNSUBSCRIBE' },
@@ -77,7 +94,7 @@ class Subscriptions {
     const sent = [];
     for (const kind of Object.keys(KINDS)) {
       const list = [...this.#subs[kind].keys()];
-      if (list.length > 0) sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, list));
+      if (list.length > 0) sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, list).then(confirmed));
     }
     Promise.all(sent).then(
       () => {
@@ -148,7 +165,7 @@ class Subscriptions {
       }
     }
     if (fresh.length === 0) return Promise.resolve(this.#count());
-    return this.#connection()._unitReplies(KINDS[kind].subscribe, fresh).then(
+    return this.#connection()._unitReplies(KINDS[kind].subscribe, fresh).then(confirmed).then(
       () => this.#count(),
       (err) => {
         // Not subscribed: the names this call added go again, so a later subscribe() sends

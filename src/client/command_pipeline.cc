@@ -38,6 +38,7 @@ void CommandPipeline::PushUnit(const CommandUnit& unit, void* token, uint32_t fl
     PendingCommand cmd{token, deadline_ms,        submitted_us, outbuf_.size() - before,
                        flags, CommandKind::kUser, false};
     cmd.unit = true;
+    cmd.one_command = unit.commands == 1;
     cmd.replies = unit.replies;
     cmd.epoch = epoch_;
     fifo_.push_back(cmd);

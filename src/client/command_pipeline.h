@@ -35,6 +35,9 @@ struct PendingCommand {
   // and failed as one entry, so nothing splits it, and answered with one array of its
   // `replies` replies (even when that is one).
   bool unit = false;
+  // A unit of one command that asks for several replies (SUBSCRIBE a b): an error reply is
+  // Redis refusing the whole command, and its last reply.
+  bool one_command = false;
   uint32_t replies = 1;
   uint32_t epoch = 0;  // the pipeline's epoch when it was queued (see set_epoch)
 };

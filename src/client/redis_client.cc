@@ -672,7 +672,9 @@ bool RedisClient::OnUnitReply(redisReply* reply) {
   ++replies_in_read_;
   if (ClassifyReply(reply) == ReplyClass::kReadOnly) drain_then_reconnect_ = true;
   unit_replies_.push_back(reply);
-  if (unit_replies_.size() < pipeline_.OldestWritten().replies) return true;
+  const PendingCommand& head = pipeline_.OldestWritten();
+  bool refused_whole = head.one_command && reply->type == REDIS_REPLY_ERROR;
+  if (unit_replies_.size() < head.replies && !refused_whole) return true;
   PendingCommand cmd = pipeline_.PopWritten();
   redisReply all{};
   all.type = REDIS_REPLY_ARRAY;

@@ -602,6 +602,18 @@ TEST_F(RedisClientTest, ASubscriberConnectionHandsMessagesToOnPush) {
   listener_.closed = false;
 }
 
+TEST_F(RedisClientTest, AnErrorEndsAOneCommandUnitThatAskedForSeveralReplies) {
+  MakeClient();
+  // Redis refuses a SUBSCRIBE as a whole with one error, however many replies it would have
+  // sent: the unit ends there, and the next reply goes to the next caller.
+  uintptr_t refused = SendUnit({{"SUBSCRIBE"}}, 3);
+  uintptr_t after = Send({"PING"});
+  RunUntil([&] { return AllDone(); });
+  ASSERT_EQ(Get(refused).elements.size(), 1u);
+  EXPECT_EQ(Get(refused).elements[0].rfind("ERR", 0), 0u);
+  EXPECT_EQ(Get(after).value, "PONG");
+}
+
 TEST_F(RedisClientTest, MaxRetriesPerRequestLetsAnUnsentCommandWaitThroughFailedAttempts) {
   ClientOptions options;
   options.port = 1;  // nothing listens
