@@ -116,12 +116,17 @@ class Multi extends CommandBatch {
     if (this.length === 0) return settle(Promise.resolve([]), callback);
     const { shapes, buffers, replies } = this._send(true);
     const done = replies.then((all) => {
+      if (all[0] instanceof Error) {
+        // Redis refused MULTI itself (an ACL, say): it then ran the commands one by one.
+        all[0].message += '; MULTI was refused, so the queued commands ran outside a transaction';
+        all[0].results = all.slice(1, -1);
+        throw all[0];
+      }
       const result = all[all.length - 1];
       if (result instanceof Error) {
         if (result.code === 'EXECABORT') result.previousErrors = all.slice(1, -1).filter((r) => r instanceof Error);
         throw result;
       }
-      if (all[0] instanceof Error) throw all[0];
       if (result === null) return null;
       return result.map((v, i) => shape(v, shapes[i], buffers));
     });

@@ -182,3 +182,17 @@ describe('a server that never answers', () => {
     expect(client.metrics().commands.other.timeout).toBe(1);
   });
 });
+
+test('MULTI refused by an ACL: exec() rejects with that error, saying the commands ran outside a transaction', async () => {
+  await rawCommand(suite.db.raw, 'ACL', 'SETUSER', 'surface-nomulti', 'on', '>pw', '~*', '&*', '+@all', '-multi');
+  const url = new URL(suite.db.url);
+  const c = suite.open({ url: `redis://surface-nomulti:pw@${url.host}${url.pathname}` });
+  try {
+    const err = await c.multi().set('nm', '1').exec().catch((e) => e);
+    expect(err.code).toBe('NOPERM');
+    expect(err.message).toMatch(/ran outside a transaction/);
+    expect(err.results).toEqual(['OK']);
+  } finally {
+    await rawCommand(suite.db.raw, 'ACL', 'DELUSER', 'surface-nomulti');
+  }
+});
