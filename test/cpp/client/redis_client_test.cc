@@ -247,6 +247,27 @@ class RedisClientTest : public ::testing::Test {
     return token;
   }
 
+  // Sends one command from a second client on the same server, waits for its answer, and
+  // closes that client again. Returns the answer (as Outcome::value).
+  std::string FromAnotherClient(std::vector<std::string> args) {
+    ClientOptions o;
+    o.host = "127.0.0.1";
+    o.port = static_cast<uint16_t>(server_.port());
+    RedisClient other(&loop_, o, &listener_);
+    uintptr_t token = next_token_++;
+    listener_.outcomes[token];
+    std::vector<std::string_view> argv(args.begin(), args.end());
+    other.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(token), 0);
+    RunUntil([&] { return Get(token).done; });
+    bool was_closed = listener_.closed;
+    listener_.closed = false;
+    other.Disconnect();
+    EXPECT_EQ(other.Stats().state, ClientState::kClosed);
+    RunUntil([&] { return listener_.closed; });  // fails the test if it never closes
+    listener_.closed = was_closed;
+    return Get(token).value;
+  }
+
   const Outcome& Get(uintptr_t token) { return listener_.outcomes[token]; }
   // The breaker states reported so far, in order.
   std::vector<BreakerState> BreakerEvents() {
@@ -361,30 +382,13 @@ TEST_F(RedisClientTest, AKilledConnectionFailsWrittenCommandsAsOutcomeUnknownAnd
   RunUntil([&] { return Get(named).done; });
   uintptr_t blocked = Send({"BLPOP", "empty-list", "5"});
   Sleep(50);  // BLPOP is written and blocking on the server.
-  RedisClient killer(
-      &loop_,
-      [&] {
-        ClientOptions o;
-        o.host = "127.0.0.1";
-        o.port = static_cast<uint16_t>(server_.port());
-        return o;
-      }(),
-      &listener_);
-  uintptr_t kill = next_token_++;
-  listener_.outcomes[kill];
-  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
-  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
-  RunUntil([&] { return Get(blocked).done && Get(kill).done; });
+  FromAnotherClient({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+  RunUntil([&] { return Get(blocked).done; });
   EXPECT_EQ(Get(blocked).value, "ERR_OUTCOME_UNKNOWN");
   uintptr_t after = Send({"PING"});
   RunUntil([&] { return Get(after).done; });
   EXPECT_EQ(Get(after).value, "PONG");
   EXPECT_EQ(client_->Stats().connections_opened, 2u);
-  listener_.closed = false;
-  killer.Disconnect();
-  EXPECT_EQ(killer.Stats().state, ClientState::kClosed);
-  RunUntil([&] { return listener_.closed; });  // fails the test if the killer never closes
-  listener_.closed = false;
   // The killed client's replacement connection is unaffected by the killer going away.
   uintptr_t last = Send({"PING"});
   RunUntil([&] { return Get(last).done; });
@@ -547,28 +551,12 @@ TEST_F(RedisClientTest, AConnectionLostInsideAUnitFailsItOnceAsOutcomeUnknown) {
   // The unit's first reply arrives; its last (BLPOP) waits until the connection is killed.
   uintptr_t unit = SendUnit({{"INCR", "unit-counter"}, {"BLPOP", "empty-list", "5"}});
   Sleep(50);
-  RedisClient killer(
-      &loop_,
-      [&] {
-        ClientOptions o;
-        o.host = "127.0.0.1";
-        o.port = static_cast<uint16_t>(server_.port());
-        return o;
-      }(),
-      &listener_);
-  uintptr_t kill = next_token_++;
-  listener_.outcomes[kill];
-  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
-  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
-  RunUntil([&] { return Get(unit).done && Get(kill).done; });
+  FromAnotherClient({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+  RunUntil([&] { return Get(unit).done; });
   EXPECT_EQ(Get(unit).value, "ERR_OUTCOME_UNKNOWN");
   uintptr_t count = Send({"GET", "unit-counter"});
   RunUntil([&] { return Get(count).done; });
   EXPECT_EQ(Get(count).value, "1") << "a written unit is never resent";
-  listener_.closed = false;
-  killer.Disconnect();
-  RunUntil([&] { return listener_.closed; });
-  listener_.closed = false;
 }
 
 TEST_F(RedisClientTest, ASubscriberConnectionHandsMessagesToOnPush) {
@@ -578,28 +566,12 @@ TEST_F(RedisClientTest, ASubscriberConnectionHandsMessagesToOnPush) {
   uintptr_t sub = SendUnit({{"SUBSCRIBE", "a", "b"}}, 2);
   RunUntil([&] { return Get(sub).done; });
   EXPECT_EQ(Get(sub).elements, std::vector<std::string>({"[subscribe,a,1]", "[subscribe,b,2]"}));
-  RedisClient publisher(
-      &loop_,
-      [&] {
-        ClientOptions o;
-        o.host = "127.0.0.1";
-        o.port = static_cast<uint16_t>(server_.port());
-        return o;
-      }(),
-      &listener_);
-  uintptr_t pub = next_token_++;
-  listener_.outcomes[pub];
-  std::vector<std::string_view> argv = {"PUBLISH", "b", "hello"};
-  publisher.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(pub), 0);
-  RunUntil([&] { return Get(pub).done && !listener_.pushes.empty(); });
+  EXPECT_EQ(FromAnotherClient({"PUBLISH", "b", "hello"}), "1");
+  RunUntil([&] { return !listener_.pushes.empty(); });
   EXPECT_EQ(listener_.pushes, std::vector<std::string>({"[message,b,hello]"}));
   uintptr_t unsub = SendUnit({{"UNSUBSCRIBE", "a"}}, 1);
   RunUntil([&] { return Get(unsub).done; });
   EXPECT_EQ(Get(unsub).elements, std::vector<std::string>({"[unsubscribe,a,1]"}));
-  listener_.closed = false;
-  publisher.Disconnect();
-  RunUntil([&] { return listener_.closed; });
-  listener_.closed = false;
 }
 
 TEST_F(RedisClientTest, AnErrorEndsAOneCommandUnitThatAskedForSeveralReplies) {
@@ -634,26 +606,11 @@ TEST_F(RedisClientTest, AClientThatDoesNotReconnectEndsWithItsConnection) {
   MakeClient(options);
   uintptr_t named = Send({"CLIENT", "SETNAME", "no-reconnect"});
   RunUntil([&] { return Get(named).done; });
-  RedisClient killer(
-      &loop_,
-      [&] {
-        ClientOptions o;
-        o.host = "127.0.0.1";
-        o.port = static_cast<uint16_t>(server_.port());
-        return o;
-      }(),
-      &listener_);
-  uintptr_t kill = next_token_++;
-  listener_.outcomes[kill];
-  std::vector<std::string_view> argv = {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"};
-  killer.Submit(argv.data(), argv.size(), reinterpret_cast<void*>(kill), 0);
-  RunUntil([&] { return Get(kill).done && listener_.closed; });
+  FromAnotherClient({"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+  RunUntil([&] { return listener_.closed; });
   EXPECT_EQ(client_->Stats().state, ClientState::kClosed);
   uintptr_t later = Send({"PING"});
   EXPECT_EQ(Get(later).value, "closed");
-  listener_.closed = false;
-  killer.Disconnect();
-  RunUntil([&] { return listener_.closed; });
 }
 
 }  // namespace
