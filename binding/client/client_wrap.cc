@@ -240,7 +240,7 @@ Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
     } else if (unit_argcs_.empty()) {
       result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
     } else {
-      CommandUnit unit{argv_.data(), unit_argcs_.data(), unit_argcs_.size(), unit_replies_};
+      CommandUnit unit{argv_.data(), unit_argcs_.data(), unit_argcs_.size(), unit_reply_count_};
       result = core_->SubmitUnit(unit, deferred, flags);
     }
   } catch (const std::bad_alloc&) {
@@ -302,7 +302,14 @@ Napi::Value ClientWrap::Unit(const Napi::CallbackInfo& info) {
     }
     unit_argcs_.push_back(argc);
   }
-  unit_replies_ = replies == 0 ? count : replies;
+  size_t args = 0;
+  for (size_t n : unit_argcs_) args += n;
+  if (unit_argcs_.size() != count || args != arg_refs_.size()) {
+    // Reading the array ran JS that issued a command of its own, which reset the unit being
+    // built: sending what is left would put the replies out of step.
+    throw Napi::TypeError::New(env_, "unit(): the commands changed while they were read");
+  }
+  unit_reply_count_ = replies == 0 ? count : replies;
   return SubmitCommand(flags);
 }
 

@@ -107,7 +107,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   std::vector<ArgRef> arg_refs_;
   std::vector<std::string_view> argv_;
   std::vector<size_t> unit_argcs_;  // a unit's commands' argument counts (empty: one command)
-  uint32_t unit_replies_ = 1;
+  uint32_t unit_reply_count_ = 1;   // the replies the unit asks for
   int settle_depth_ = 0;
   napi_handle_scope settle_scope_ = nullptr;
   napi_callback_scope callback_scope_ = nullptr;

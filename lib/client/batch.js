@@ -4,7 +4,7 @@
 // settles them all, and the core writes them with everything else of the same turn.
 const { refusal, isBlocking, upper } = require('./rules');
 const { CommandRefusedError } = require('../errors');
-const { installCommands, settle: settleWith } = require('./commands');
+const { installCommands, withCallback } = require('./commands');
 const { clientConstants } = require('../binding');
 
 const { REPLY_BUFFERS } = clientConstants.commandFlags;
@@ -95,10 +95,6 @@ function shape(value, s, buffers) {
   return v;
 }
 
-function settle(promise, callback) {
-  return settleWith(promise, undefined, typeof callback === 'function' ? callback : undefined);
-}
-
 /**
  * client.multi(): exec() sends MULTI, the queued commands and EXEC as one unit. Resolves an
  * array of the commands' results (an error reply as an Error element), or null when a
@@ -113,7 +109,7 @@ class Multi extends CommandBatch {
   }
 
   exec(callback) {
-    if (this.length === 0) return settle(Promise.resolve([]), callback);
+    if (this.length === 0) return withCallback(Promise.resolve([]), callback);
     const { shapes, buffers, replies } = this._send(true);
     const done = replies.then((all) => {
       if (all[0] instanceof Error) {
@@ -130,7 +126,7 @@ class Multi extends CommandBatch {
       if (result === null) return null;
       return result.map((v, i) => shape(v, shapes[i], buffers));
     });
-    return settle(done, callback);
+    return withCallback(done, callback);
   }
 
   /** Drops the queued commands; nothing was sent. Resolves 'OK' as DISCARD would. */
@@ -152,14 +148,14 @@ class Pipeline extends CommandBatch {
   }
 
   exec(callback) {
-    if (this.length === 0) return settle(Promise.resolve([]), callback);
+    if (this.length === 0) return withCallback(Promise.resolve([]), callback);
     const n = this.length;
     const { shapes, buffers, replies } = this._send(false);
     const done = replies.then(
       (all) => all.map((v, i) => (v instanceof Error ? [v, undefined] : [null, shape(v, shapes[i], buffers)])),
       (err) => Array.from({ length: n }, () => [err, undefined]),
     );
-    return settle(done, callback);
+    return withCallback(done, callback);
   }
 }
 

@@ -18,7 +18,7 @@ async function runBlocking(conn, flags, name, args, timeoutMs, guardMs) {
   let timer = null;
   let timedOut = false;
   try {
-    const reply = conn._send(flags | BLOCKING, name, args);
+    const reply = conn._command(flags | BLOCKING, name, ...args);
     if (timeoutMs > 0 && guardMs > 0) {
       timer = setTimeout(() => {
         timedOut = true;

@@ -5,7 +5,7 @@ const util = require('util');
 const { EventEmitter } = require('events');
 const binding = require('../binding');
 const { resolveConfig } = require('./config');
-const { nativeError, ConfigError, CommandRefusedError } = require('../errors');
+const { nativeError, ConfigError, CommandRefusedError, ClientClosedError } = require('../errors');
 const { refusal, isBlocking, blockingTimeoutMs, upper, SPECIAL } = require('./rules');
 const { Multi, Pipeline } = require('./batch');
 const { Subscriptions } = require('./pubsub');
@@ -14,7 +14,7 @@ const { BlockingPool, runBlocking } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
-const { installCommands, prefixKeys, settle } = require('./commands');
+const { installCommands, prefixKeys, withCallback } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -77,6 +77,8 @@ class RedisClient extends EventEmitter {
   #retryStrategy;
   #subscriptions = null;
   #blocking = null;
+  #isolated = new Set(); // isolated() connections still open
+  #closed = false; // quit() or disconnect() was called
   #fallbacks = new Map(); // source → how many components on this client use a fallback
   #watchers = new Set();
   #reports = new Map();
@@ -299,11 +301,6 @@ class RedisClient extends EventEmitter {
     return this.#keyPrefix;
   }
 
-  /** Internal: sends as given, no routing (a connection of the blocking pool). */
-  _send(flags, command, args) {
-    return this.#native.command(flags, command, ...args);
-  }
-
   /** Internal: commands queued as one unit; resolves an array of their replies. */
   _unit(buffers, commands) {
     return this.#native.unit(buffers ? REPLY_BUFFERS : 0, 0, commands);
@@ -339,10 +336,13 @@ class RedisClient extends EventEmitter {
    */
   async isolated(fn) {
     if (typeof fn !== 'function') throw new TypeError('isolated(fn): fn must be a function taking the connection');
+    if (this.#closed) throw new ClientClosedError('isolated(): the client was closed', 'ERR_CLIENT_CLOSED');
     const conn = this.#spawn({}, { dedicated: true, reconnect: false });
+    this.#isolated.add(conn);
     try {
       return await fn(conn);
     } finally {
+      this.#isolated.delete(conn);
       conn.quit().catch(() => {});
     }
   }
@@ -368,7 +368,9 @@ class RedisClient extends EventEmitter {
 
   #pubsub() {
     if (this.#subscriptions === null) {
-      this.#subscriptions = new Subscriptions(this, () => this.#spawn({ breaker: false }, { subscriber: true }));
+      // Its own backoff, never giving up: a retryStrategy that stops would leave the
+      // subscriptions listed with nothing subscribed.
+      this.#subscriptions = new Subscriptions(this, () => this.#spawn({ breaker: false, retryStrategy: null }, { subscriber: true }));
     }
     return this.#subscriptions;
   }
@@ -509,7 +511,8 @@ class RedisClient extends EventEmitter {
 
   /** Graceful close: answers every accepted command, sends QUIT, closes (pub/sub and blocking connections too). */
   quit(callback) {
-    const others = [];
+    this.#closed = true;
+    const others = [...this.#isolated].map((conn) => conn.quit());
     if (this.#subscriptions !== null) others.push(this.#subscriptions.close(true));
     if (this.#blocking !== null) others.push(this.#blocking.close(true));
     const done = Promise.all([this.#native.quit(), ...others]).then(() => 'OK');
@@ -518,6 +521,8 @@ class RedisClient extends EventEmitter {
 
   /** Immediate close: pending commands fail (written ones with ERR_OUTCOME_UNKNOWN). */
   disconnect() {
+    this.#closed = true;
+    for (const conn of this.#isolated) conn.disconnect();
     if (this.#subscriptions !== null) this.#subscriptions.close(false);
     if (this.#blocking !== null) this.#blocking.close(false);
     this.#native.disconnect();
@@ -573,11 +578,6 @@ class RedisClient extends EventEmitter {
     const where = `redis://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
     return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
   }
-}
-
-/** Calls an ioredis-style callback(err, result) when given; returns the promise either way. */
-function withCallback(promise, callback) {
-  return settle(promise, undefined, typeof callback === 'function' ? callback : undefined);
 }
 
 // Every other command of the table as a method (hset, hgetall, hgetallBuffer…).

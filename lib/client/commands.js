@@ -189,6 +189,11 @@ function settle(promise, transform, callback) {
   return settled;
 }
 
+/** `promise`, with an ioredis-style callback(err, result) notified when one is given. */
+function withCallback(promise, callback) {
+  return settle(promise, undefined, typeof callback === 'function' ? callback : undefined);
+}
+
 /**
  * The method `methodName` for command `name`: a function of its own, made once, with the
  * command's name, flags and reply transform bound, so a call looks nothing up.
@@ -279,5 +284,5 @@ function installCommands(proto, send, replyBuffersFlag, { chain = false } = {}) 
 }
 
 module.exports = {
-  COMMANDS, normalizeArgs, replyTransforms, prefixKeys, installCommands, commandMethods, handWritten, settle,
+  COMMANDS, normalizeArgs, replyTransforms, prefixKeys, installCommands, commandMethods, handWritten, withCallback,
 };

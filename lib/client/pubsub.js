@@ -26,6 +26,9 @@ function confirmed(replies) {
   return replies;
 }
 
+// A renewal that failed (the connection dropped again, a deadline) is tried again after this.
+const RESUBSCRIBE_RETRY_MS = 500;
+
 const KINDS = {
   channel: { subscribe: 'SUBSCRIBE', unsubscribe: 'UNSUBSCRIBE' },
   pattern: { subscribe: 'PSUBSCRIBE', unsubscribe: 'PUNSUBSCRIBE' },
@@ -58,6 +61,9 @@ class Subscriptions {
   #conn = null;
   // kind → Map(name → Set of { listener, buffers })
   #subs = { channel: new Map(), pattern: new Map(), shard: new Map() };
+  // kind → Map(name → the promise of the SUBSCRIBE still in flight for it)
+  #pending = { channel: new Map(), pattern: new Map(), shard: new Map() };
+  #retryTimer = null;
   #lostAt = 0; // when the subscriber connection closed with subscriptions held (ms), or 0
   #closed = false;
   #pinger = null;
@@ -77,7 +83,7 @@ class Subscriptions {
     });
     this.#conn = conn;
     this.#pinger = setInterval(() => {
-      if (this.#count() > 0) conn._send(0, 'PING', []).catch(() => {});
+      if (this.#count() > 0) conn._command(0, 'PING').catch(() => {});
     }, PING_EVERY_MS);
     this.#pinger.unref();
     return conn;
@@ -106,8 +112,16 @@ class Subscriptions {
           shardChannels: [...this.#subs.shard.keys()],
         });
       },
-      // The next 'connect' tries again; the reason reaches the 'error' event / logger.
-      () => {},
+      // Tried again shortly, and on the next 'connect': the subscriptions must not stay
+      // listed while nothing is subscribed.
+      () => {
+        if (this.#closed || this.#retryTimer !== null) return;
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = null;
+          if (!this.#closed && this.#lostAt !== 0 && this.#conn !== null) this.#resubscribe();
+        }, RESUBSCRIBE_RETRY_MS);
+        this.#retryTimer.unref();
+      },
     );
   }
 
@@ -157,23 +171,38 @@ class Subscriptions {
     if (listener !== undefined && typeof listener !== 'function') throw new TypeError(`${api}: the listener must be a function`);
     const buffers = bufferMode(options, api);
     const subs = this.#subs[kind];
+    const pending = this.#pending[kind];
     const fresh = list.filter((n) => !subs.has(n));
+    // Names another call is still subscribing: this one settles with that call.
+    const waits = list.filter((n) => pending.has(n)).map((n) => pending.get(n));
     for (const n of list) {
       if (!subs.has(n)) subs.set(n, new Set());
       if (listener !== undefined && ![...subs.get(n)].some((e) => e.listener === listener && e.buffers === buffers)) {
         subs.get(n).add({ listener, buffers });
       }
     }
-    if (fresh.length === 0) return Promise.resolve(this.#count());
-    return this.#connection()._unitReplies(KINDS[kind].subscribe, fresh).then(confirmed).then(
-      () => this.#count(),
-      (err) => {
-        // Not subscribed: the names this call added go again, so a later subscribe() sends
-        // them (and nothing is renewed that never was).
-        for (const n of fresh) subs.delete(n);
-        throw err;
-      },
-    );
+    if (fresh.length > 0) {
+      const conn = this.#connection();
+      const done = conn._unitReplies(KINDS[kind].subscribe, fresh).then(confirmed).then(
+        () => {
+          for (const n of fresh) pending.delete(n);
+        },
+        (err) => {
+          // Not subscribed: the names this call added go again, with every listener added
+          // meanwhile (their calls reject too), so a later subscribe() sends them again.
+          for (const n of fresh) {
+            subs.delete(n);
+            pending.delete(n);
+          }
+          // A deadline says nothing of whether Redis subscribed: undo it, in case.
+          if (err && err.code === 'ETIMEDOUT') conn._unitReplies(KINDS[kind].unsubscribe, fresh).catch(() => {});
+          throw err;
+        },
+      );
+      for (const n of fresh) pending.set(n, done);
+      waits.push(done);
+    }
+    return Promise.all(waits).then(() => this.#count());
   }
 
   /**
@@ -220,6 +249,8 @@ class Subscriptions {
     this.#closed = true;
     if (this.#pinger !== null) clearInterval(this.#pinger);
     this.#pinger = null;
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
     const conn = this.#conn;
     this.#conn = null;
     if (conn === null) return Promise.resolve();

@@ -14,41 +14,44 @@ const PUBSUB = pubsub('subscribe', 'channel', 'unsubscribe');
 const PPUBSUB = pubsub('psubscribe', 'pattern', 'punsubscribe');
 const SPUBSUB = pubsub('ssubscribe', 'shardChannel', 'sunsubscribe');
 
-// Upper-case command name → why it is refused and what to use instead.
+// Upper-case command name → why it is refused and what to use instead, and whether a
+// connection of the caller's own (client.isolated()) refuses it too: there only what would
+// break the pairing of replies with commands, or silently undo what the options set up.
+const refuse = (why, onOwn = false) => ({ why, onOwn });
 const STATEFUL = new Map([
-  ['MULTI', MULTI],
-  ['EXEC', MULTI],
-  ['DISCARD', `${MULTI}; a builder that is never exec()ed sends nothing`],
-  ['WATCH', WATCH],
-  ['UNWATCH', WATCH],
-  ['SUBSCRIBE', PUBSUB],
-  ['PSUBSCRIBE', PPUBSUB],
-  ['SSUBSCRIBE', SPUBSUB],
-  ['UNSUBSCRIBE', PUBSUB],
-  ['PUNSUBSCRIBE', PPUBSUB],
-  ['SUNSUBSCRIBE', SPUBSUB],
-  ['MONITOR', 'MONITOR turns its connection into a stream of every command the server runs; use redis-cli monitor'],
-  ['SELECT', 'set the db option (or /db in the URL): every connection, and every reconnect, selects it; for another database use client.duplicate({ db })'],
-  ['HELLO', 'hirecache speaks RESP2 on every connection; HELLO would change the protocol under every other caller'],
-  ['RESET', 'RESET clears the connection state other callers rely on (database, name); use client.duplicate() for a fresh connection'],
-  ['QUIT', 'use client.quit(): it answers every accepted command first'],
-  ['AUTH', 'set the username and password options (or the URL): every connection, and every reconnect, authenticates with them'],
-  ['WAIT', 'WAIT counts the writes of its own connection and blocks it: run your writes and WAIT on client.isolated(async (conn) => …)'],
-  ['WAITAOF', 'WAITAOF counts the writes of its own connection and blocks it: run your writes and WAITAOF on client.isolated(async (conn) => …)'],
-  ['SYNC', 'replication streams are not commands a client can share'],
-  ['PSYNC', 'replication streams are not commands a client can share'],
-  ['READONLY', 'READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet'],
-  ['READWRITE', 'READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet'],
+  ['MULTI', refuse(MULTI)],
+  ['EXEC', refuse(MULTI)],
+  ['DISCARD', refuse(`${MULTI}; a builder that is never exec()ed sends nothing`)],
+  ['WATCH', refuse(WATCH)],
+  ['UNWATCH', refuse(WATCH)],
+  ['SUBSCRIBE', refuse(PUBSUB, true)],
+  ['PSUBSCRIBE', refuse(PPUBSUB, true)],
+  ['SSUBSCRIBE', refuse(SPUBSUB, true)],
+  ['UNSUBSCRIBE', refuse(PUBSUB, true)],
+  ['PUNSUBSCRIBE', refuse(PPUBSUB, true)],
+  ['SUNSUBSCRIBE', refuse(SPUBSUB, true)],
+  ['MONITOR', refuse('MONITOR turns its connection into a stream of every command the server runs; use redis-cli monitor', true)],
+  ['SELECT', refuse('set the db option (or /db in the URL): every connection, and every reconnect, selects it; for another database use client.duplicate({ db })')],
+  ['HELLO', refuse('hirecache speaks RESP2 on every connection; HELLO would change the protocol under every other caller', true)],
+  ['RESET', refuse('RESET clears the connection state the options set up (database, name, credentials); use client.duplicate() for a fresh connection', true)],
+  ['QUIT', refuse('use client.quit(): it answers every accepted command first', true)],
+  ['AUTH', refuse('set the username and password options (or the URL): every connection, and every reconnect, authenticates with them', true)],
+  ['WAIT', refuse('WAIT counts the writes of its own connection and blocks it: run your writes and WAIT on client.isolated(async (conn) => …)')],
+  ['WAITAOF', refuse('WAITAOF counts the writes of its own connection and blocks it: run your writes and WAITAOF on client.isolated(async (conn) => …)')],
+  ['SYNC', refuse('replication streams are not commands a client can share', true)],
+  ['PSYNC', refuse('replication streams are not commands a client can share', true)],
+  ['READONLY', refuse('READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet')],
+  ['READWRITE', refuse('READONLY and READWRITE are for cluster replica connections; Redis Cluster is not supported yet')],
 ]);
 
 // CLIENT subcommands that change the connection's state.
 const CLIENT_STATEFUL = new Map([
-  ['REPLY', 'CLIENT REPLY OFF/SKIP would make the replies of other callers go missing'],
-  ['TRACKING', 'client-side caching (CLIENT TRACKING) is not supported; its invalidation messages would reach other callers'],
-  ['SETNAME', 'set the name option (connectionName): every connection, and every reconnect, sets it'],
-  ['CACHING', 'client-side caching (CLIENT TRACKING) is not supported'],
-  ['NO-EVICT', 'connection flags are not shared safely; use client.duplicate() for a connection of your own'],
-  ['NO-TOUCH', 'connection flags are not shared safely; use client.duplicate() for a connection of your own'],
+  ['REPLY', refuse('CLIENT REPLY OFF/SKIP would make the replies of other callers go missing', true)],
+  ['TRACKING', refuse('client-side caching (CLIENT TRACKING) is not supported; its invalidation messages would reach other callers', true)],
+  ['SETNAME', refuse('set the name option (connectionName): every connection, and every reconnect, sets it')],
+  ['CACHING', refuse('client-side caching (CLIENT TRACKING) is not supported', true)],
+  ['NO-EVICT', refuse('connection flags are not shared safely; use client.duplicate() for a connection of your own')],
+  ['NO-TOUCH', refuse('connection flags are not shared safely; use client.duplicate() for a connection of your own')],
 ]);
 
 // Commands that always block until data arrives or their timeout passes.
@@ -56,33 +59,25 @@ const BLOCKING = new Set([
   'BLPOP', 'BRPOP', 'BRPOPLPUSH', 'BLMOVE', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP',
 ]);
 
+/** A command name or argument in upper case, from the bytes that would be sent ('' if none). */
 function upper(value) {
   if (typeof value === 'string') return value.toUpperCase();
-  if (Buffer.isBuffer(value) && value.length <= 32) return value.toString('latin1').toUpperCase();
+  // Any view of bytes (a Buffer, a Uint8Array, a DataView): the binding sends its bytes.
+  if (ArrayBuffer.isView(value) && value.byteLength <= 32) {
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1').toUpperCase();
+  }
   return '';
 }
-
-// On a connection of the caller's own (client.isolated()), only what would break the pairing
-// of replies with commands is refused.
-const BREAKS_PAIRING = new Set([
-  'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR', 'HELLO', 'QUIT',
-  'SYNC', 'PSYNC',
-]);
 
 /**
  * Why `name` (upper case) with `args` may not run on a shared connection (or, `dedicated`,
  * on a connection of the caller's own), or null.
  */
 function refusal(name, args, dedicated = false) {
-  if (dedicated) {
-    if (BREAKS_PAIRING.has(name)) return STATEFUL.get(name);
-    if (name === 'CLIENT' && args.length > 0 && upper(args[0]) === 'REPLY') return CLIENT_STATEFUL.get('REPLY');
-    return null;
-  }
-  const why = STATEFUL.get(name);
-  if (why !== undefined) return why;
-  if (name === 'CLIENT' && args.length > 0) return CLIENT_STATEFUL.get(upper(args[0])) || null;
-  return null;
+  let rule = STATEFUL.get(name);
+  if (rule === undefined && name === 'CLIENT' && args.length > 0) rule = CLIENT_STATEFUL.get(upper(args[0]));
+  if (rule === undefined || (dedicated && !rule.onOwn)) return null;
+  return rule.why;
 }
 
 /**

@@ -128,6 +128,10 @@ class CommandPipeline {
 
  private:
   void DropLeadingUnsent();
+  // Takes the unsent entries for which drop(cmd) holds out of the FIFO, with their bytes, and
+  // returns them (a caller's callback may then queue new commands, which survive).
+  template <typename Drop>
+  std::deque<PendingCommand> RemoveUnsent(Drop&& drop);
 
   std::deque<PendingCommand> fifo_;
   size_t written_ = 0;
@@ -142,6 +146,7 @@ class CommandPipeline {
 template <typename Fn>
 void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
   size_t i = expired_prefix_;
+  bool drop_settled_unsent = false;
   while (i < fifo_.size()) {
     PendingCommand& cmd = fifo_[i];
     if (cmd.settled || cmd.deadline_ms == 0) {
@@ -166,12 +171,16 @@ void CommandPipeline::ExpireDue(uint64_t now_ms, Fn&& on_expired) {
       for (const PendingCommand& d : dropped) on_expired(d.token, d.flags, false);
       continue;  // fifo_[i] is now the first command not yet due (or nothing)
     }
-    cmd.settled = true;  // Written (or not first in line): the slot swallows its reply.
+    // Written: the slot swallows its reply. Unsent behind a command without a deadline (a
+    // blocking one): settled now, and its bytes go below, so it never runs.
+    cmd.settled = true;
     bool written = i < written_;
+    if (!written) drop_settled_unsent = true;
     ++i;
     on_expired(cmd.token, cmd.flags, written);
   }
   expired_prefix_ = i;
+  if (drop_settled_unsent) RemoveUnsent([](const PendingCommand& c) { return c.settled; });
 }
 
 template <typename Written, typename Unsent>
@@ -192,20 +201,24 @@ void CommandPipeline::SettleFlagged(uint32_t written_mask, uint32_t unsent_mask,
 
 template <typename Keep, typename Fn>
 void CommandPipeline::DropUnsentUnless(Keep&& keep, Fn&& on_dropped) {
-  auto drops = [&](const PendingCommand& c) {
+  std::deque<PendingCommand> dropped = RemoveUnsent([&](const PendingCommand& c) {
     return c.kind == CommandKind::kUser && !c.settled && !keep(c);
-  };
-  auto first_unsent = fifo_.begin() + static_cast<std::ptrdiff_t>(written_);
-  if (std::none_of(first_unsent, fifo_.end(), drops)) return;
-  // Taken out first, with the output buffer rebuilt from the bytes of the commands kept: a
-  // callback may queue new commands, which must survive.
+  });
+  for (const PendingCommand& cmd : dropped) on_dropped(cmd.token, cmd.flags);
+}
+
+template <typename Drop>
+std::deque<PendingCommand> CommandPipeline::RemoveUnsent(Drop&& drop) {
   std::deque<PendingCommand> dropped;
+  auto first_unsent = fifo_.begin() + static_cast<std::ptrdiff_t>(written_);
+  if (std::none_of(first_unsent, fifo_.end(), drop)) return dropped;
+  // The output buffer is rebuilt from the bytes of the commands kept.
   std::string kept;
   kept.reserve(unsent_bytes());
   size_t offset = outbuf_skip_;
   auto out = first_unsent;
   for (auto it = first_unsent; it != fifo_.end(); ++it) {
-    if (drops(*it)) {
+    if (drop(*it)) {
       dropped.push_back(*it);
     } else {
       kept.append(outbuf_, offset, it->encoded_len);
@@ -217,7 +230,7 @@ void CommandPipeline::DropUnsentUnless(Keep&& keep, Fn&& on_dropped) {
   outbuf_.swap(kept);
   outbuf_skip_ = 0;
   expired_prefix_ = std::min(expired_prefix_, written_);
-  for (const PendingCommand& cmd : dropped) on_dropped(cmd.token, cmd.flags);
+  return dropped;
 }
 
 template <typename Fn>

@@ -123,8 +123,10 @@ SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* to
   Verb verb =
       options_.metrics && !is_unit && unit.argcs[0] > 0 ? VerbOf(unit.argv[0]) : Verb::kOther;
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
+  // An attempt that has connected and is in its handshake is not down: commands queue
+  // behind the handshake (a subscriber renewing its subscriptions on 'connect').
   bool down = state_ == ClientState::kDown ||
-              (state_ == ClientState::kConnecting && reconnect_attempts_ > 0);
+              (state_ == ClientState::kConnecting && reconnect_attempts_ > 0 && !handshaking_);
   // An open breaker refuses every call, except that a stall (often a blip: a busy host, a
   // slow command) refuses only the calls that have somewhere else to go (the cache's and
   // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
@@ -297,6 +299,7 @@ void RedisClient::StartConnect() {
 void RedisClient::OnConnected() {
   ++connections_opened_;
   connect_started_ms_ = MonotonicNowMs();  // the handshake's wait starts now
+  handshaking_ = true;
   Emit({ClientEventType::kConnect});
   StartHandshake();
 }
@@ -344,6 +347,7 @@ void RedisClient::StartHandshake() {
 void RedisClient::OnHandshakeDone() {
   uv_timer_stop(state_timer_.get());
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
+  handshaking_ = false;
   reconnect_attempts_ = 0;
   owner_retries_ = 0;
   connected_at_ms_ = MonotonicNowMs();
@@ -390,17 +394,19 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   ++backoff_level_;
   state_ = ClientState::kDown;
   pipeline_.set_epoch(++failed_attempts_);
+  probe_pending_ = false;
+  if (quit_requested_ || !options_.reconnect) {
+    // No further attempt: everything still waiting fails now.
+    quit_requested_ = true;
+    FailUnsent(error);
+    CloseHandles();
+    return;
+  }
   // Callers waiting for this connection learn at once that Redis is unreachable, and so
   // does every call until a retry succeeds: nothing piles up behind a dead server (unless
   // maxRetriesPerRequest lets commands wait through some attempts).
   FailUnsentPastRetries(error);
-  probe_pending_ = false;
   OpenBreaker(BreakerReason::kUnreachable, MonotonicNowMs());
-  if (quit_requested_ || !options_.reconnect) {
-    quit_requested_ = true;
-    CloseHandles();
-    return;
-  }
   ScheduleReconnect();
 }
 
@@ -428,9 +434,16 @@ void RedisClient::FailConnection(const ClientError& error) {
     CloseHandles();
     return;
   }
+  LoseConnection(error);
+}
+
+// After an established connection ended: reconnect at once if it had lasted (commands never
+// written wait for the new connection, within their deadlines); otherwise back off, so that
+// a server which accepts and then drops connections is not hammered.
+void RedisClient::LoseConnection(const ClientError& error) {
   if (!options_.reconnect) {
     // A connection of its own (a WATCH, a blocking command): what it held is gone with it,
-    // so it ends instead of reconnecting.
+    // so it ends instead of reconnecting, whatever ended it (a drop, a READONLY reply).
     quit_requested_ = true;
     FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
                            "the connection to Redis was lost (" + error.code +
@@ -439,13 +452,6 @@ void RedisClient::FailConnection(const ClientError& error) {
     CloseHandles();
     return;
   }
-  LoseConnection(error);
-}
-
-// After an established connection ended: reconnect at once if it had lasted (commands never
-// written wait for the new connection, within their deadlines); otherwise back off, so that
-// a server which accepts and then drops connections is not hammered.
-void RedisClient::LoseConnection(const ClientError& error) {
   if (MonotonicNowMs() - connected_at_ms_ >= kStableConnectionMs) backoff_level_ = 0;
   // With a retry strategy of the owner's, even the first reconnect waits for its word (it
   // may say never).
@@ -516,6 +522,7 @@ void RedisClient::StartQuitDeadline() {
 }
 
 void RedisClient::CloseConnection() {
+  handshaking_ = false;
   if (conn_ == nullptr) return;
   conn_->Close();
   conn_ = nullptr;
@@ -671,10 +678,14 @@ void RedisClient::YieldAfterSlice() {
 bool RedisClient::OnUnitReply(redisReply* reply) {
   ++replies_in_read_;
   if (ClassifyReply(reply) == ReplyClass::kReadOnly) drain_then_reconnect_ = true;
-  unit_replies_.push_back(reply);
   const PendingCommand& head = pipeline_.OldestWritten();
+  // A unit whose caller already has its answer (a deadline) keeps nothing: its replies are
+  // counted and freed as they come.
+  ++unit_reply_count_;
+  bool kept = !head.settled;
+  if (kept) unit_replies_.push_back(reply);
   bool refused_whole = head.one_command && reply->type == REDIS_REPLY_ERROR;
-  if (unit_replies_.size() < head.replies && !refused_whole) return true;
+  if (unit_reply_count_ < head.replies && !refused_whole) return kept;
   PendingCommand cmd = pipeline_.PopWritten();
   redisReply all{};
   all.type = REDIS_REPLY_ARRAY;
@@ -683,12 +694,13 @@ bool RedisClient::OnUnitReply(redisReply* reply) {
   SettleReply(cmd, &all);
   DropUnitReplies();
   YieldAfterSlice();
-  return true;
+  return kept;
 }
 
 void RedisClient::DropUnitReplies() {
   for (redisReply* r : unit_replies_) FreeReply(r);
   unit_replies_.clear();
+  unit_reply_count_ = 0;
 }
 
 void RedisClient::OnReadEnd() {
@@ -866,14 +878,14 @@ void RedisClient::ArmTimerAt(uint64_t wake_ms) {
 // ---------------------------------------------------------------------------------------
 // The breaker and events
 
-// When the connection would count as dead (no reply for twice the command timeout while
-// commands it was sent wait), or 0.
 // Whether the oldest written command blocks by design (kNoDeadline): the replies behind it
 // wait for it, and nothing about the server follows from that.
 bool RedisClient::BlockingAhead() const {
   return pipeline_.written() > 0 && (pipeline_.OldestWritten().flags & kNoDeadline) != 0;
 }
 
+// When the connection would count as dead (no reply for twice the command timeout while
+// commands it was sent wait), or 0.
 uint64_t RedisClient::DeadAt() const {
   if (conn_ == nullptr || options_.command_timeout_ms == 0 || state_ != ClientState::kReady ||
       pipeline_.written() == 0 || BlockingAhead()) {
@@ -1066,9 +1078,14 @@ void RedisClient::Quit() {
   quit_requested_ = true;
   switch (state_) {
     case ClientState::kIdle:
-    case ClientState::kDown:
+    case ClientState::kDown: {
+      // Commands kept for the next attempt (maxRetriesPerRequest) will not get one.
+      SettleScope scope(listener_);
+      FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                             "the client was closed before the command was sent"});
       CloseHandles();
       break;
+    }
     case ClientState::kConnecting:
     case ClientState::kReady: {
       // QUIT goes after every accepted command, so all of them are answered first.

@@ -191,6 +191,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   std::string write_buffer_;
   // The replies so far of the oldest written entry when it is a unit that asked for more.
   std::vector<redisReply*> unit_replies_;
+  uint32_t unit_reply_count_ = 0;  // replies of that unit read so far (kept or not)
   size_t handshake_pending_ = 0;
   size_t awaiting_ = 0;  // user commands not yet settled
   struct EarlyFailure {
@@ -206,6 +207,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   ClientError deferred_connect_failure_;
   bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
   bool quit_requested_ = false;
+  bool handshaking_ = false;  // connected; the handshake's replies are awaited
   bool flush_scheduled_ = false;
   bool deadline_armed_ = false;
   bool closing_handles_ = false;

@@ -42,10 +42,6 @@ ReplyClass ClassifyReply(const redisReply* reply) {
   return ReplyClass::kOrdinary;
 }
 
-}  // namespace hirecache
-
-namespace hirecache {
-
 bool IsPushMessage(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return false;
   const redisReply* kind = reply->element[0];

@@ -86,3 +86,35 @@ test('subscribe() while Redis is down rejects; once Redis is up, subscribing aga
   await waitFor(() => got.length > 0, { what: 'the message on the channel subscribed after the outage' });
   expect(got).toEqual(['hello']);
 });
+
+test('with a password (a handshake on every connection), the subscriptions are renewed after a restart too', async () => {
+  const args = ['--requirepass', 'secret'];
+  let server = await startRedis({ args });
+  servers.push(server);
+  const { port, dir } = server;
+  const client = open({ port, password: 'secret', db: 3 });
+  const got = [];
+  const gaps = [];
+  client.on('subscriptionGap', (gap) => gaps.push(gap));
+  await client.subscribe('news', (message) => got.push(message));
+  await server.kill();
+  servers.length = 0;
+  await new Promise((resolve) => setTimeout(resolve, 300)); // a few failed attempts
+  server = await startRedis({ port, dir, args });
+  servers.push(server);
+  await waitFor(async () => {
+    await rawCommand({ port, password: 'secret' }, 'PUBLISH', 'news', 'after');
+    return got.includes('after');
+  }, { intervalMs: 50, what: 'a message after the restart' });
+  await waitFor(() => gaps.length === 1, { what: 'the subscriptionGap event' });
+  expect(await rawCommand({ port, password: 'secret' }, 'PUBSUB', 'NUMSUB', 'news')).toEqual(['news', 1]);
+});
+
+test('two subscribe() calls for one channel while Redis is down both reject, and nothing stays listed', async () => {
+  const port = await freePort();
+  const client = open({ port });
+  const [a, b] = await Promise.all([outcome(client.subscribe('same', () => {})), outcome(client.subscribe('same', () => {}))]);
+  expect(a.ok).toBe(false);
+  expect(b.ok).toBe(false);
+  expect(client.subscriptions().channels).toEqual([]);
+});

@@ -261,6 +261,24 @@ TEST(CommandPipelineTest, AnExpiredUnsentUnitIsDroppedWhole) {
   EXPECT_EQ(out, "*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n") << "no byte of the unit is left";
 }
 
+TEST(CommandPipelineTest, ADueUnsentCommandBehindOneWithoutADeadlineIsDroppedWithItsBytes) {
+  CommandPipeline p;
+  std::string_view blpop[] = {"BLPOP", "q", "5"};
+  p.Push(blpop, 3, Token(1), 0, 0);  // a blocking command: no deadline
+  PushGet(p, 2, 100);
+  PushGet(p, 3, 300);
+  std::vector<int> expired;
+  p.ExpireDue(150, [&](void* t, uint32_t, bool written) {
+    EXPECT_FALSE(written);
+    expired.push_back(Id(t));
+  });
+  EXPECT_EQ(expired, std::vector<int>({2}));
+  std::string out;
+  EXPECT_EQ(p.TakeUnsent(10, SIZE_MAX, out), 2u);
+  EXPECT_EQ(out, "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n5\r\n*2\r\n$3\r\nGET\r\n$2\r\nk3\r\n")
+      << "the expired GET never leaves";
+}
+
 TEST(CommandPipelineTest, DropUnsentUnlessKeepsTheBytesOfWhatItKeepsAndRecordsEpochs) {
   CommandPipeline p;
   PushGet(p, 1, 0);
