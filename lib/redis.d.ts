@@ -54,9 +54,9 @@ export interface ClientOptions {
    */
   keyPrefix?: string | Buffer;
   /**
-   * After a failed connection attempt: `times` (1, 2, …) → the wait in ms before the next,
-   * or null (anything not a number) to stop: the client then ends ('end'). An established
-   * connection that drops reconnects at once first. Default: the built-in backoff.
+   * Asked before every reconnect, the first after a drop too: `times` (1, 2, … since the
+   * last connection that worked) → the wait in ms, or null (anything not a number) to stop:
+   * the client then ends ('end'). Default: the built-in backoff, which never gives up.
    */
   retryStrategy?: ((times: number) => number | null | undefined | void) | null;
   /**

@@ -286,7 +286,7 @@ const CLIENT_OPTIONS = new Set([
 ]);
 // Options of ioredis and node-redis that users bring along, and what to do instead.
 const FOREIGN_OPTIONS = {
-  enableOfflineQueue: 'commands wait for a connection within commandTimeout (bounded by maxQueue), and fail fast once Redis is known to be down',
+  enableOfflineQueue: 'commands wait for a connection within commandTimeout (bounded by maxQueue), and fail fast once Redis is known to be down unless maxRetriesPerRequest lets them wait',
   enableReadyCheck: "'ready' is emitted once the server has answered",
   autoResubscribe: 'client.subscribe() always resubscribes after a reconnect, and emits subscriptionGap',
   autoResendUnfulfilledCommands: 'a written command is never resent (its outcome is unknown); see maxRetriesPerRequest for unsent ones',

@@ -82,8 +82,10 @@ class ReplyListener {
   // one array reply, one element per reply the unit asked for.
   virtual void OnReply(void* token, uint32_t flags, const redisReply* reply) = 0;
   // A message on a subscriber connection (an array: "message", channel, payload or
-  // "pmessage", pattern, channel, payload or "smessage", channel, payload), delivered like a
-  // reply. Only sinks created as subscribers send these.
+  // "pmessage", pattern, channel, payload or "smessage", channel, payload), delivered from
+  // inside the read that completed it, between BeginSettle and EndSettle like a reply (the
+  // listener may call back into the sink; the read stops if that closes the connection).
+  // Only sinks created as subscribers send these.
   virtual void OnPush(const redisReply* /*message*/) {}
   virtual void OnFailure(void* token, uint32_t flags, const ClientError& error) = 0;
   // A connection or breaker event, delivered at a safe point (a later turn of the loop,
