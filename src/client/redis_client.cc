@@ -646,6 +646,12 @@ bool RedisClient::OnReply(redisReply* reply) {
         } else {
           CloseBreaker();
         }
+      } else if (reply->type != REDIS_REPLY_ERROR && breaker_.state() == BreakerState::kOpen &&
+                 breaker_.reason() != BreakerReason::kFailures) {
+        // A probe that timed out, answered late: Redis is reachable and answering. Only a
+        // breaker opened by failures waits for a timed probe; nothing else would come to
+        // close this one while calls go elsewhere.
+        CloseBreaker();
       }
       return false;
     case CommandKind::kUser:
