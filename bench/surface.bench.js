@@ -7,17 +7,20 @@
 //             at 1 and 512 in flight; a second call() contender on the same client (an A/A
 //             pair) shows how far two identical contenders drift apart on this machine, so
 //             "method within noise of call()" is a figure, not an impression; ioredis's
-//             incr / hset for reference
+//             incr / hset for reference. Then the synchronous part of a call alone (the only
+//             part where the two differ), timed over bursts of calls, which resolves tens of
+//             nanoseconds where the rates cannot
 //   multi     a transaction of 10 commands (5 × SET, 5 × INCR of one counter), through
 //             each client's multi() … exec(), at 1 and 64 transactions in flight
 //   pipeline  100 commands (50 SET, 50 GET, alternating), through hirecache's and ioredis's
 //             pipeline() … exec(); node-redis has no pipeline object: its closest forms,
 //             multi() … execAsPipeline() and 100 calls issued in one tick with Promise.all,
 //             are shown and labelled as such; at 1 and 16 pipelines in flight
+//   At 1 in flight, one GET per round trip runs beside the batches as their floor.
 //
 //   node bench/surface.bench.js         BENCH_ROUNDS=8 BENCH_ROUND_MS=300 by default
-//   BENCH_SECTIONS=multi BENCH_CLIENTS=hirecache node --cpu-prof bench/surface.bench.js
-//                                       only some sections / contenders (for profiling)
+//   BENCH_SECTIONS=multi BENCH_CLIENTS=hirecache BENCH_IN_FLIGHT=1 node --cpu-prof bench/surface.bench.js
+//                                       only some sections / contenders / levels (for profiling)
 //
 // Every reply is checked, so a client that fails fast, or hands a reply to the wrong
 // caller, cannot look fast: each contender INCRs counters of its own, and each INCR must
@@ -25,8 +28,8 @@
 // was new; a transaction must return 'OK' five times and five consecutive counts (exactly
 // the next five of its counter); every GET of a pipeline must return its key's own value,
 // compared in full, and every SET 'OK'. Ratios are the median over rounds of the two
-// contenders' speeds in the same round (they ran seconds apart, so the machine's drift
-// mostly cancels), with the lowest and highest round in brackets.
+// contenders' speeds in the same round (they ran about a second apart, so the machine's
+// drift mostly cancels), with the lowest and highest round in brackets.
 const fs = require('fs');
 const os = require('os');
 const IORedis = require('ioredis');
@@ -37,9 +40,11 @@ const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
 const ROUND_MS = h.envNumber('BENCH_ROUND_MS', 300);
 const SECTIONS = (process.env.BENCH_SECTIONS || 'methods,multi,pipeline').split(',');
 const ONLY_CLIENTS = process.env.BENCH_CLIENTS || '';
-const METHOD_IN_FLIGHT = [1, 512];
-const MULTI_IN_FLIGHT = [1, 64];
-const PIPELINE_IN_FLIGHT = [1, 16];
+// BENCH_IN_FLIGHT (e.g. "1"), when set, replaces every section's levels (for profiling).
+const levels = (fallback) => (process.env.BENCH_IN_FLIGHT ? process.env.BENCH_IN_FLIGHT.split(',').map(Number) : fallback);
+const METHOD_IN_FLIGHT = levels([1, 512]);
+const MULTI_IN_FLIGHT = levels([1, 64]);
+const PIPELINE_IN_FLIGHT = levels([1, 16]);
 const KEY_SPACE = 10000;
 const VALUE_BYTES = 100;
 const MULTI_SETS = 5;
@@ -232,12 +237,31 @@ const BURST = 512;
 const BURSTS_PER_ROUND = 25;
 
 /**
+ * A deterministic shuffle (xorshift32 seeded by `seed`): the order of the contenders in one
+ * cycle of bursts. A fixed or rotated order keeps each contender behind the same neighbour,
+ * whose garbage and cache footprint its burst inherits every time; a shuffled order spreads
+ * that over all of them.
+ */
+function shuffled(list, seed) {
+  const out = [...list];
+  let x = seed | 0 || 1;
+  for (let i = out.length - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/**
  * The synchronous part of a call, the only part where a generated method and call() differ
  * (both hand the command to the same native queue, which writes on a later turn): BURST
  * commands started in a tight loop, timed, then awaited and checked, untimed. Contenders take
- * turns burst by burst, BURSTS_PER_ROUND times a round, in an order rotated each round, after
- * one warm-up round. Resolves a Map from contender name to { rounds: [{ issueNs }] }, a
- * round's figure being the median over its bursts of nanoseconds per command.
+ * turns burst by burst in a shuffled order, BURSTS_PER_ROUND times a round, after one warm-up
+ * round. Resolves a Map from contender name to { rounds: [{ issueNs }] }, a round's figure
+ * being the median over its bursts of nanoseconds per command.
  */
 async function issueCost(field, command) {
   // Any sequence number will do (the checks follow the key); each contender continues its own.
@@ -245,10 +269,9 @@ async function issueCost(field, command) {
   const out = new Map(field.map((c) => [c.name, { rounds: [] }]));
   const promises = new Array(BURST);
   for (let r = -1; r < ROUNDS; r++) {
-    const order = field.map((_, i) => field[(i + Math.max(r, 0)) % field.length]);
     const samples = new Map(field.map((c) => [c.name, []]));
     for (let b = 0; b < BURSTS_PER_ROUND; b++) {
-      for (const c of order) {
+      for (const c of shuffled(field, (r + 2) * 7919 + b)) {
         const { run, check } = c[command];
         const first = next.get(c.name);
         const t0 = h.now();
@@ -283,7 +306,7 @@ async function runMethods(client, io) {
       rows.push({ command, inFlight, field, res });
     }
     h.exposeGc()();
-    issue.set(command, await issueCost(field, command));
+    issue.set(command, await issueCost(field.filter((c) => !c.baseline), command));
   }
   return { rows, issue, field };
 }
@@ -357,7 +380,7 @@ function reportMethods({ rows, issue, field: contenders }, machine) {
   const issueRows = [];
   for (const [command, res] of issue) {
     if (issueRows.length) issueRows.push({ separator: true });
-    for (const c of contenders) {
+    for (const c of contenders.filter((x) => res.has(x.name))) {
       const r = res.get(c.name);
       issueRows.push({
         command,
@@ -378,16 +401,18 @@ function reportMethods({ rows, issue, field: contenders }, machine) {
         h.targetLine(
           `${command.toLowerCase()}() issues as fast as call('${command}') within noise`,
           m.median >= lo && m.median <= hi,
-          `method/call ${fmtSpread(m, 3)}; A/A ${fmtSpread(a, 3)}; the method's extra ${Math.round(extraNs)} ns ` +
-            `is ${h.fmtPercent(extraNs / cpuNs)} of call()'s ${Math.round(cpuNs)} ns of client CPU per command at 512 in flight`,
+          `method/call ${fmtSpread(m, 3)}; A/A ${fmtSpread(a, 3)}; the method's extra ${Math.round(extraNs)} ns` +
+            (Number.isFinite(cpuNs)
+              ? ` is ${h.fmtPercent(extraNs / cpuNs)} of call()'s ${Math.round(cpuNs)} ns of client CPU per command at 512 in flight`
+              : ''),
         ),
       );
     }
   }
   console.log(
     `\nissue cost: the synchronous part of a call (up to handing the command to the client's queue), ${BURST} calls ` +
-      `in a tight loop, timed, then awaited and checked; contenders take turns burst by burst, ${BURSTS_PER_ROUND} bursts each ` +
-      `a round, median of ${ROUNDS} rounds after a warm-up round\n`,
+      `in a tight loop, timed, then awaited and checked; hirecache's contenders take turns burst by burst in a shuffled order, ` +
+      `${BURSTS_PER_ROUND} bursts each a round, median of ${ROUNDS} rounds after a warm-up round\n`,
   );
   h.printTable(
     [
@@ -398,7 +423,6 @@ function reportMethods({ rows, issue, field: contenders }, machine) {
     ],
     issueRows,
   );
-  console.log('\nioredis writes to its socket inside the call, so its issue cost is not comparable; shown for reference.');
   if (verdicts.length) console.log(`\nClaim (generated methods cost nothing measurable over call()):\n${verdicts.join('\n')}`);
 }
 
@@ -479,7 +503,7 @@ function multiContenders(client, io, nr) {
       check: k.checkValues,
     });
   }
-  return out.filter((c) => wanted(c.name));
+  return [...out.filter((c) => wanted(c.name)), ...roundTripFloor(client)];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -561,7 +585,7 @@ function pipelineContenders(client, io, nr) {
     },
     check: pipelineOk,
   });
-  return out.filter((c) => wanted(c.name));
+  return [...out.filter((c) => wanted(c.name)), ...roundTripFloor(client)];
 }
 
 /** Writes every read key with its value (no TTL), pipelined, through a separate connection. */
@@ -570,6 +594,25 @@ async function preloadReads(admin) {
   for (let i = 0; i < KEY_SPACE; i++) pipe.set(READ_KEYS[i], READ_VALUES[i]);
   const res = await pipe.exec();
   if (res.some(([err, v]) => err || v !== 'OK')) throw new Error('preload failed');
+}
+
+/**
+ * At 1 in flight a transaction or a pipeline is one round trip, and on this machine a round
+ * trip is mostly the kernel's and the scheduler's time, whoever the client: one GET per round
+ * trip, shown at that level only, is the floor under every row (it counts as one "batch").
+ */
+function roundTripFloor(client) {
+  if (!client) return [];
+  return [
+    {
+      name: 'floor: one GET per round trip (hirecache client.get)',
+      floor: true,
+      onlyAt: 1,
+      commandsPer: 1,
+      run: (seq) => client.get(READ_KEYS[keyIndex(seq)]),
+      check: (v, seq) => v === READ_VALUES[keyIndex(seq)],
+    },
+  ].filter((c) => wanted(c.name));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -581,8 +624,9 @@ async function runBatches(kind, field, levels) {
   }
   const rows = [];
   for (const inFlight of levels) {
-    const res = await h.alternate(field, (c) => measure(c.run, inFlight, c.check), { rounds: ROUNDS });
-    rows.push({ kind, inFlight, field, res });
+    const here = field.filter((c) => c.onlyAt === undefined || c.onlyAt === inFlight);
+    const res = await h.alternate(here, (c) => measure(c.run, inFlight, c.check), { rounds: ROUNDS });
+    rows.push({ kind, inFlight, field: here, res });
   }
   return rows;
 }
@@ -601,7 +645,7 @@ function reportBatches(title, unit, commandsPer, rows, machine) {
         inFlight,
         name: c.name,
         ops: h.fmtInt(r.median.opsPerSec),
-        cmds: h.fmtInt(r.median.opsPerSec * commandsPer),
+        cmds: h.fmtInt(r.median.opsPerSec * (c.commandsPer || commandsPer)),
         vsBase: fmtSpread(vs),
         cpu: fmtSpread(cpuVs),
         cpuUs: h.fmtInt(r.median.cpuUsPerOp),
@@ -610,7 +654,9 @@ function reportBatches(title, unit, commandsPer, rows, machine) {
         p99: h.fmtMicros(r.median.p99Ms),
       });
       if (base && c.name.startsWith('hirecache')) {
-        verdicts.push(h.targetLine(`${c.name} at ${inFlight} in flight >= 2x ioredis`, vs.median >= 2, fmtSpread(vs, 3)));
+        const floor = field.find((x) => x.floor);
+        const bound = floor ? `; a bare round trip reaches ${h.fmtRatio(pairedRatio(res.get(floor.name), res.get(base.name), 'opsPerSec').median, 2)}` : '';
+        verdicts.push(h.targetLine(`${c.name} at ${inFlight} in flight >= 2x ioredis`, vs.median >= 2, `${fmtSpread(vs, 3)}${bound}`));
       }
     }
   }
