@@ -199,10 +199,18 @@ void ClientWrap::AddArgument(napi_value v) {
     }
     args_.Append(buf, static_cast<size_t>(r.ptr - buf));
   } else {
-    bool is_buffer = false;
-    napi_is_buffer(env, v, &is_buffer);
-    if (!is_buffer) {
-      throw Napi::TypeError::New(env, "command arguments must be strings, Buffers or numbers");
+    // Bytes come as a Buffer or a Uint8Array; another view (a DataView, a Float64Array) is
+    // most likely a mistake, and its bytes depend on the machine's endianness.
+    bool is_typed = false;
+    napi_typedarray_type typed_type = napi_int8_array;
+    napi_is_typedarray(env, v, &is_typed);
+    if (is_typed) {
+      napi_get_typedarray_info(env, v, &typed_type, nullptr, nullptr, nullptr, nullptr);
+    }
+    if (!is_typed || typed_type != napi_uint8_array) {
+      throw Napi::TypeError::New(env,
+                                 "command arguments must be strings, Buffers (or Uint8Arrays) or "
+                                 "numbers");
     }
     void* data = nullptr;
     size_t len = 0;
