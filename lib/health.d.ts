@@ -31,6 +31,19 @@ export interface HealthReport {
     inFlight: number;
     queued: number;
   };
+  /**
+   * The pub/sub connection, once anything was subscribed (absent before). Informational: it
+   * does not change status. renewingSince: epoch ms since when the subscriptions are being
+   * renewed after a lost connection, or null.
+   */
+  pubsub?: {
+    state: ClientState;
+    channels: number;
+    patterns: number;
+    shardChannels: number;
+    renewingSince: number | null;
+    lastError: { code: string | null; message: string } | null;
+  };
   fallback: {
     enabled: boolean;
     /** A store exists (from the first call of an outage until Redis is back). */

@@ -428,6 +428,11 @@ class RedisClient extends EventEmitter {
     return this.#subscriptions.unsubscribe(kind, args[0], args[1]);
   }
 
+  /** Internal, for health(): the pub/sub connection's state, or null when nothing was ever subscribed. */
+  _pubsubStatus() {
+    return this.#subscriptions === null ? null : this.#subscriptions.status();
+  }
+
   /** The channels, patterns and shard channels subscribed. */
   subscriptions() {
     return this.#subscriptions === null ? { channels: [], patterns: [], shardChannels: [] } : this.#subscriptions.list();

@@ -235,6 +235,23 @@ class Subscriptions {
     });
   }
 
+  /**
+   * For health(): the subscriber connection's state, how many names of each kind are held,
+   * and since when they are being renewed after a lost connection (null when they are not).
+   */
+  status() {
+    const conn = this.#conn;
+    const s = conn === null ? null : conn.status();
+    return {
+      state: s === null ? 'idle' : s.state,
+      channels: this.#subs.channel.size,
+      patterns: this.#subs.pattern.size,
+      shardChannels: this.#subs.shard.size,
+      renewingSince: this.#lostAt === 0 ? null : this.#lostAt,
+      lastError: s === null ? null : s.lastError,
+    };
+  }
+
   /** The subscribed names of each kind. */
   list() {
     return {

@@ -214,13 +214,18 @@ function buildReport({ client: clientSource, cache, limiters, connect }) {
   const decided = decide({ redisServes, fallbackServes: fallback.enabled, authRefused });
   // A cache whose settings are refused serves nothing at all.
   if (cacheError) Object.assign(decided, { status: 'error' });
-  return {
+  const report = {
     ...decided,
     redis,
     fallback,
     cache: cacheSection,
     limiters: limiterReports,
   };
+  // Pub/sub has a connection of its own: how it fares, once anything was subscribed. It does
+  // not change the status: messages are not what an API's requests wait for.
+  const pubsub = safely(() => client._pubsubStatus());
+  if (pubsub) report.pubsub = pubsub;
+  return report;
 }
 
 /**
