@@ -82,11 +82,22 @@ class Subscriptions {
       else if (type === 'connect' && this.#lostAt !== 0) this.#resubscribe();
     });
     this.#conn = conn;
-    this.#pinger = setInterval(() => {
-      if (this.#count() > 0) conn._command(0, 'PING').catch(() => {});
-    }, PING_EVERY_MS);
-    this.#pinger.unref();
     return conn;
+  }
+
+  // While anything is subscribed: a PING now and then (see PING_EVERY_MS), on a timer that
+  // keeps the process alive as ioredis's subscriber socket does: a worker whose only job is
+  // to listen must not exit, and the client must not be collected while it listens.
+  #keepAlive() {
+    const listening = this.#count() > 0 && !this.#closed;
+    if (listening && this.#pinger === null) {
+      this.#pinger = setInterval(() => {
+        if (this.#conn !== null) this.#conn._command(0, 'PING').catch(() => {});
+      }, PING_EVERY_MS);
+    } else if (!listening && this.#pinger !== null) {
+      clearInterval(this.#pinger);
+      this.#pinger = null;
+    }
   }
 
   #count() {
@@ -181,6 +192,7 @@ class Subscriptions {
         subs.get(n).add({ listener, buffers });
       }
     }
+    this.#keepAlive();
     if (fresh.length > 0) {
       const conn = this.#connection();
       const done = conn._unitReplies(KINDS[kind].subscribe, fresh).then(confirmed).then(
@@ -194,6 +206,7 @@ class Subscriptions {
             subs.delete(n);
             pending.delete(n);
           }
+          this.#keepAlive();
           // A deadline says nothing of whether Redis subscribed: undo it, in case.
           if (err && err.code === 'ETIMEDOUT') conn._unitReplies(KINDS[kind].unsubscribe, fresh).catch(() => {});
           throw err;
@@ -227,6 +240,7 @@ class Subscriptions {
         gone.push(n);
       }
     }
+    this.#keepAlive();
     if (gone.length === 0 || this.#conn === null) return Promise.resolve(this.#count());
     return this.#conn._unitReplies(KINDS[kind].unsubscribe, gone).then(() => this.#count(), (err) => {
       // Unsubscribed here whatever happened: a message for it is no longer delivered.
@@ -264,8 +278,7 @@ class Subscriptions {
   /** Closes the subscriber connection (quit: graceful; otherwise at once). */
   close(graceful) {
     this.#closed = true;
-    if (this.#pinger !== null) clearInterval(this.#pinger);
-    this.#pinger = null;
+    this.#keepAlive();
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     const conn = this.#conn;

@@ -166,3 +166,30 @@ test('quit() closes the pub/sub connection too', async () => {
   });
   expect(await numsub(ch('closing'))).toEqual({ [ch('closing')]: 0 });
 });
+
+describe('a process that only listens', () => {
+  const { spawn } = require('child_process');
+  const path = require('path');
+  const script = (url, channel) => `
+    const { createClient } = require(${JSON.stringify(path.join(__dirname, '../../../lib/redis'))});
+    const client = createClient({ url: ${JSON.stringify(url)}, logger: false });
+    client.subscribe(${JSON.stringify(channel)}, async (message) => {
+      console.log('got ' + message);
+      await client.unsubscribe(${JSON.stringify(channel)});
+      await client.quit();
+    }).then(() => console.log('subscribed'));
+  `;
+
+  test('stays alive while subscribed (as with ioredis), and exits once it unsubscribed and quit', async () => {
+    const child = spawn(process.execPath, ['-e', script(suite.db.url, ch('wake'))], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await waitFor(() => out.includes('subscribed'), { what: 'the child to subscribe' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(child.exitCode).toBeNull(); // nothing else keeps it alive
+    await publish(ch('wake'), 'up');
+    expect(await exited).toBe(0);
+    expect(out).toContain('got up');
+  });
+});
