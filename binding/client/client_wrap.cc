@@ -534,6 +534,18 @@ void ClientWrap::OnFailure(void* token, uint32_t flags, const ClientError& error
   napi_reject_deferred(env_, deferred, MakeClientError(error));
 }
 
+// The error carries what the unit's answered commands replied, as `replies` (an array in
+// order, error replies as Error elements).
+void ClientWrap::OnUnitFailure(void* token, uint32_t flags, const ClientError& error,
+                               const redisReply* so_far) {
+  if (tearing_down_) return;
+  napi_value err = MakeClientError(error);
+  napi_value too_large = nullptr;
+  napi_value replies = ConvertReply(so_far, flags, &too_large);
+  if (too_large == nullptr) napi_set_named_property(env_, err, "replies", replies);
+  napi_reject_deferred(env_, static_cast<napi_deferred>(token), err);
+}
+
 void ClientWrap::OnBreakerState(BreakerState state, uint64_t openings) {
   if (breaker_cell_data_ == nullptr || tearing_down_) return;
   breaker_cell_data_[0] = static_cast<uint32_t>(state);

@@ -56,6 +56,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void EndSettle() override;
   void OnReply(void* token, uint32_t flags, const redisReply* reply) override;
   void OnFailure(void* token, uint32_t flags, const ClientError& error) override;
+  void OnUnitFailure(void* token, uint32_t flags, const ClientError& error,
+                     const redisReply* so_far) override;
   void OnEvent(const ClientEvent& event) override;
   void OnPush(const redisReply* message) override;
   void OnBreakerState(BreakerState state, uint64_t openings) override;

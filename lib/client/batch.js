@@ -139,8 +139,9 @@ class Multi extends CommandBatch {
 /**
  * client.pipeline(): exec() queues the commands as one unit (they still share the
  * connection's automatic pipelining) and resolves ioredis's shape: one [error, result]
- * pair per command. If the connection is lost after they were written, each pair carries
- * that error (ERR_OUTCOME_UNKNOWN): none of them is resent.
+ * pair per command. If the connection is lost after they were written, the commands already
+ * answered keep their results and each other pair carries that error (ERR_OUTCOME_UNKNOWN):
+ * none of them is resent.
  */
 class Pipeline extends CommandBatch {
   constructor(client, commands) {
@@ -151,9 +152,15 @@ class Pipeline extends CommandBatch {
     if (this.length === 0) return withCallback(Promise.resolve([]), callback);
     const n = this.length;
     const { shapes, buffers, replies } = this._send(false);
+    const pair = (v, i) => (v instanceof Error ? [v, undefined] : [null, shape(v, shapes[i], buffers)]);
     const done = replies.then(
-      (all) => all.map((v, i) => (v instanceof Error ? [v, undefined] : [null, shape(v, shapes[i], buffers)])),
-      (err) => Array.from({ length: n }, () => [err, undefined]),
+      (all) => all.map(pair),
+      // The connection died (or the unit was refused): the commands that were answered keep
+      // their results (err.replies), the others carry the error.
+      (err) => {
+        const answered = Array.isArray(err.replies) ? err.replies : [];
+        return Array.from({ length: n }, (_, i) => (i < answered.length ? pair(answered[i], i) : [err, undefined]));
+      },
     );
     return withCallback(done, callback);
   }

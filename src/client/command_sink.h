@@ -88,6 +88,12 @@ class ReplyListener {
   // Only sinks created as subscribers send these.
   virtual void OnPush(const redisReply* /*message*/) {}
   virtual void OnFailure(void* token, uint32_t flags, const ClientError& error) = 0;
+  // A unit that failed (its connection died) after some of its replies arrived: `so_far`
+  // is an array of those, in order. By default, a plain failure.
+  virtual void OnUnitFailure(void* token, uint32_t flags, const ClientError& error,
+                             const redisReply* /*so_far*/) {
+    OnFailure(token, flags, error);
+  }
   // A connection or breaker event, delivered at a safe point (a later turn of the loop,
   // inside BeginSettle/EndSettle, never inside a call into the sink): the listener may call
   // back into the sink.

@@ -1007,8 +1007,21 @@ void RedisClient::Fail(void* token, uint32_t flags, Outcome outcome, const Clien
 
 void RedisClient::FailWritten(const ClientError& error) {
   size_t failed = 0;
+  // The oldest written entry may be a unit with some of its replies in: its caller learns
+  // those with the failure (a pipeline's answered commands did run).
+  void* partial_token = !unit_replies_.empty() ? pipeline_.OldestWritten().token : nullptr;
   pipeline_.FailWritten([&](void* token, uint32_t flags) {
-    Fail(token, flags, Outcome::kUnknown, error);
+    if (token != nullptr && token == partial_token) {
+      if (options_.metrics)
+        metrics_.Count(static_cast<Verb>(flags >> kSinkFlagsShift), Outcome::kUnknown);
+      redisReply so_far{};
+      so_far.type = REDIS_REPLY_ARRAY;
+      so_far.elements = unit_replies_.size();
+      so_far.element = unit_replies_.data();
+      listener_->OnUnitFailure(token, flags & kCallerFlagsMask, error, &so_far);
+    } else {
+      Fail(token, flags, Outcome::kUnknown, error);
+    }
     ++failed;
   });
   DropUnitReplies();

@@ -2,7 +2,8 @@
 // client.pipeline(): the commands are queued as one unit and exec() resolves ioredis's
 // shape, one [error, result] pair per command in order, an error reply as the pair's error.
 // Other callers' commands of the same turn still get their own replies. Lost after it was
-// written, every pair carries ERR_OUTCOME_UNKNOWN and nothing is resent. A blocking command
+// written, every pair not yet answered carries ERR_OUTCOME_UNKNOWN and nothing is resent
+// (the answered ones keep their results). A blocking command
 // is refused when it is queued: it would hold every command behind it on the shared
 // connection.
 const { CommandRefusedError, OutcomeUnknownError, ReplyError } = require('../../../lib/errors');
@@ -138,4 +139,26 @@ test.each([
   expect(suite.proxy.stats.toServer.bytes).toBe(before);
   // What was queued before it is still there, and the builder goes on.
   await expect(p.call('GET', 'before-blocking').exec()).resolves.toEqual([[null, 'OK'], [null, '1']]);
+});
+
+test('connection lost after some of the pipeline was answered: those keep their results, the rest carry ERR_OUTCOME_UNKNOWN', async () => {
+  const { commandServer } = require('../../helpers/fake-servers');
+  // Answers the first two commands of each connection, then drops it before the third.
+  const server = await commandServer((argv, conn) => {
+    conn.count = (conn.count || 0) + 1;
+    if (conn.count === 1) return '+OK\r\n';
+    if (conn.count === 2) return ':7\r\n';
+    conn.socket.destroy();
+    return null;
+  });
+  try {
+    const client = suite.open({ url: server.url });
+    const pairs = await client.pipeline().set('a', '1').incr('n').get('a').exec();
+    expect(pairs[0]).toEqual([null, 'OK']);
+    expect(pairs[1]).toEqual([null, 7]);
+    expect(pairs[2][0]).toBeInstanceOf(OutcomeUnknownError);
+    expect(pairs[2][0].code).toBe('ERR_OUTCOME_UNKNOWN');
+  } finally {
+    await server.close();
+  }
 });
