@@ -755,11 +755,22 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
   }
   if (breaker_.enabled()) {
     uint64_t now_ms = read_now_us_ / 1000;
-    if (reply->type == REDIS_REPLY_ERROR && IsUnavailableReply(reply)) {
+    // A unit is judged by its replies: one saying the server cannot serve is its failure.
+    const redisReply* judged = reply;
+    if (cmd.unit) {
+      for (size_t i = 0; i < reply->elements; ++i) {
+        const redisReply* e = reply->element[i];
+        if (e->type == REDIS_REPLY_ERROR && IsUnavailableReply(e)) {
+          judged = e;
+          break;
+        }
+      }
+    }
+    if (judged->type == REDIS_REPLY_ERROR && IsUnavailableReply(judged)) {
       // The server is up but cannot serve (loading, busy with a script, no master, or it
       // wants a password that was not given): the last error, reported once per run of
       // such replies, and a failure for the breaker.
-      std::string_view text(reply->str, reply->len);
+      std::string_view text(judged->str, judged->len);
       std::string_view code = ErrorCodeOf(text);
       if (!has_last_error_ || last_error_.code != code || !refusing_) {
         ClientError error{ErrorKind::kConnection, std::string(code),

@@ -162,3 +162,20 @@ test('connection lost after some of the pipeline was answered: those keep their 
     await server.close();
   }
 });
+
+test('a pipeline answered with LOADING counts as a failure for the breaker, as a single command would', async () => {
+  const { commandServer } = require('../../helpers/fake-servers');
+  const server = await commandServer(() => '-LOADING Redis is loading the dataset in memory\r\n');
+  try {
+    const client = suite.open({ url: server.url, breaker: { failureThreshold: 2, failureRatePercent: 0 } });
+    client.on('error', () => {});
+    await client.pipeline().get('a').get('b').exec();
+    expect(client.breakerState).toBe('closed');
+    const pairs = await client.pipeline().get('a').exec();
+    expect(pairs[0][0].code).toBe('LOADING');
+    expect(client.breakerState).toBe('open');
+    expect(client.status().lastError.code).toBe('LOADING');
+  } finally {
+    await server.close();
+  }
+});
