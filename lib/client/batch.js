@@ -4,7 +4,7 @@
 // settles them all, and the core writes them with everything else of the same turn.
 const { refusal, isBlocking, upper } = require('./rules');
 const { CommandRefusedError } = require('../errors');
-const { installCommands, withCallback } = require('./commands');
+const { installCommands, withCallback, transformOf } = require('./commands');
 const { clientConstants } = require('../binding');
 
 const { REPLY_BUFFERS } = clientConstants.commandFlags;
@@ -40,12 +40,12 @@ class CommandBatch {
 
   /** Queues any command; returns the builder. */
   call(command, ...args) {
-    return this._queue(false, command, args, undefined);
+    return this._queue(false, command, args, transformOf(command));
   }
 
   /** Queues any command whose bulk replies come back as Buffers. */
   callBuffer(command, ...args) {
-    return this._queue(true, command, args, undefined);
+    return this._queue(true, command, args, transformOf(command));
   }
 
   /** Internal: queues one command (name as given, args already normalized). */

@@ -14,7 +14,7 @@ const { BlockingPool, runBlocking } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
-const { installCommands, prefixKeys, withCallback } = require('./commands');
+const { installCommands, prefixKeys, withCallback, transformOf } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -249,12 +249,16 @@ class RedisClient extends EventEmitter {
    * is sent.
    */
   call(command, ...args) {
-    return this.#route(0, command, args);
+    const transform = transformOf(command);
+    const p = this.#route(0, command, args);
+    return transform === undefined ? p : p.then(transform);
   }
 
   /** Like call(), with bulk replies as Buffers. */
   callBuffer(command, ...args) {
-    return this.#route(REPLY_BUFFERS, command, args);
+    const transform = transformOf(command);
+    const p = this.#route(REPLY_BUFFERS, command, args);
+    return transform === undefined ? p : p.then(transform);
   }
 
   /** Internal: a command by its lower-case name, with its arguments as an array (the generated methods). */

@@ -125,6 +125,17 @@ function pairsToObject(reply) {
 const replyTransforms = Object.freeze({
   hgetall: pairsToObject,
 });
+const TRANSFORMS = new Map(Object.entries(replyTransforms));
+const TRANSFORM_LENGTHS = new Set([...TRANSFORMS.keys()].map((name) => name.length));
+
+/**
+ * The reply transform of a command named in any case (call('HGETALL') resolves an object, as
+ * client.hgetall() does), or undefined.
+ */
+function transformOf(command) {
+  if (typeof command !== 'string' || !TRANSFORM_LENGTHS.has(command.length)) return undefined;
+  return TRANSFORMS.get(command.toLowerCase());
+}
 
 /**
  * A new array of command `name`'s arguments (normalized, see normalizeArgs) with `prefix` (a
@@ -284,5 +295,6 @@ function installCommands(proto, send, replyBuffersFlag, { chain = false } = {}) 
 }
 
 module.exports = {
-  COMMANDS, normalizeArgs, replyTransforms, prefixKeys, installCommands, commandMethods, handWritten, withCallback,
+  COMMANDS, normalizeArgs, replyTransforms, transformOf, prefixKeys, installCommands, commandMethods, handWritten,
+  withCallback,
 };

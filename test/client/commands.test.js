@@ -71,6 +71,11 @@ describe('hashes', () => {
     await expect(client.hget('h', 'missing')).resolves.toBeNull();
     await expect(client.hgetall('h')).resolves.toEqual({ name: 'Ada', visits: '3' });
     await expect(client.hgetall('no such hash')).resolves.toEqual({});
+    // By name, in any case, through call(), callBuffer() and the builders too.
+    await expect(client.call('HGETALL', 'h')).resolves.toEqual({ name: 'Ada', visits: '3' });
+    await expect(client.callBuffer('hgetall', 'h')).resolves.toEqual({ name: Buffer.from('Ada'), visits: Buffer.from('3') });
+    await expect(client.multi().call('HGETALL', 'h').exec()).resolves.toEqual([{ name: 'Ada', visits: '3' }]);
+    await expect(client.pipeline().call('HgetAll', 'h').exec()).resolves.toEqual([[null, { name: 'Ada', visits: '3' }]]);
   });
 
   test('hset takes an object or a Map of fields', async () => {
