@@ -201,20 +201,21 @@ void ClientWrap::AddArgument(napi_value v) {
   } else {
     // Bytes come as a Buffer or a Uint8Array; another view (a DataView, a Float64Array) is
     // most likely a mistake, and its bytes depend on the machine's endianness.
-    bool is_typed = false;
     napi_typedarray_type typed_type = napi_int8_array;
-    napi_is_typedarray(env, v, &is_typed);
-    if (is_typed) {
-      napi_get_typedarray_info(env, v, &typed_type, nullptr, nullptr, nullptr, nullptr);
-    }
-    if (!is_typed || typed_type != napi_uint8_array) {
+    void* data = nullptr;
+    size_t len = 0;
+    if (napi_get_typedarray_info(env, v, &typed_type, &len, &data, nullptr, nullptr) != napi_ok ||
+        typed_type != napi_uint8_array) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value ignored;
+        napi_get_and_clear_last_exception(env, &ignored);
+      }
       throw Napi::TypeError::New(env,
                                  "command arguments must be strings, Buffers (or Uint8Arrays) or "
                                  "numbers");
     }
-    void* data = nullptr;
-    size_t len = 0;
-    napi_get_buffer_info(env, v, &data, &len);
     if (len > max_value_bytes_) ThrowValueTooLarge(len);
     args_.Append(static_cast<const char*>(data), len);
   }

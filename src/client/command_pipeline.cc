@@ -13,21 +13,18 @@ constexpr size_t kKeepOutbufCapacity = 1024 * 1024;
 
 void CommandPipeline::Push(const std::string_view* argv, size_t argc, void* token, uint32_t flags,
                            uint64_t deadline_ms, CommandKind kind, uint64_t submitted_us) {
-  // All or nothing: a command half encoded would put the stream out of step.
-  size_t before = outbuf_.size();
-  try {
-    size_t len = AppendCommand(outbuf_, argv, argc);
-    fifo_.push_back(PendingCommand{token, deadline_ms, submitted_us, len, flags, kind, false});
-    fifo_.back().epoch = epoch_;
-  } catch (...) {
-    outbuf_.resize(before);
-    throw;
-  }
+  PushEntry(CommandUnit{argv, &argc, 1, 1}, false, token, flags, deadline_ms, kind, submitted_us);
 }
 
 void CommandPipeline::PushUnit(const CommandUnit& unit, void* token, uint32_t flags,
                                uint64_t deadline_ms, uint64_t submitted_us) {
+  PushEntry(unit, true, token, flags, deadline_ms, CommandKind::kUser, submitted_us);
+}
+
+void CommandPipeline::PushEntry(const CommandUnit& unit, bool as_unit, void* token, uint32_t flags,
+                                uint64_t deadline_ms, CommandKind kind, uint64_t submitted_us) {
   assert(unit.replies >= 1);
+  // All or nothing: a command half encoded would put the stream out of step.
   size_t before = outbuf_.size();
   try {
     const std::string_view* argv = unit.argv;
@@ -35,9 +32,9 @@ void CommandPipeline::PushUnit(const CommandUnit& unit, void* token, uint32_t fl
       AppendCommand(outbuf_, argv, unit.argcs[i]);
       argv += unit.argcs[i];
     }
-    PendingCommand cmd{token, deadline_ms,        submitted_us, outbuf_.size() - before,
-                       flags, CommandKind::kUser, false};
-    cmd.unit = true;
+    PendingCommand cmd{token, deadline_ms, submitted_us, outbuf_.size() - before,
+                       flags, kind,        false};
+    cmd.unit = as_unit;
     cmd.one_command = unit.commands == 1;
     cmd.replies = unit.replies;
     cmd.epoch = epoch_;

@@ -61,6 +61,9 @@ class CommandPipeline {
   // `unit.replies` replies; all or nothing, as Push.
   void PushUnit(const CommandUnit& unit, void* token, uint32_t flags, uint64_t deadline_ms,
                 uint64_t submitted_us = 0);
+  // Either: `unit` as one entry of its own (as_unit), or its one command as a plain entry.
+  void PushEntry(const CommandUnit& unit, bool as_unit, void* token, uint32_t flags,
+                 uint64_t deadline_ms, CommandKind kind, uint64_t submitted_us);
 
   // Takes back the command just pushed (still unsent), with its bytes.
   void DropLast();
@@ -113,10 +116,6 @@ class CommandPipeline {
 
   // The earliest deadline of an unsettled command, or 0 when none has one.
   uint64_t NextDeadline() const;
-  // The deadline of the first unsent command (0: none, or nothing unsent); O(1).
-  uint64_t FirstUnsentDeadline() const {
-    return unsent() > 0 && !fifo_[written_].settled ? fifo_[written_].deadline_ms : 0;
-  }
   // The deadline of the oldest written command (0: none, or nothing written).
   uint64_t OldestWrittenDeadline() const { return written_ > 0 ? fifo_.front().deadline_ms : 0; }
 

@@ -41,6 +41,8 @@ constexpr uint32_t kSettleWhenBreakerOpens = 1u << 20;  // waiting when the brea
 // Only if not written yet: a written one waits for its reply (the limiter's decisions, which
 // Redis may be about to answer).
 constexpr uint32_t kSettleUnsentWhenBreakerOpens = 1u << 21;
+// Either of the two: the caller has somewhere else to go (the cache, the limiter).
+constexpr uint32_t kHasFallback = kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens;
 // Blocks by design (BLPOP, WAIT… with a timeout of its own): no deadline from
 // command_timeout, and while it is the oldest written command the silence it causes is
 // neither a stall nor a dead connection. Its owner keeps a guard of its own.

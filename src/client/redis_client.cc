@@ -125,13 +125,13 @@ SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* to
   flags = (flags & kCallerFlagsMask) | (static_cast<uint32_t>(verb) << kSinkFlagsShift);
   // An attempt that has connected and is in its handshake is not down: commands queue
   // behind the handshake (a subscriber renewing its subscriptions on 'connect').
-  bool down = state_ == ClientState::kDown ||
-              (state_ == ClientState::kConnecting && reconnect_attempts_ > 0 && !handshaking_);
+  bool down = state_ == ClientState::kDown || (state_ == ClientState::kConnecting &&
+                                               reconnect_attempts_ > 0 && handshake_pending_ == 0);
   // An open breaker refuses every call, except that a stall (often a blip: a busy host, a
   // slow command) refuses only the calls that have somewhere else to go (the cache's and
   // the limiter's, flagged): a plain call keeps its place and waits for its reply or its
   // deadline, as with any client.
-  bool has_fallback = (flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0;
+  bool has_fallback = (flags & kHasFallback) != 0;
   bool refuse =
       !breaker_.closed() && (breaker_.reason() != BreakerReason::kStalled || has_fallback);
   // maxRetriesPerRequest > 0: a plain call waits for the connection through that many
@@ -156,12 +156,8 @@ SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* to
                           : now_us / 1000 + options_.command_timeout_ms;
   size_t pending = PendingWriteBytes();
   size_t waiting_before = pipeline_.unsent_bytes() + pending;
-  if (!is_unit) {
-    pipeline_.Push(unit.argv, unit.argcs[0], token, flags, deadline, CommandKind::kUser,
-                   options_.metrics ? now_us : 0);
-  } else {
-    pipeline_.PushUnit(unit, token, flags, deadline, options_.metrics ? now_us : 0);
-  }
+  pipeline_.PushEntry(unit, is_unit, token, flags, deadline, CommandKind::kUser,
+                      options_.metrics ? now_us : 0);
   if (waiting_before > 0 && pipeline_.unsent_bytes() + pending > options_.max_queue_bytes) {
     pipeline_.DropLast();
     RefuseEarly(token, flags,
@@ -281,9 +277,7 @@ void RedisClient::OnIdle() {
 void RedisClient::StartConnect() {
   state_ = ClientState::kConnecting;
   connect_started_ms_ = MonotonicNowMs();
-  uv_timer_start(
-      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
-      options_.connect_timeout_ms, 0);
+  StartStateTimer(options_.connect_timeout_ms);
   ConnectionOptions co;
   co.host = options_.host;
   co.port = options_.port;
@@ -299,7 +293,6 @@ void RedisClient::StartConnect() {
 void RedisClient::OnConnected() {
   ++connections_opened_;
   connect_started_ms_ = MonotonicNowMs();  // the handshake's wait starts now
-  handshaking_ = true;
   Emit({ClientEventType::kConnect});
   StartHandshake();
 }
@@ -347,7 +340,6 @@ void RedisClient::StartHandshake() {
 void RedisClient::OnHandshakeDone() {
   uv_timer_stop(state_timer_.get());
   state_ = quit_requested_ ? ClientState::kClosing : ClientState::kReady;
-  handshaking_ = false;
   reconnect_attempts_ = 0;
   owner_retries_ = 0;
   connected_at_ms_ = MonotonicNowMs();
@@ -388,7 +380,6 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   uv_timer_stop(state_timer_.get());
   // Handshake commands of this attempt go with it; user commands were never written.
   pipeline_.FailWritten([](void*, uint32_t) {});
-  DropUnitReplies();
   handshake_pending_ = 0;
   ++reconnect_attempts_;
   ++backoff_level_;
@@ -396,10 +387,7 @@ void RedisClient::FailConnectAttempt(const ClientError& error) {
   pipeline_.set_epoch(++failed_attempts_);
   probe_pending_ = false;
   if (quit_requested_ || !options_.reconnect) {
-    // No further attempt: everything still waiting fails now.
-    quit_requested_ = true;
-    FailUnsent(error);
-    CloseHandles();
+    EndNow(error);
     return;
   }
   // Callers waiting for this connection learn at once that Redis is unreachable, and so
@@ -429,9 +417,7 @@ void RedisClient::FailConnection(const ClientError& error) {
                               error.code + "); it may or may not have run"});
   drain_then_reconnect_ = false;
   if (quit_requested_) {
-    FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
-                           "the client was closed before the command was sent"});
-    CloseHandles();
+    EndNow(ClosedBeforeSent());
     return;
   }
   LoseConnection(error);
@@ -444,12 +430,9 @@ void RedisClient::LoseConnection(const ClientError& error) {
   if (!options_.reconnect) {
     // A connection of its own (a WATCH, a blocking command): what it held is gone with it,
     // so it ends instead of reconnecting, whatever ended it (a drop, a READONLY reply).
-    quit_requested_ = true;
-    FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
-                           "the connection to Redis was lost (" + error.code +
-                               ") before the command was sent; this connection does not "
-                               "reconnect"});
-    CloseHandles();
+    EndNow(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                       "the connection to Redis was lost (" + error.code +
+                           ") before the command was sent; this connection does not reconnect"});
     return;
   }
   if (MonotonicNowMs() - connected_at_ms_ >= kStableConnectionMs) backoff_level_ = 0;
@@ -478,25 +461,20 @@ void RedisClient::ScheduleReconnect() {
   ClientEvent event{ClientEventType::kReconnecting};
   event.delay_ms = delay;
   event.attempt = reconnect_attempts_;
-  if (options_.owner_schedules_reconnect) {
-    // The owner's retry strategy picks the wait and calls ReconnectIn() (or closes); it is
-    // told how many times it was asked since the last connection that worked.
+  // With a retry strategy of the owner's, it picks the wait and calls ReconnectIn() (or
+  // closes); it is told how many times it was asked since the last connection that worked.
+  bool owner = options_.owner_schedules_reconnect;
+  if (owner) {
     event.owner_decides = true;
     event.attempt = ++owner_retries_;
-    Emit(std::move(event));
-    return;
   }
   Emit(std::move(event));
-  uv_timer_start(
-      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
-      delay, 0);
+  if (!owner) StartStateTimer(delay);
 }
 
 void RedisClient::ReconnectIn(uint32_t delay_ms) {
   if (state_ != ClientState::kDown || closing_handles_ || quit_requested_) return;
-  uv_timer_start(
-      state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
-      delay_ms, 0);
+  StartStateTimer(delay_ms);
 }
 
 void RedisClient::OnStateTimer() {
@@ -513,16 +491,28 @@ void RedisClient::OnStateTimer() {
 
 // quit() waits for replies, but not forever: after the command timeout (or the connect
 // timeout when commands have none) it disconnects.
-void RedisClient::StartQuitDeadline() {
-  uint32_t ms =
-      options_.command_timeout_ms != 0 ? options_.command_timeout_ms : options_.connect_timeout_ms;
+void RedisClient::StartQuitDeadline() { StartStateTimer(ProbeTimeoutMs()); }
+
+// The connect deadline, the backoff, or quit()'s limit: one timer, one at a time.
+void RedisClient::StartStateTimer(uint64_t ms) {
   uv_timer_start(
       state_timer_.get(), [](uv_timer_t* t) { static_cast<RedisClient*>(t->data)->OnStateTimer(); },
       ms, 0);
 }
 
+// No further attempt: what waits fails with `error`, and the client closes.
+void RedisClient::EndNow(const ClientError& error) {
+  quit_requested_ = true;
+  FailUnsent(error);
+  CloseHandles();
+}
+
+ClientError RedisClient::ClosedBeforeSent() {
+  return ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
+                     "the client was closed before the command was sent"};
+}
+
 void RedisClient::CloseConnection() {
-  handshaking_ = false;
   if (conn_ == nullptr) return;
   conn_->Close();
   conn_ = nullptr;
@@ -558,7 +548,9 @@ void RedisClient::Flush() {
   if (pipeline_.unsent() == 0) return;
   // A command whose deadline passed before it could be written (the loop stalled after it
   // was issued) is dropped, not sent: its caller is told ETIMEDOUT, so it must never run.
-  uint64_t next = pipeline_.FirstUnsentDeadline();
+  // NextDeadline, not the first unsent one's: a command without a deadline (a blocking one)
+  // may lead the unsent commands.
+  uint64_t next = pipeline_.NextDeadline();
   uint64_t now = next != 0 ? MonotonicNowMs() : 0;
   if (next != 0 && next <= now) {
     ExpireDeadlines(now);  // Settles callers: JS may run and change the state.
@@ -965,7 +957,7 @@ void RedisClient::OnBreakerOpened() {
                           ") before Redis answered; it may or may not have run"};
   size_t settled = 0;
   pipeline_.SettleFlagged(
-      kSettleWhenBreakerOpens, kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens,
+      kSettleWhenBreakerOpens, kHasFallback,
       [&](void* token, uint32_t flags) {
         Fail(token, flags, Outcome::kUnknown, written);
         ++settled;
@@ -1051,9 +1043,8 @@ void RedisClient::FailUnsentPastRetries(const ClientError& error) {
   size_t failed = 0;
   pipeline_.DropUnsentUnless(
       [&](const PendingCommand& c) {
-        bool has_fallback =
-            (c.flags & (kSettleWhenBreakerOpens | kSettleUnsentWhenBreakerOpens)) != 0;
-        return !has_fallback && (limit == kRetryForever || failed_attempts_ - c.epoch <= limit);
+        return (c.flags & kHasFallback) == 0 &&
+               (limit == kRetryForever || failed_attempts_ - c.epoch <= limit);
       },
       [&](void* token, uint32_t flags) {
         Fail(token, flags, Outcome::kError, error);
@@ -1111,9 +1102,7 @@ void RedisClient::Quit() {
     case ClientState::kDown: {
       // Commands kept for the next attempt (maxRetriesPerRequest) will not get one.
       SettleScope scope(listener_);
-      FailUnsent(ClientError{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
-                             "the client was closed before the command was sent"});
-      CloseHandles();
+      EndNow(ClosedBeforeSent());
       break;
     }
     case ClientState::kConnecting:

@@ -111,6 +111,9 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void DropUnitReplies();
   void FailUnsentPastRetries(const ClientError& error);
   bool BlockingAhead() const;
+  void StartStateTimer(uint64_t ms);
+  void EndNow(const ClientError& error);
+  static ClientError ClosedBeforeSent();
   void YieldAfterSlice();
   void OnReadEnd() override;
   void OnWriteDrained() override;
@@ -207,7 +210,6 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   ClientError deferred_connect_failure_;
   bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
   bool quit_requested_ = false;
-  bool handshaking_ = false;  // connected; the handshake's replies are awaited
   bool flush_scheduled_ = false;
   bool deadline_armed_ = false;
   bool closing_handles_ = false;
