@@ -17,6 +17,7 @@ const { FallbackStore } = require('./fallback-store');
 const { LostInvalidations } = require('./lost-invalidations');
 const { nextTurn } = require('./next-turn');
 const { MemoryStore } = require('../store/memory-store');
+const { prefixKey } = require('../client/commands');
 
 const { clientConstants } = require('../binding');
 
@@ -126,10 +127,7 @@ class RedisCache {
 
   /** The key as Redis stores it: with the client's keyPrefix. */
   #k(key) {
-    const kp = this.#kp;
-    if (kp === '') return key;
-    if (typeof kp === 'string' && typeof key === 'string') return kp + key;
-    return Buffer.concat([Buffer.from(kp), Buffer.from(key)]);
+    return this.#kp === '' ? key : prefixKey(this.#kp, key);
   }
 
   #ks(keys) {

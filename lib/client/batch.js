@@ -8,6 +8,8 @@ const { installCommands, withCallback, transformOf } = require('./commands');
 const { clientConstants } = require('../binding');
 
 const { REPLY_BUFFERS } = clientConstants.commandFlags;
+// _queue's transform when the command was named by the caller: the name's own transform.
+const BY_NAME = Symbol('by name');
 
 /** A reply asked for as Buffers turned back into strings (for the commands that wanted strings). */
 function toStrings(value) {
@@ -40,12 +42,12 @@ class CommandBatch {
 
   /** Queues any command; returns the builder. */
   call(command, ...args) {
-    return this._queue(false, command, args, transformOf(command));
+    return this._queue(false, command, args, BY_NAME);
   }
 
   /** Queues any command whose bulk replies come back as Buffers. */
   callBuffer(command, ...args) {
-    return this._queue(true, command, args, transformOf(command));
+    return this._queue(true, command, args, BY_NAME);
   }
 
   /** Internal: queues one command (name as given, args already normalized). */
@@ -54,12 +56,14 @@ class CommandBatch {
       throw new TypeError(`${this.#kind}: a command name must be a string, got ${typeof command}`);
     }
     const name = upper(command);
+    const lower = name.toLowerCase();
+    if (transform === BY_NAME) transform = typeof command === 'string' ? transformOf(lower) : undefined;
     const why = refusal(name, args);
     if (why !== null) refuse(`${this.#kind}()`, name, why);
     if (this.#kind === 'pipeline' && isBlocking(name, args)) {
       refuse('pipeline()', name, 'a blocking command would hold every command behind it on the shared connection; call it on the client (it runs on a connection of its own) or in multi(), where it does not block');
     }
-    this.#commands.push([command, ...this.#client._keyArgs(name, args)]);
+    this.#commands.push([command, ...this.#client._keyArgs(lower, args)]);
     this.#shapes.push(buffers || transform ? { buffers, transform } : null);
     return this;
   }

@@ -54,10 +54,6 @@ class BlockingPool {
     this.#guardMs = guardMs;
   }
 
-  get size() {
-    return this.#idle.length + this.#busy.size;
-  }
-
   /** Runs one blocking command on a connection of the pool (see runBlocking). */
   async run(flags, name, args, timeoutMs) {
     if (this.#closed) throw new ClientClosedError(`${name}: the client was closed`, 'ERR_CLIENT_CLOSED');

@@ -14,7 +14,7 @@ const { BlockingPool, runBlocking } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
-const { installCommands, prefixKeys, withCallback, transformOf } = require('./commands');
+const { installCommands, prefixKey, prefixKeysOf, withCallback, transformOf } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -249,30 +249,34 @@ class RedisClient extends EventEmitter {
    * is sent.
    */
   call(command, ...args) {
-    const transform = transformOf(command);
-    const p = this.#route(0, command, args);
-    return transform === undefined ? p : p.then(transform);
+    return this.#callAs(0, command, args);
   }
 
   /** Like call(), with bulk replies as Buffers. */
   callBuffer(command, ...args) {
-    const transform = transformOf(command);
-    const p = this.#route(REPLY_BUFFERS, command, args);
+    return this.#callAs(REPLY_BUFFERS, command, args);
+  }
+
+  // A command named by the caller: in any case, as a string or bytes; the reply transform of
+  // its name applies (call('HGETALL') resolves an object).
+  #callAs(flags, command, args) {
+    const lower = typeof command === 'string' ? command.toLowerCase() : upper(command).toLowerCase();
+    const p = this.#dispatch(flags, command, lower, args);
+    const transform = typeof command === 'string' ? transformOf(lower) : undefined;
     return transform === undefined ? p : p.then(transform);
   }
 
   /** Internal: a command by its lower-case name, with its arguments as an array (the generated methods). */
   _invoke(flags, name, args) {
-    return this.#route(flags, name, args);
+    return this.#dispatch(flags, name, name, args);
   }
 
-  // Every command a caller names goes through here: a command that would change the shared
-  // connection's state is refused, a blocking one goes to a connection of its own, and the
-  // keyPrefix is applied to the key arguments.
-  #route(flags, command, args) {
-    const lower = typeof command === 'string' ? command.toLowerCase() : upper(command).toLowerCase();
+  // Every command goes through here: a command that would change the shared connection's
+  // state is refused, a blocking one goes to a connection of its own, and the keyPrefix is
+  // applied to the key arguments.
+  #dispatch(flags, command, lower, args) {
     if (SPECIAL.has(lower)) return this.#special(flags, command, lower, args);
-    if (this.#keyPrefix !== '') args = this._keyArgs(lower, args);
+    if (this.#keyPrefix !== '') args = prefixKeysOf(lower, args, this.#keyPrefix);
     return this.#native.command(flags, command, ...args);
   }
 
@@ -283,7 +287,7 @@ class RedisClient extends EventEmitter {
       const where = this.#dedicated ? 'on this connection' : 'on the shared connection';
       throw new CommandRefusedError(`${name} refused ${where}: ${why}`, 'ERR_COMMAND_REFUSED');
     }
-    if (this.#keyPrefix !== '') args = this._keyArgs(lower, args);
+    if (this.#keyPrefix !== '') args = prefixKeysOf(lower, args, this.#keyPrefix);
     if (isBlocking(name, args)) {
       // On the shared client, a connection of the pool; on one of the caller's own, this
       // one, without the commandTimeout deadline (its own timeout plus commandTimeout guards it).
@@ -294,10 +298,9 @@ class RedisClient extends EventEmitter {
     return this.#native.command(flags, command, ...args);
   }
 
-  /** Internal: `args` with the keyPrefix applied to the key arguments of command `name`. */
-  _keyArgs(name, args) {
-    if (this.#keyPrefix === '') return args;
-    return prefixKeys(name.toLowerCase(), args, this.#keyPrefix);
+  /** Internal: `args` with the keyPrefix applied to the key arguments of command `lower` (lower case). */
+  _keyArgs(lower, args) {
+    return this.#keyPrefix === '' ? args : prefixKeysOf(lower, args, this.#keyPrefix);
   }
 
   /** Internal: the keyPrefix ('' for none), for the cache and the limiter's own keys. */
@@ -447,11 +450,11 @@ class RedisClient extends EventEmitter {
    * another caller's commands would run between it and EXEC.
    */
   watch(...keys) {
-    return this.#route(0, 'WATCH', keys.flat());
+    return this.#dispatch(0, 'WATCH', 'watch', keys.flat());
   }
 
   unwatch() {
-    return this.#route(0, 'UNWATCH', []);
+    return this.#dispatch(0, 'UNWATCH', 'unwatch', []);
   }
 
   /**
@@ -466,12 +469,12 @@ class RedisClient extends EventEmitter {
   }
 
   get(key, callback) {
-    const p = this.#native.get(0, this.#keyPrefix === '' ? key : this.#prefixed(key));
+    const p = this.#native.get(0, this.#keyPrefix === '' ? key : prefixKey(this.#keyPrefix, key));
     return callback === undefined ? p : withCallback(p, callback);
   }
 
   getBuffer(key, callback) {
-    const p = this.#native.get(REPLY_BUFFERS, this.#keyPrefix === '' ? key : this.#prefixed(key));
+    const p = this.#native.get(REPLY_BUFFERS, this.#keyPrefix === '' ? key : prefixKey(this.#keyPrefix, key));
     return callback === undefined ? p : withCallback(p, callback);
   }
 
@@ -484,21 +487,16 @@ class RedisClient extends EventEmitter {
   set(key, value, ...rest) {
     const callback = typeof rest[rest.length - 1] === 'function' ? rest.pop() : undefined;
     let p;
+    const k = this.#keyPrefix === '' ? key : prefixKey(this.#keyPrefix, key);
     if (rest.length === 0 || (rest.length === 1 && rest[0] === undefined)) {
-      p = this.#route(0, 'SET', [key, value]);
+      p = this.#native.command(0, 'SET', k, value);
     } else if (rest.length === 1 && typeof rest[0] === 'number') {
       checkTtl(rest[0]);
-      p = this.#native.setex(0, this.#keyPrefix === '' ? key : this.#prefixed(key), value, rest[0]);
+      p = this.#native.setex(0, k, value, rest[0]);
     } else {
-      p = this.#route(0, 'SET', [key, value, ...rest]);
+      p = this.#native.command(0, 'SET', k, value, ...rest);
     }
     return callback === undefined ? p : withCallback(p, callback);
-  }
-
-  #prefixed(key) {
-    const kp = this.#keyPrefix;
-    if (typeof kp === 'string' && typeof key === 'string') return kp + key;
-    return Buffer.concat([Buffer.from(kp), Buffer.isBuffer(key) ? key : Buffer.from(String(key))]);
   }
 
   /**

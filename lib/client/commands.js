@@ -126,15 +126,23 @@ const replyTransforms = Object.freeze({
   hgetall: pairsToObject,
 });
 const TRANSFORMS = new Map(Object.entries(replyTransforms));
-const TRANSFORM_LENGTHS = new Set([...TRANSFORMS.keys()].map((name) => name.length));
 
 /**
- * The reply transform of a command named in any case (call('HGETALL') resolves an object, as
- * client.hgetall() does), or undefined.
+ * The reply transform of a command by its lower-case name (call('HGETALL') resolves an
+ * object, as client.hgetall() does), or undefined.
  */
-function transformOf(command) {
-  if (typeof command !== 'string' || !TRANSFORM_LENGTHS.has(command.length)) return undefined;
-  return TRANSFORMS.get(command.toLowerCase());
+function transformOf(lower) {
+  return TRANSFORMS.get(lower);
+}
+
+/**
+ * `key` with `prefix` (a string or a Buffer) before it: a string when both are text (a number
+ * key as its decimal), otherwise a Buffer of the prefix's bytes and the key's.
+ */
+function prefixKey(prefix, key) {
+  if (typeof prefix === 'string' && !(key instanceof Uint8Array)) return prefix + key;
+  const head = typeof prefix === 'string' ? Buffer.from(prefix) : prefix;
+  return Buffer.concat([head, key instanceof Uint8Array ? key : Buffer.from(String(key))]);
 }
 
 /**
@@ -146,26 +154,19 @@ function transformOf(command) {
  * (a module's) is returned unprefixed, as ioredis does. Never changes `args`.
  */
 function prefixKeys(name, args, prefix) {
-  const stringPrefix = typeof prefix === 'string';
-  if (!stringPrefix && !(prefix instanceof Uint8Array)) {
+  if (typeof prefix !== 'string' && !(prefix instanceof Uint8Array)) {
     throw invalidParameterError('prefix', 'a string or a Buffer', prefix, { where: 'prefixKeys' });
   }
+  return prefixKeysOf(String(name).toLowerCase(), args, prefix);
+}
+
+/** prefixKeys for a name already in lower case and a prefix already checked (the client's). */
+function prefixKeysOf(lower, args, prefix) {
   const out = args.slice();
-  const command = String(name).toLowerCase();
-  if (!table.exists(command)) return out;
-  let bytes = stringPrefix ? null : prefix; // the prefix as bytes, made when a key needs them
-  for (const i of table.getKeyIndexes(command, out)) {
+  if (!table.exists(lower)) return out;
+  for (const i of table.getKeyIndexes(lower, out)) {
     // A numkeys larger than the keys given points past the end: Redis refuses the command.
-    if (i >= out.length) continue;
-    const key = out[i];
-    if (key instanceof Uint8Array) {
-      if (bytes === null) bytes = Buffer.from(prefix);
-      out[i] = Buffer.concat([bytes, key]);
-    } else if (stringPrefix) {
-      out[i] = prefix + key;
-    } else {
-      out[i] = Buffer.concat([prefix, Buffer.from(String(key))]);
-    }
+    if (i < out.length) out[i] = prefixKey(prefix, out[i]);
   }
   return out;
 }
@@ -295,6 +296,6 @@ function installCommands(proto, send, replyBuffersFlag, { chain = false } = {}) 
 }
 
 module.exports = {
-  COMMANDS, normalizeArgs, replyTransforms, transformOf, prefixKeys, installCommands, commandMethods, handWritten,
-  withCallback,
+  COMMANDS, normalizeArgs, replyTransforms, transformOf, prefixKey, prefixKeys, prefixKeysOf, installCommands,
+  commandMethods, handWritten, withCallback,
 };

@@ -7,7 +7,7 @@
 // (a host gone, a NAT entry dropped) is noticed by its missing answer within twice the
 // commandTimeout, then reconnected and resubscribed, instead of after TCP keep-alive's
 // minutes of silence.
-const { ProtocolError } = require('../errors');
+const { ProtocolError, ClientClosedError } = require('../errors');
 
 const PING_EVERY_MS = 15000;
 
@@ -116,12 +116,7 @@ class Subscriptions {
     Promise.all(sent).then(
       () => {
         this.#lostAt = 0;
-        this.#parent.emit('subscriptionGap', {
-          from, to: Date.now(),
-          channels: [...this.#subs.channel.keys()],
-          patterns: [...this.#subs.pattern.keys()],
-          shardChannels: [...this.#subs.shard.keys()],
-        });
+        this.#parent.emit('subscriptionGap', { from, to: Date.now(), ...this.list() });
       },
       // Tried again shortly, and on the next 'connect': the subscriptions must not stay
       // listed while nothing is subscribed.
@@ -149,25 +144,26 @@ class Subscriptions {
       map = kind === 'smessage' ? this.#subs.shard : this.#subs.channel;
       [, channel, payload] = parts;
     }
-    const key = (pattern || channel).toString();
+    // Each part decoded once.
     const channelText = channel.toString();
+    const patternText = pattern === null ? null : pattern.toString();
     const text = payload.toString();
     // ioredis's events on the client, then each subscription's listeners.
     const parent = this.#parent;
     if (kind === 'pmessage') {
-      parent.emit('pmessage', pattern.toString(), channelText, text);
+      parent.emit('pmessage', patternText, channelText, text);
       parent.emit('pmessageBuffer', pattern, channel, payload);
     } else {
       const event = kind === 'smessage' ? 'smessage' : 'message';
       parent.emit(event, channelText, text);
       parent.emit(`${event}Buffer`, channel, payload);
     }
-    const entries = map.get(key);
+    const entries = map.get(patternText ?? channelText);
     if (entries === undefined) return;
     for (const { listener, buffers } of entries) {
       try {
         if (buffers) listener(payload, channel, pattern);
-        else listener(text, channelText, pattern === null ? null : pattern.toString());
+        else listener(text, channelText, patternText);
       } catch (err) {
         process.nextTick(() => { throw err; });
       }
@@ -291,7 +287,6 @@ class Subscriptions {
 }
 
 function closedError(api) {
-  const { ClientClosedError } = require('../errors');
   return new ClientClosedError(`${api}: the client was closed`, 'ERR_CLIENT_CLOSED');
 }
 
