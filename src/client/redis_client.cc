@@ -559,13 +559,11 @@ void RedisClient::Flush() {
     if (pipeline_.unsent() == 0) return;
   }
   size_t in_flight = pipeline_.written();
-  if (in_flight >= options_.max_in_flight) return;  // Replies will make room.
-  if (in_flight == 0) {
-    progress_at_ms_ = MonotonicNowMs();  // The server's wait starts now.
-    if (breaker_.enabled() && breaker_.closed()) ArmTimerAt(progress_at_ms_ + breaker_.stall_ms());
-  }
+  if (in_flight >= options_.max_in_flight) return;         // Replies will make room.
+  if (in_flight == 0) progress_at_ms_ = MonotonicNowMs();  // The server's wait starts now.
   pipeline_.TakeUnsent(options_.max_in_flight - in_flight, kMaxWriteBytes, write_buffer_);
   WriteOrFail(write_buffer_);
+  if (in_flight == 0) ArmTimerAt(StallAt());  // the stall clock, by its one rule
 }
 
 // The bytes left the pipeline before the write: a failed write settles callers, whose JS
@@ -786,6 +784,13 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
 
 void RedisClient::OnDeadlineTimer() {
   deadline_armed_ = false;
+  // Woken for a wait that has since moved on (replies came in): nothing is due yet, and
+  // nothing is read, settled or built. Reading the socket could only move these later.
+  uint64_t wake = NextWakeMs();
+  if (wake == 0 || wake > MonotonicNowMs()) {
+    ArmTimerAt(wake);
+    return;
+  }
   uint64_t due = timer_wake_ms_;
   // libuv runs timers before it polls sockets: after a stall of the loop, replies may be
   // waiting in the socket already. They win over their deadlines.
@@ -828,6 +833,8 @@ void RedisClient::OnDeadlineTimer() {
 // Settles every command whose deadline is at or before `now` with ETIMEDOUT (written ones
 // keep their slots; unsent ones are dropped and never run).
 void RedisClient::ExpireDeadlines(uint64_t now) {
+  uint64_t next = pipeline_.NextDeadline();
+  if (next == 0 || next > now) return;  // nothing is due: no scope, no error to build
   SettleScope scope(listener_);
   ClientError timeout{
       ErrorKind::kTimeout, "ETIMEDOUT",
@@ -850,6 +857,11 @@ void RedisClient::ExpireDeadlines(uint64_t now) {
 // count as a stall, and the breaker's probe.
 void RedisClient::ArmDeadlineTimer() {
   if (closing_handles_) return;
+  ArmTimerAt(NextWakeMs());
+}
+
+// The earliest of the moments above, or 0 when none applies.
+uint64_t RedisClient::NextWakeMs() const {
   uint64_t wake = 0;
   auto consider = [&wake](uint64_t at) {
     if (at != 0 && (wake == 0 || at < wake)) wake = at;
@@ -866,7 +878,7 @@ void RedisClient::ArmDeadlineTimer() {
       breaker_.reason() == BreakerReason::kFailures) {
     consider(breaker_.probe_at_ms());
   }
-  ArmTimerAt(wake);
+  return wake;
 }
 
 // Makes the deadline timer fire no later than `wake_ms` (0: no need).

@@ -163,6 +163,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   // Deadlines.
   void ArmTimerAt(uint64_t wake_ms);
   void ArmDeadlineTimer();
+  uint64_t NextWakeMs() const;
   void OnDeadlineTimer();
   void ExpireDeadlines(uint64_t now);
 
