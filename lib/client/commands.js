@@ -6,7 +6,7 @@
 // object, an optional trailing callback. The table also says where a command's keys are, for
 // the client's key prefix (prefixKeys).
 const table = require('@ioredis/commands');
-const { invalidParameterError } = require('../util/validate');
+const { invalidParameterError, describe } = require('../util/validate');
 
 // Names that are a JavaScript identifier as they are: the table's names are lowercase
 // already, and the one with a dash (restore-asking, internal to a cluster) is left to call().
@@ -140,6 +140,11 @@ function transformOf(lower) {
  * key as its decimal), otherwise a Buffer of the prefix's bytes and the key's.
  */
 function prefixKey(prefix, key) {
+  const type = typeof key;
+  if (type !== 'string' && type !== 'number' && type !== 'bigint' && !(key instanceof Uint8Array)) {
+    // As the addon refuses it without a prefix: never a key named "app:undefined".
+    throw new TypeError(`a key must be a string, a Buffer or a number, got ${describe(key)}`);
+  }
   if (typeof prefix === 'string' && !(key instanceof Uint8Array)) return prefix + key;
   const head = typeof prefix === 'string' ? Buffer.from(prefix) : prefix;
   return Buffer.concat([head, key instanceof Uint8Array ? key : Buffer.from(String(key))]);

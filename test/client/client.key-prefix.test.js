@@ -131,3 +131,11 @@ test('keyPrefix must be a string or a Buffer', () => {
   expect(() => createClient({ keyPrefix: 5 })).toThrow(/option keyPrefix must be a string or a Buffer/);
   expect(() => createClient({ keyPrefix: {} })).toThrow(/keyPrefix/);
 });
+
+test('a key that is not a string, a Buffer or a number is refused as it is without a prefix, never sent as "app:undefined"', () => {
+  for (const bad of [undefined, null, true, {}]) {
+    expect(() => client.call('GET', bad)).toThrow(TypeError);
+    expect(() => client.get(bad)).toThrow(TypeError);
+    expect(() => client.set(bad, 'v')).toThrow(TypeError);
+  }
+});
