@@ -7,6 +7,14 @@ export class HirecacheError extends Error {
 export class ReplyError extends HirecacheError {}
 /** Redis could not be reached or the connection failed: ECONNREFUSED, ENOTFOUND, ETIMEDOUT, ECONNRESET, WRONGPASS… */
 export class ConnectionError extends HirecacheError {}
+/**
+ * TLS refused the server or broke down. Codes: CERT_HAS_EXPIRED, ERR_TLS_CERT_ALTNAME_INVALID
+ * (the certificate names another host), DEPTH_ZERO_SELF_SIGNED_CERT / SELF_SIGNED_CERT_IN_CHAIN /
+ * UNABLE_TO_VERIFY_LEAF_SIGNATURE / UNABLE_TO_GET_ISSUER_CERT_LOCALLY (not trusted),
+ * ERR_TLS_HANDSHAKE (closed during the handshake), ERR_SSL_* (OpenSSL's reason, e.g. a refused
+ * protocol version or a missing client certificate).
+ */
+export class TlsError extends ConnectionError {}
 /** The command's deadline passed before its reply arrived (code ETIMEDOUT). */
 export class CommandTimeoutError extends HirecacheError {}
 /** The command was written, then the connection died: it may or may not have run (code ERR_OUTCOME_UNKNOWN). */
@@ -19,7 +27,7 @@ export class ClientClosedError extends HirecacheError {}
 export class ProtocolError extends HirecacheError {}
 /** A configuration value is invalid (code ERR_INVALID_CONFIG, or ERR_REDIS_DISABLED). */
 export class ConfigError extends HirecacheError {}
-/** A feature this version does not support was asked for, such as TLS (code ERR_UNSUPPORTED). */
+/** A feature or option this version does not support was asked for (code ERR_UNSUPPORTED). */
 export class UnsupportedError extends HirecacheError {}
 /** A command that would change the shared connection's state was refused; the message names the API to use instead. Code ERR_COMMAND_REFUSED. */
 export class CommandRefusedError extends HirecacheError {}

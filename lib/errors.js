@@ -17,6 +17,15 @@ class ReplyError extends HirecacheError {}
 /** Redis could not be reached or the connection failed (ECONNREFUSED, ENOTFOUND, ETIMEDOUT…). */
 class ConnectionError extends HirecacheError {}
 
+/**
+ * TLS refused the server or broke down: the certificate is not trusted
+ * (DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE…), has expired
+ * (CERT_HAS_EXPIRED), names another host (ERR_TLS_CERT_ALTNAME_INVALID), the handshake failed
+ * (ERR_TLS_HANDSHAKE, or OpenSSL's reason as ERR_SSL_…, e.g. a refused protocol version).
+ * A kind of ConnectionError.
+ */
+class TlsError extends ConnectionError {}
+
 /** The command's deadline (commandTimeout) passed before its reply arrived. Code ETIMEDOUT. */
 class CommandTimeoutError extends HirecacheError {}
 
@@ -38,7 +47,7 @@ class ProtocolError extends HirecacheError {}
 /** A configuration value (environment variable or option) is invalid. Code ERR_INVALID_CONFIG. */
 class ConfigError extends HirecacheError {}
 
-/** A feature that this version does not support was asked for (e.g. TLS). Code ERR_UNSUPPORTED. */
+/** A feature or option that this version does not support was asked for. Code ERR_UNSUPPORTED. */
 class UnsupportedError extends HirecacheError {}
 
 /**
@@ -50,6 +59,7 @@ class CommandRefusedError extends HirecacheError {}
 const byKind = {
   reply: ReplyError,
   connection: ConnectionError,
+  tls: TlsError,
   timeout: CommandTimeoutError,
   'outcome-unknown': OutcomeUnknownError,
   'queue-full': QueueFullError,
@@ -75,6 +85,7 @@ module.exports = {
   HirecacheError,
   ReplyError,
   ConnectionError,
+  TlsError,
   CommandTimeoutError,
   OutcomeUnknownError,
   QueueFullError,

@@ -72,8 +72,12 @@ export interface ClientOptions {
   connectionName?: string;
   /** Connections kept for blocking commands (BLPOP, XREAD BLOCK…), each running one at a time. Default 4. */
   maxBlockingConnections?: number;
-  /** TLS is not supported yet: any truthy value throws UnsupportedError. */
-  tls?: false | null;
+  /**
+   * TLS, with Node's tls.connect names: true (or a rediss:// URL, or REDIS_TLS=true) for the
+   * defaults, or the settings. The server is verified unless rejectUnauthorized is false.
+   * false or null against a rediss:// URL is refused: never a plaintext fallback.
+   */
+  tls?: boolean | null | TlsOptions;
   /** Count outcomes and latencies by command in the client core (see metrics()). Default true. */
   metrics?: boolean;
   /** The circuit breaker's settings, or false for none (calls then wait for their deadlines). */
@@ -84,6 +88,25 @@ export interface ClientOptions {
    * (pino, winston…), or false for none.
    */
   logger?: false | null | Logger;
+}
+
+/** The TLS settings hirecache takes; any other tls.connect name is refused by name. */
+export interface TlsOptions {
+  /** Trusted CAs as PEM (the file's contents, not its name). Default: the system's trust store plus NODE_EXTRA_CA_CERTS. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** The client's certificate chain as PEM, for mutual TLS. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** The client's private key as PEM, encrypted with `passphrase` if that is given. */
+  key?: string | Buffer;
+  passphrase?: string;
+  /** The name the server's certificate must carry, also sent as SNI. Default: the host. */
+  servername?: string;
+  /** false skips verification of the server (a warning is logged once). Default true (unless NODE_TLS_REJECT_UNAUTHORIZED=0). */
+  rejectUnauthorized?: boolean;
+  /** Lowest protocol version accepted. Default 'TLSv1.2'. */
+  minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  /** Highest protocol version offered. Default: the highest OpenSSL supports. */
+  maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 }
 
 export interface Logger {
@@ -249,7 +272,14 @@ export class RedisClient extends EventEmitter {
   status(): ClientStatus;
   /** The core's counters: outcomes and latency histograms by command, connection and breaker counts. */
   metrics(): ClientMetrics;
-  readonly options: Readonly<Omit<ClientOptions, 'url' | 'tls'>> & { enabled: boolean };
+  readonly options: Readonly<Omit<ClientOptions, 'url' | 'tls'>> & {
+    enabled: boolean;
+    /** null for plaintext; secrets shown as '***', the trust store as 'given' or 'system'. */
+    tls: null | {
+      ca: 'given' | 'system'; cert: string; key: string; passphrase: string; servername: string;
+      rejectUnauthorized: boolean; minVersion: string; maxVersion: string;
+    };
+  };
 }
 
 /** The process-wide client (created on first call), or null when REDIS_URL=disabled. */

@@ -6,8 +6,10 @@
 const { execFileSync, spawnSync } = require('child_process');
 
 const BUILD_PACKAGES = ['cmake', 'g++', 'make', 'pkg-config', 'libhiredis-dev', 'libboost-dev'];
-// clang-format: `npm test` checks the C++ style (scripts/lint.js).
-const TEST_PACKAGES = ['redis-server', 'redis-tools', 'libuv1-dev', 'libgtest-dev', 'clang-format'];
+// clang-format: `npm test` checks the C++ style (scripts/lint.js). libssl-dev: the core's unit
+// tests, built without Node, link the system's OpenSSL (the addon uses the one inside Node);
+// openssl: the TLS suites make their certificates with it.
+const TEST_PACKAGES = ['redis-server', 'redis-tools', 'libuv1-dev', 'libgtest-dev', 'clang-format', 'libssl-dev', 'openssl'];
 
 function isInstalled(pkg) {
   // eslint-disable-next-line no-template-curly-in-string -- dpkg-query's own format, not a template

@@ -31,6 +31,8 @@ const char* KindName(ErrorKind kind) {
       return "closed";
     case ErrorKind::kProtocol:
       return "protocol";
+    case ErrorKind::kTls:
+      return "tls";
   }
   return "connection";
 }
@@ -121,6 +123,30 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   if (retries.IsNumber()) {
     int64_t n = retries.As<Napi::Number>().Int64Value();
     options.max_retries_per_request = n < 0 ? kRetryForever : static_cast<uint32_t>(n);
+  }
+  Napi::Value tls = info[0].As<Napi::Object>().Get("tls");
+  if (tls.IsObject()) {
+    OptionReader t(tls.As<Napi::Object>());
+    TlsOptions to;
+    to.ca = t.String("ca");
+    to.extra_ca = t.String("extraCa");
+    to.fallback_ca = t.String("fallbackCa");
+    to.cert = t.String("cert");
+    to.key = t.String("key");
+    to.passphrase = t.String("passphrase");
+    to.servername = t.String("servername");
+    to.reject_unauthorized = t.Bool("rejectUnauthorized", true);
+    to.min_version = static_cast<uint16_t>(t.Uint32("minVersion", to.min_version));
+    to.max_version = static_cast<uint16_t>(t.Uint32("maxVersion", to.max_version));
+    ClientError error;
+    options.tls = TlsContext::Create(to, &error);
+    std::fill(to.key.begin(), to.key.end(), '\0');
+    std::fill(to.passphrase.begin(), to.passphrase.end(), '\0');
+    if (options.tls == nullptr) {
+      Napi::Error e = Napi::Error::New(env, error.message);
+      e.Set("code", Napi::String::New(env, error.code));
+      throw e;
+    }
   }
   Napi::Value breaker = info[0].As<Napi::Object>().Get("breaker");
   if (breaker.IsBoolean() && !breaker.As<Napi::Boolean>().Value()) {

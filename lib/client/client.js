@@ -14,6 +14,7 @@ const { BlockingPool, runBlocking } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
+const { warnIfUnverified, redactTls } = require('./tls');
 const { installCommands, prefixKey, prefixKeysOf, withCallback, transformOf } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
@@ -103,13 +104,20 @@ class RedisClient extends EventEmitter {
     this.#retryStrategy = config.retryStrategy;
     this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
-    this.#native = new binding.Client({
-      ...config,
-      subscriber: internal.subscriber === true,
-      reconnect: internal.reconnect !== false,
-      ownerSchedulesReconnect: config.retryStrategy !== null,
-      maxRetriesPerRequest: config.maxRetriesPerRequest === null ? -1 : config.maxRetriesPerRequest,
-    }, nativeError);
+    try {
+      this.#native = new binding.Client({
+        ...config,
+        subscriber: internal.subscriber === true,
+        reconnect: internal.reconnect !== false,
+        ownerSchedulesReconnect: config.retryStrategy !== null,
+        maxRetriesPerRequest: config.maxRetriesPerRequest === null ? -1 : config.maxRetriesPerRequest,
+      }, nativeError);
+    } catch (err) {
+      // A TLS setting OpenSSL cannot use (a bad PEM, a wrong passphrase) is found here.
+      if (err.code === 'ERR_INVALID_CONFIG') throw new ConfigError(err.message, err.code);
+      throw err;
+    }
+    warnIfUnverified(config, this.#log);
     this.#breakerCell = this.#native.breakerCell;
     // A property, not a closure the native side holds: the client and its native half stay
     // collectable together.
@@ -575,14 +583,14 @@ class RedisClient extends EventEmitter {
 
   /** The validated settings, without the password. */
   get options() {
-    const { password, ...rest } = this.#config;
-    return { ...rest, password: password ? '***' : '' };
+    const { password, tls, ...rest } = this.#config;
+    return { ...rest, password: password ? '***' : '', tls: redactTls(tls) };
   }
 
   [util.inspect.custom](depth, opts, inspect) {
     const c = this.#config;
     const user = c.username ? `${c.username}:***@` : c.password ? ':***@' : '';
-    const where = `redis://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
+    const where = `${c.tls ? 'rediss' : 'redis'}://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
     return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
   }
 }

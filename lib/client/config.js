@@ -3,7 +3,8 @@
 // validates it, and returns the checked settings the native client receives.
 const net = require('net');
 const { inspect } = require('util');
-const { ConfigError, UnsupportedError } = require('../errors');
+const { ConfigError } = require('../errors');
+const { resolveTls } = require('./tls');
 const { clientConstants } = require('../binding');
 const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = require('../util/validate');
 
@@ -25,7 +26,7 @@ const MAX_BULK = 512 * 1024 * 1024; // Redis's own proto-max-bulk-len default.
 const MAX_DB = 2 ** 31 - 1;
 
 function configError(message, Kind = ConfigError) {
-  return new Kind(message, Kind === UnsupportedError ? 'ERR_UNSUPPORTED' : 'ERR_INVALID_CONFIG');
+  return new Kind(message, 'ERR_INVALID_CONFIG');
 }
 
 // What the option errors add to the shared vocabulary: the code every configuration error
@@ -34,7 +35,7 @@ const OPTION = { code: 'ERR_INVALID_CONFIG' };
 // A value read from the environment is not an argument: it is refused as a ConfigError.
 const ENV = { code: 'ERR_INVALID_CONFIG', ErrorClass: ConfigError };
 
-const URL_FORM = 'redis://[user[:password]@]host[:port][/db] or the word disabled';
+const URL_FORM = 'redis://[user[:password]@]host[:port][/db] (rediss:// for TLS) or the word disabled';
 // Query parameters whose values an error may show: the ones this parser reads, neither of
 // which can hold a credential. Any other parameter (?password=, ?token=) is hidden.
 const SHOWN_QUERY_KEYS = new Set(['db', 'name']);
@@ -169,13 +170,6 @@ function parseTlsFlag(name, raw) {
   throw invalidParameterError(name, 'true or false', raw, ENV);
 }
 
-function tlsUnsupported(source) {
-  return configError(
-    `${source} asks for TLS, which hirecache does not support yet; it will not fall back to a plaintext connection`,
-    UnsupportedError,
-  );
-}
-
 /**
  * The database number `raw` that the URL `text` holds (in its path or its db parameter).
  * The error shows the whole URL through redactUrl, never `raw` alone: with a password
@@ -201,12 +195,12 @@ function parseRedisUrl(name, raw) {
     // Node's error would carry the whole URL as its `input`: it is dropped here.
     throw urlError(name, 'is not a valid URL', text);
   }
-  if (url.protocol === 'rediss:') throw tlsUnsupported(name);
-  if (url.protocol !== 'redis:') throw urlError(name, 'must use the redis:// scheme', text);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw urlError(name, 'must use the redis:// or rediss:// scheme', text);
   let host = url.hostname;
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   if (!host) throw urlError(name, 'has no host', text);
   const out = { enabled: true, host };
+  if (url.protocol === 'rediss:') out.tls = true;
   if (url.port !== '') {
     // new URL() has checked that the port is digits below 65536; only 0 is left to refuse.
     out.port = Number(url.port);
@@ -344,13 +338,18 @@ function resolveConfig(env = process.env, options = {}) {
       ? fromUrl
       : { ...fromUrl, ...pickDefined(fromEnv, ['username', 'password', 'db'], fromUrl) };
   }
-  if (env.REDIS_TLS !== undefined && parseTlsFlag('REDIS_TLS', env.REDIS_TLS)) throw tlsUnsupported('REDIS_TLS');
+  const envTls = env.REDIS_TLS !== undefined && parseTlsFlag('REDIS_TLS', env.REDIS_TLS);
 
   let fromOptions = {};
   if (options.url !== undefined) fromOptions = parseRedisUrl('option url', checkType('option url', options.url, 'string', OPTION));
-  if (options.tls !== undefined && options.tls !== false && options.tls !== null) throw tlsUnsupported('option tls');
   const config = { ...DEFAULTS, ...(options.url !== undefined ? {} : fromEnv), ...fromOptions };
   if (options.url !== undefined) config.enabled = fromOptions.enabled !== false;
+  // What asked for TLS besides the tls option: the URL in use, else REDIS_TLS.
+  let tlsAskedBy = null;
+  if (options.url !== undefined) tlsAskedBy = fromOptions.tls ? 'option url' : null;
+  else if (fromEnv.tls) tlsAskedBy = 'REDIS_URL';
+  else if (envTls) tlsAskedBy = 'REDIS_TLS';
+  config.tls = config.enabled ? resolveTls(options.tls, tlsAskedBy, env) : null;
 
   const stringKeys = ['host', 'username', 'password', 'name'];
   for (const key of stringKeys) {

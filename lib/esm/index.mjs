@@ -13,6 +13,7 @@ export const {
   HirecacheError,
   ReplyError,
   ConnectionError,
+  TlsError,
   CommandTimeoutError,
   OutcomeUnknownError,
   QueueFullError,

@@ -15,6 +15,7 @@ enum class ErrorKind {
   kQueueFull,       // the bound on not-yet-sent commands was reached
   kClosed,          // quit() or disconnect() was called
   kProtocol,        // the server sent bytes the reader could not parse
+  kTls,             // TLS refused the server (certificate, name, version) or broke down
 };
 
 struct ClientError {

@@ -150,9 +150,7 @@ void Connection::OnTcpConnected(int status) {
     return;
   }
   if (!reader_.ok()) {
-    ConnectionEvents* events = events_;
-    Close();
-    events->OnConnectFailed(ClientError{ErrorKind::kConnection, "ENOMEM", "out of memory"});
+    FailConnect(ClientError{ErrorKind::kConnection, "ENOMEM", "out of memory"});
     return;
   }
   uv_tcp_nodelay(tcp_, options_.no_delay ? 1 : 0);
@@ -167,13 +165,61 @@ void Connection::OnTcpConnected(int status) {
         static_cast<Connection*>(s->data)->HandleRead(nread, buf->base);
       });
   reading_ = true;
+  if (options_.tls != nullptr) {
+    tls_ = std::make_unique<TlsSession>(options_.tls, options_.host, endpoint_);
+    if (!tls_->ok()) {
+      FailConnect(ClientError{ErrorKind::kConnection, "ENOMEM", "out of memory"});
+      return;
+    }
+    ContinueTlsHandshake();  // reports OnConnected once the handshake is done
+    return;
+  }
   events_->OnConnected();
 }
 
+void Connection::FailConnect(const ClientError& error) {
+  ConnectionEvents* events = events_;
+  Close();
+  events->OnConnectFailed(error);
+}
+
+void Connection::ContinueTlsHandshake() {
+  ClientError error;
+  TlsSession::Status status = tls_->Handshake(&error);
+  int rc = SendTlsOutput();  // the next flight, or the alert that ends a failed handshake
+  if (status == TlsSession::Status::kFailed) {
+    FailConnect(error);
+  } else if (rc != 0) {
+    FailConnect(UvError(rc, "writing to " + endpoint_ + " failed"));
+  } else if (status == TlsSession::Status::kOk) {
+    events_->OnConnected();
+    // Records that came with the handshake's last flight are read now.
+    if (!closed_ && tls_->has_input()) {
+      ConnectionEvents* events = events_;
+      events->OnReadBegin();
+      DecryptAndFeed();
+      events->OnReadEnd();
+    }
+  }
+}
+
+int Connection::SendTlsOutput() {
+  tls_out_.clear();
+  tls_->TakeOutput(tls_out_);
+  return tls_out_.empty() ? 0 : WriteRaw(tls_out_, 0);
+}
+
 int Connection::Write(std::string& bytes, size_t from) {
+  if (tls_ == nullptr) return WriteRaw(bytes, from);
+  ClientError error;
+  if (!tls_->Write(bytes.data() + from, bytes.size() - from, &error)) return UV_EPROTO;
+  return SendTlsOutput();
+}
+
+int Connection::WriteRaw(std::string& bytes, size_t from) {
   auto* stream = reinterpret_cast<uv_stream_t*>(tcp_);
   size_t len = bytes.size() - from;
-  if (!write_pending_) {
+  if (writes_pending_ == 0) {
     uv_buf_t buf = uv_buf_init(bytes.data() + from, static_cast<unsigned int>(len));
     int n = uv_try_write(stream, &buf, 1);
     if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
@@ -194,11 +240,16 @@ int Connection::Write(std::string& bytes, size_t from) {
     Connection* conn = w->conn;
     conn->pending_write_bytes_ -= w->bytes.size() - w->offset;
     delete w;
-    conn->write_pending_ = false;
+    --conn->writes_pending_;
     if (conn->closed_) return;
     if (status < 0) {
-      conn->events_->OnFailed(UvError(status, "writing to " + conn->endpoint_ + " failed"));
-    } else {
+      ClientError error = UvError(status, "writing to " + conn->endpoint_ + " failed");
+      if (conn->tls_handshaking()) {
+        conn->FailConnect(error);
+      } else {
+        conn->events_->OnFailed(error);
+      }
+    } else if (conn->writes_pending_ == 0 && !conn->tls_handshaking()) {
       conn->events_->OnWriteDrained();
     }
   });
@@ -206,7 +257,7 @@ int Connection::Write(std::string& bytes, size_t from) {
     delete req;
     return rc;
   }
-  write_pending_ = true;
+  ++writes_pending_;
   pending_write_bytes_ += req->bytes.size() - req->offset;
   return 0;
 }
@@ -231,24 +282,87 @@ void Connection::ReadNow() {
   }
 }
 
-// One read's bytes (or its error): fed to the reader in slices, each complete reply
-// delivered at once.
+// One read's bytes (or its error): over TLS, decrypted first (or taken by the handshake);
+// fed to the reader in slices, each complete reply delivered at once.
 void Connection::HandleRead(ssize_t nread, const char* data) {
   if (nread == 0 || closed_) return;
   ConnectionEvents* events = events_;
+  bool handshaking = tls_handshaking();
   if (nread < 0) {
-    events->OnFailed(
-        nread == UV_EOF
-            ? ClientError{ErrorKind::kConnection, "ECONNRESET",
-                          "Redis at " + endpoint_ + " closed the connection"}
-            : UvError(static_cast<int>(nread), "reading from " + endpoint_ + " failed"));
+    ClientError error =
+        nread == UV_EOF ? ClientError{ErrorKind::kConnection, "ECONNRESET",
+                                      "Redis at " + endpoint_ + " closed the connection"}
+                        : UvError(static_cast<int>(nread), "reading from " + endpoint_ + " failed");
+    if (!handshaking) {
+      events->OnFailed(error);
+    } else if (nread == UV_EOF) {
+      FailConnect(ClientError{ErrorKind::kTls, "ERR_TLS_HANDSHAKE",
+                              "Redis at " + endpoint_ +
+                                  " closed the connection during the TLS handshake (does this "
+                                  "port speak TLS? is a client certificate required?)"});
+    } else {
+      FailConnect(error);
+    }
+    return;
+  }
+  if (tls_ != nullptr) {
+    if (!tls_->Feed(data, static_cast<size_t>(nread))) {
+      ClientError oom{ErrorKind::kConnection, "ENOMEM", "out of memory"};
+      if (handshaking) {
+        FailConnect(oom);
+      } else {
+        events->OnFailed(oom);
+      }
+      return;
+    }
+    if (handshaking) {
+      ContinueTlsHandshake();
+      return;
+    }
+    events->OnReadBegin();
+    DecryptAndFeed();
+    events->OnReadEnd();
     return;
   }
   events->OnReadBegin();
+  FeedReader(data, static_cast<size_t>(nread));
+  events->OnReadEnd();
+}
+
+bool Connection::DecryptAndFeed() {
+  while (!closed_) {
+    size_t n = 0;
+    ClientError error;
+    TlsSession::Status status = tls_->Read(plain_buffer_, sizeof(plain_buffer_), &n, &error);
+    if (status == TlsSession::Status::kClosed) {
+      events_->OnFailed(ClientError{ErrorKind::kConnection, "ECONNRESET",
+                                    "Redis at " + endpoint_ + " closed the TLS session"});
+      return false;
+    }
+    if (status == TlsSession::Status::kFailed) {
+      events_->OnFailed(error);
+      return false;
+    }
+    if (n == 0) break;
+    if (!FeedReader(plain_buffer_, n)) return false;
+  }
+  if (closed_) return false;
+  // A key update (TLS 1.3) is answered at once.
+  if (tls_->has_output()) {
+    int rc = SendTlsOutput();
+    if (rc != 0) {
+      events_->OnFailed(UvError(rc, "writing to " + endpoint_ + " failed"));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Connection::FeedReader(const char* data, size_t len) {
   size_t offset = 0;
   bool failed = false;
-  while (offset < static_cast<size_t>(nread) && !closed_ && !failed) {
-    size_t slice = std::min(kReaderFeedSlice, static_cast<size_t>(nread) - offset);
+  while (offset < len && !closed_ && !failed) {
+    size_t slice = std::min(kReaderFeedSlice, len - offset);
     failed = !reader_.Feed(data + offset, slice);
     offset += slice;
     while (!failed && !closed_) {
@@ -257,15 +371,17 @@ void Connection::HandleRead(ssize_t nread, const char* data) {
         failed = reader_.failed();
         break;
       }
-      if (!events->OnReply(reply)) FreeReply(reply);
+      if (!events_->OnReply(reply)) FreeReply(reply);
     }
   }
-  if (failed && !closed_) {
-    events->OnFailed(
+  if (closed_) return false;
+  if (failed) {
+    events_->OnFailed(
         ClientError{ErrorKind::kProtocol, "ERR_PROTOCOL",
                     reader_.error() + "; the connection to " + endpoint_ + " was dropped"});
+    return false;
   }
-  events->OnReadEnd();
+  return true;
 }
 
 void Connection::SetRef(bool ref) {

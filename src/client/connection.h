@@ -1,7 +1,8 @@
 // One connection to one Redis server: name resolution (uv_getaddrinfo, never a blocking
-// getaddrinfo on the loop), TCP connect over each resolved address in turn, the reply
-// reader, and writes. It knows nothing of commands: it reports what happens through
-// ConnectionEvents, in the spirit of hiredis's `ev` hooks.
+// getaddrinfo on the loop), TCP connect over each resolved address in turn, TLS when asked
+// (a TlsSession between the socket and everything else), the reply reader, and writes. It knows
+// nothing of commands: it reports what happens through ConnectionEvents, in the spirit of hiredis's
+// `ev` hooks.
 //
 // Lifetime: the owner creates it with `new`, calls Start(), and ends it with Close(); it
 // then frees itself once libuv has let go of its handle and any resolver request. No
@@ -12,11 +13,13 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "client/client_error.h"
 #include "client/reply_reader.h"
+#include "client/tls.h"
 #include "util/uv_handle.h"
 
 struct redisReply;
@@ -29,14 +32,18 @@ struct ConnectionOptions {
   uint32_t keepalive_delay_s = 30;  // 0: keep-alive off
   bool no_delay = true;
   ProtocolLimits limits;
+  // Set: the connection speaks TLS, and is reported connected only after its handshake.
+  std::shared_ptr<TlsContext> tls;
 };
 
 class ConnectionEvents {
  public:
   virtual ~ConnectionEvents() = default;
-  // The TCP connection is up; the owner may write (its handshake first).
+  // The TCP connection (and its TLS handshake) is up; the owner may write (its own
+  // handshake first).
   virtual void OnConnected() = 0;
-  // Every address failed (or none was found); the connection is closed already.
+  // Every address failed (or none was found), or the TLS handshake failed; the connection
+  // is closed already.
   virtual void OnConnectFailed(const ClientError& error) = 0;
   // A read begins: replies follow, then OnReadEnd (always, even when the owner closed the
   // connection in between). Lets the owner bracket the settlements of one read.
@@ -54,6 +61,9 @@ class ConnectionEvents {
 
 class Connection {
  public:
+  // Plaintext decrypted per SSL_read: one full TLS record.
+  static constexpr size_t kTlsPlainChunk = 16 * 1024;
+
   Connection(uv_loop_t* loop, const ConnectionOptions& options, ConnectionEvents* events,
              HandleGroup* group);
   Connection(const Connection&) = delete;
@@ -63,11 +73,12 @@ class Connection {
   void Start();
 
   // Writes bytes.substr(from). What the socket does not take at once is handed to libuv
-  // together with `bytes` itself (which is then left empty). Returns 0, or a libuv error
-  // (the owner then fails the connection).
+  // together with `bytes` itself (which is then left empty; over TLS, `bytes` is left as
+  // it was and its records are handed over). Returns 0, or a libuv error (the owner then
+  // fails the connection), or UV_EPROTO when TLS could not encrypt.
   int Write(std::string& bytes, size_t from);
   // A write is waiting for the socket to take it.
-  bool write_pending() const { return write_pending_; }
+  bool write_pending() const { return writes_pending_ > 0; }
   // Bytes handed to libuv that the socket has not taken yet.
   size_t pending_write_bytes() const { return pending_write_bytes_; }
 
@@ -83,6 +94,9 @@ class Connection {
   // exception: a read in progress still ends with OnReadEnd, so brackets stay balanced.
   void Close();
 
+  // Connected over TCP, and the TLS handshake has not finished yet.
+  bool tls_handshaking() const { return tls_ != nullptr && !tls_->handshake_done(); }
+
   // "host:port" for messages ("[::1]:6379" for IPv6).
   const std::string& endpoint() const { return endpoint_; }
 
@@ -96,6 +110,18 @@ class Connection {
   void OnTcpConnected(int status);
   void CloseSocket();
   void HandleRead(ssize_t nread, const char* data);
+  // Feeds plaintext to the reader and delivers each complete reply; false when the
+  // stream broke the protocol.
+  bool FeedReader(const char* data, size_t len);
+  // TLS: drives the handshake with what has arrived, and reports the outcome.
+  void ContinueTlsHandshake();
+  // TLS: decrypts what has arrived and feeds it to the reader; false when the connection
+  // failed (OnFailed was called).
+  bool DecryptAndFeed();
+  // Sends what TLS produced on its own (handshake messages, alerts, key updates).
+  int SendTlsOutput();
+  int WriteRaw(std::string& bytes, size_t from);
+  void FailConnect(const ClientError& error);
   void MaybeDelete();
 
   uv_loop_t* loop_;
@@ -115,11 +141,14 @@ class Connection {
   // deletes.)
   int pending_ = 0;
   bool ref_ = false;
-  bool reading_ = false;  // connected, and libuv is reading the socket
-  bool write_pending_ = false;
+  bool reading_ = false;    // connected, and libuv is reading the socket
+  int writes_pending_ = 0;  // libuv write requests not yet completed
   size_t pending_write_bytes_ = 0;
   bool closed_ = false;
+  std::unique_ptr<TlsSession> tls_;
+  std::string tls_out_;  // records to send; handed to libuv when the socket cannot take them
   char read_buffer_[64 * 1024];
+  char plain_buffer_[kTlsPlainChunk];
 };
 
 }  // namespace hirecache

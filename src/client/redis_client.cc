@@ -284,6 +284,7 @@ void RedisClient::StartConnect() {
   co.keepalive_delay_s = options_.keepalive_delay_s;
   co.no_delay = options_.no_delay;
   co.limits = options_.limits;
+  co.tls = options_.tls;
   conn_ = new Connection(loop_, co, this, &handles_);
   conn_->SetRef(refd_);
   conn_->Start();                            // May report OnConnectFailed before it returns.
@@ -326,6 +327,10 @@ void RedisClient::StartHandshake() {
   std::string db = std::to_string(options_.db);
   if (options_.db != 0) add({"SELECT", db});
   if (!options_.client_name.empty()) add({"CLIENT", "SETNAME", options_.client_name});
+  // Over TLS 1.3 the server judges the client's certificate after the client has finished
+  // its side of the handshake, so a refusal arrives with the first read. A PING makes that
+  // read part of connecting: a refused certificate fails the attempt, not a caller's command.
+  if (steps == 0 && options_.tls != nullptr) add({"PING"});
   handshake_had_steps_ = steps > 0;
   if (steps == 0) {
     OnHandshakeDone();
@@ -479,9 +484,13 @@ void RedisClient::ReconnectIn(uint32_t delay_ms) {
 
 void RedisClient::OnStateTimer() {
   if (state_ == ClientState::kConnecting) {
-    FailConnectAttempt(ClientError{ErrorKind::kConnection, "ETIMEDOUT",
-                                   "connecting to " + endpoint_ + " took longer than " +
-                                       std::to_string(options_.connect_timeout_ms) + " ms"});
+    std::string what = "connecting to " + endpoint_ + " took longer than " +
+                       std::to_string(options_.connect_timeout_ms) + " ms";
+    // A plaintext Redis on a TLS client's port waits for a line that never comes.
+    if (conn_ != nullptr && conn_->tls_handshaking()) {
+      what += " (the TLS handshake did not finish: does this port speak TLS?)";
+    }
+    FailConnectAttempt(ClientError{ErrorKind::kConnection, "ETIMEDOUT", what});
   } else if (state_ == ClientState::kDown) {
     StartConnect();
   } else if (state_ == ClientState::kClosing) {
@@ -614,9 +623,10 @@ bool RedisClient::OnReply(redisReply* reply) {
         std::string_view text(reply->str, reply->len);
         FailConnection({ErrorKind::kConnection, std::string(ErrorCodeOf(text)),
                         "Redis refused the connection handshake: " + WithoutArguments(text)});
-      } else if (!IsOkReply(reply)) {
-        // AUTH, SELECT and CLIENT SETNAME all answer +OK: anything else means the server
-        // sent something nobody asked for, and every later reply would go to the wrong caller.
+      } else if (!IsOkReply(reply) && !IsPongReply(reply)) {
+        // AUTH, SELECT and CLIENT SETNAME all answer +OK, PING +PONG: anything else means the
+        // server sent something nobody asked for, and every later reply would go to the wrong
+        // caller.
         FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",
                         "Redis answered the connection handshake with something other than OK; "
                         "the connection is out of step"});

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,7 @@
 #include "client/command_sink.h"
 #include "client/connection.h"
 #include "client/reconnect_policy.h"
+#include "client/tls.h"
 #include "util/uv_handle.h"
 
 namespace hirecache {
@@ -75,6 +77,8 @@ struct ClientOptions {
   // (kRetryForever: until its deadline). 0: it fails with the first, and calls made while
   // Redis is down fail at once. A written command is never resent, whatever this says.
   uint32_t max_retries_per_request = 0;
+  // Set: every connection speaks TLS with this context (shared by the client's connections).
+  std::shared_ptr<TlsContext> tls;
 };
 
 constexpr uint32_t kRetryForever = UINT32_MAX;

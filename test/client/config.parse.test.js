@@ -89,30 +89,64 @@ describe('REDIS_URL', () => {
   });
 });
 
-describe('TLS is not supported yet, and says so', () => {
-  test('rediss:// is refused, never a plaintext connection', () => {
-    const err = thrown(() => resolveConfig({ REDIS_URL: `rediss://u:${SECRET}@h:6380/0` }));
-    expect(err.message).toMatch(/TLS|rediss/);
-    expect(err.message).toMatch(/not support/i);
-    expect(err.message).not.toContain(SECRET);
+describe('TLS: rediss://, REDIS_TLS and the tls option, never a plaintext fallback', () => {
+  test('rediss:// asks for TLS, verified against the system store', () => {
+    const config = resolveConfig({ REDIS_URL: `rediss://u:${SECRET}@h:6380/0` });
+    expect(config.tls).toMatchObject({ rejectUnauthorized: true, ca: '', servername: '', minVersion: 0x0303 });
+    expect(config.port).toBe(6380);
   });
 
-  test('REDIS_TLS=true is refused', () => {
-    const err = thrown(() => resolveConfig({ REDIS_HOST: 'h', REDIS_TLS: 'true' }));
-    expect(err.message).toMatch(/REDIS_TLS/);
-    expect(err.message).toMatch(/not support/i);
+  test('REDIS_TLS=true asks for TLS, with REDIS_HOST or alongside a redis:// URL', () => {
+    expect(resolveConfig({ REDIS_HOST: 'h', REDIS_TLS: 'true' }).tls).not.toBeNull();
+    expect(resolveConfig({ REDIS_URL: 'redis://h', REDIS_TLS: 'true' }).tls).not.toBeNull();
   });
 
-  test('REDIS_TLS=true is refused alongside a redis:// URL too', () => {
-    expect(() => resolveConfig({ REDIS_URL: 'redis://h', REDIS_TLS: 'true' })).toThrow(/REDIS_TLS/);
+  test('REDIS_TLS=false, and no TLS asked for, is plaintext', () => {
+    expect(resolveConfig({ REDIS_HOST: 'h', REDIS_TLS: 'false' }).tls).toBeNull();
+    expect(resolveConfig({ REDIS_HOST: 'h' }).tls).toBeNull();
   });
 
-  test('REDIS_TLS=false is fine', () => {
-    expect(resolveConfig({ REDIS_HOST: 'h', REDIS_TLS: 'false' }).host).toBe('h');
+  test('a bad REDIS_TLS is refused by name', () => {
+    expect(() => resolveConfig({ REDIS_HOST: 'h', REDIS_TLS: 'maybe' })).toThrow(/REDIS_TLS/);
   });
 
-  test('an option url with rediss:// is refused', () => {
-    expect(() => resolveConfig({}, { url: 'rediss://h' })).toThrow(/not support/i);
+  test('tls: false against a rediss:// URL is a conflict, not a plaintext connection', () => {
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: false })).toThrow(/never falls back/);
+    expect(() => resolveConfig({ REDIS_URL: 'rediss://h' }, { tls: null })).toThrow(/REDIS_URL/);
+  });
+
+  test('tls: true or an object asks for TLS over a redis:// URL or host', () => {
+    expect(resolveConfig({}, { host: 'h', tls: true }).tls).not.toBeNull();
+    expect(resolveConfig({}, { url: 'redis://h', tls: { servername: 'redis.example' } }).tls.servername).toBe('redis.example');
+  });
+
+  test("tls.connect names hirecache does not take are refused by name, unknown ones as unknown", () => {
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { checkServerIdentity: () => undefined } })).toThrow(
+      expect.objectContaining({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/tls\.checkServerIdentity/) }),
+    );
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { caFile: 'x' } })).toThrow(/unknown option tls\.caFile/);
+  });
+
+  test('tls.ca must be PEM text, not a file name', () => {
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { ca: '/etc/ssl/ca.pem' } })).toThrow(/PEM text/);
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { ca: 42 } })).toThrow(/tls\.ca/);
+  });
+
+  test('minVersion and maxVersion take Node\'s names', () => {
+    expect(resolveConfig({}, { url: 'rediss://h', tls: { minVersion: 'TLSv1.3' } }).tls.minVersion).toBe(0x0304);
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { minVersion: 'TLS1.3' } })).toThrow(/tls\.minVersion/);
+    expect(() => resolveConfig({}, { url: 'rediss://h', tls: { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' } })).toThrow(/maxVersion/);
+  });
+
+  test('NODE_TLS_REJECT_UNAUTHORIZED=0 turns verification off, as it does for Node\'s tls', () => {
+    expect(resolveConfig({ REDIS_URL: 'rediss://h', NODE_TLS_REJECT_UNAUTHORIZED: '0' }).tls.rejectUnauthorized).toBe(false);
+    expect(resolveConfig({ REDIS_URL: 'rediss://h', NODE_TLS_REJECT_UNAUTHORIZED: '0' }, { tls: { rejectUnauthorized: true } }).tls.rejectUnauthorized).toBe(true);
+  });
+
+  test('a passphrase of the wrong type never reaches the message', () => {
+    const err = thrown(() => resolveConfig({}, { url: 'rediss://h', tls: { passphrase: 12345678 } }));
+    expect(err.message).toMatch(/tls\.passphrase/);
+    expect(err.message).not.toContain('12345678');
   });
 });
 
@@ -242,8 +276,8 @@ describe('a bad configuration fails at first use, not at require', () => {
     expect(redis.getRedisClient()).toBeNull();
   });
 
-  test('createClient with rediss:// throws at once, before any socket', () => {
+  test('createClient with a tls option it cannot use throws at once, before any socket', () => {
     const { createClient } = require('../../lib/redis');
-    expect(() => createClient({ url: 'rediss://h:6380' })).toThrow(/not support/i);
+    expect(() => createClient({ url: 'rediss://h:6380', tls: { ca: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n' } })).toThrow(/tls\.ca holds no PEM certificate/);
   });
 });
