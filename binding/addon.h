@@ -6,6 +6,8 @@
 
 #include <unordered_set>
 
+#include "client/tls.h"
+
 namespace hirecache::binding {
 
 class ClientWrap;
@@ -20,6 +22,9 @@ class HirecacheAddon : public Napi::Addon<HirecacheAddon> {
   void ForgetClient(ClientWrap* client) { clients_.erase(client); }
   void CoreOpened() { ++open_cores_; }
   void CoreClosed();
+
+  // TLS contexts shared by the clients of this environment.
+  TlsContextCache tls_contexts;
 
   // JS is on the stack (a binding method was called from JS): settlements must not open a
   // callback scope of their own.

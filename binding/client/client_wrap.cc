@@ -139,7 +139,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     to.min_version = static_cast<uint16_t>(t.Uint32("minVersion", to.min_version));
     to.max_version = static_cast<uint16_t>(t.Uint32("maxVersion", to.max_version));
     ClientError error;
-    options.tls = TlsContext::Create(to, &error);
+    options.tls = env.GetInstanceData<HirecacheAddon>()->tls_contexts.Get(to, &error);
     std::fill(to.key.begin(), to.key.end(), '\0');
     std::fill(to.passphrase.begin(), to.passphrase.end(), '\0');
     if (options.tls == nullptr) {

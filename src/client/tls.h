@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "client/client_error.h"
 
@@ -63,6 +64,19 @@ class TlsContext {
   SSL_CTX* ctx_ = nullptr;
   std::string servername_;
   bool verify_ = true;
+};
+
+// Clients built with the same options share one context: the system's trust store is
+// parsed once (about 30 ms for Debian's bundle, named by SSL_CERT_FILE on many machines),
+// not for every client, pub/sub connection or isolated() call. One per addon instance
+// (thread); a context lives as long as a client holds it.
+class TlsContextCache {
+ public:
+  std::shared_ptr<TlsContext> Get(const TlsOptions& options, ClientError* error);
+  size_t size() const { return contexts_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::weak_ptr<TlsContext>> contexts_;
 };
 
 class TlsSession {
