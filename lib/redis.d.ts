@@ -150,6 +150,8 @@ export interface ClientStatus {
   host: string;
   port: number;
   db: number;
+  /** Whether the connection speaks TLS. */
+  tls: boolean;
   breaker: BreakerState;
   breakerReason: BreakerReason | null;
   /** When the breaker last opened (epoch ms), or null. */

@@ -568,6 +568,7 @@ class RedisClient extends EventEmitter {
       host: this.#config.host,
       port: this.#config.port,
       db: this.#config.db,
+      tls: this.#config.tls !== null,
       breaker: s.breaker,
       breakerReason: s.breakerReason,
       breakerOpenedAt: s.breakerOpenedAt || null,

@@ -17,6 +17,8 @@ namespace {
 constexpr size_t kReaderFeedSlice = 4096;
 // ReadNow() reads at most this many buffers in one call, so a flood cannot hold the loop.
 constexpr int kReadNowMaxBuffers = 16;
+// Plaintext encrypted per step of a TLS write.
+constexpr size_t kTlsWriteSlice = 256 * 1024;
 
 }  // namespace
 
@@ -206,14 +208,29 @@ void Connection::ContinueTlsHandshake() {
 int Connection::SendTlsOutput() {
   tls_out_.clear();
   tls_->TakeOutput(tls_out_);
-  return tls_out_.empty() ? 0 : WriteRaw(tls_out_, 0);
+  return WriteTlsOut();
 }
 
 int Connection::Write(std::string& bytes, size_t from) {
   if (tls_ == nullptr) return WriteRaw(bytes, from);
+  // Encrypted a slice at a time and taken out of OpenSSL's buffer after each, so that a
+  // large value does not leave that buffer grown to its size for the connection's life.
+  tls_out_.clear();
   ClientError error;
-  if (!tls_->Write(bytes.data() + from, bytes.size() - from, &error)) return UV_EPROTO;
-  return SendTlsOutput();
+  while (from < bytes.size()) {
+    size_t len = std::min(kTlsWriteSlice, bytes.size() - from);
+    if (!tls_->Write(bytes.data() + from, len, &error)) return UV_EPROTO;
+    tls_->TakeOutput(tls_out_);
+    from += len;
+  }
+  return WriteTlsOut();
+}
+
+int Connection::WriteTlsOut() {
+  int rc = tls_out_.empty() ? 0 : WriteRaw(tls_out_, 0);
+  // Taken at once, a large buffer is let go rather than kept for the next small write.
+  if (tls_out_.capacity() > kTlsWriteSlice * 2) std::string().swap(tls_out_);
+  return rc;
 }
 
 int Connection::WriteRaw(std::string& bytes, size_t from) {
@@ -266,6 +283,9 @@ void Connection::ReadNow() {
   // Only once connected: recv() on a socket still connecting would consume the pending
   // connect error that libuv's own connect check reads.
   if (closed_ || !reading_ || tcp_ == nullptr || events_ == nullptr) return;
+  // Nor during a TLS handshake: no reply can be waiting, and the handshake's outcome is
+  // reported from libuv's own read, never from inside the caller's deadline check.
+  if (tls_handshaking()) return;
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) return;
   for (int i = 0; i < kReadNowMaxBuffers && !closed_; ++i) {

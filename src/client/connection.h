@@ -120,6 +120,8 @@ class Connection {
   bool DecryptAndFeed();
   // Sends what TLS produced on its own (handshake messages, alerts, key updates).
   int SendTlsOutput();
+  // Writes tls_out_ (what Write or SendTlsOutput put there).
+  int WriteTlsOut();
   int WriteRaw(std::string& bytes, size_t from);
   void FailConnect(const ClientError& error);
   void MaybeDelete();
