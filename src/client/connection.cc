@@ -192,7 +192,7 @@ void Connection::ContinueTlsHandshake() {
   if (status == TlsSession::Status::kFailed) {
     FailConnect(error);
   } else if (rc != 0) {
-    FailConnect(UvError(rc, "writing to " + endpoint_ + " failed"));
+    FailConnect(WriteFailure(rc));
   } else if (status == TlsSession::Status::kOk) {
     events_->OnConnected();
     // Records that came with the handshake's last flight are read now.
@@ -260,7 +260,7 @@ int Connection::WriteRaw(std::string& bytes, size_t from) {
     --conn->writes_pending_;
     if (conn->closed_) return;
     if (status < 0) {
-      ClientError error = UvError(status, "writing to " + conn->endpoint_ + " failed");
+      ClientError error = conn->WriteFailure(status);
       if (conn->tls_handshaking()) {
         conn->FailConnect(error);
       } else {
@@ -367,11 +367,12 @@ bool Connection::DecryptAndFeed() {
     if (!FeedReader(plain_buffer_, n)) return false;
   }
   if (closed_) return false;
-  // A key update (TLS 1.3) is answered at once.
+  // What TLS wrote on its own while reading (an alert; OpenSSL answers a key update with
+  // the next write instead) goes out now.
   if (tls_->has_output()) {
     int rc = SendTlsOutput();
     if (rc != 0) {
-      events_->OnFailed(UvError(rc, "writing to " + endpoint_ + " failed"));
+      events_->OnFailed(WriteFailure(rc));
       return false;
     }
   }
@@ -402,6 +403,30 @@ bool Connection::FeedReader(const char* data, size_t len) {
     return false;
   }
   return true;
+}
+
+ClientError Connection::WriteFailure(int status) {
+  ClientError error = UvError(status, "writing to " + endpoint_ + " failed");
+  if (tls_ == nullptr || tcp_ == nullptr) return error;
+  // A TLS server that refuses the session (a client certificate it wanted, in TLS 1.3 judged
+  // after the client's last flight) sends its alert and closes; a write that follows meets
+  // the reset. The alert is still readable, and says why.
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) return error;
+  for (int i = 0; i < kReadNowMaxBuffers; ++i) {
+    ssize_t n = recv(fd, read_buffer_, sizeof(read_buffer_), MSG_DONTWAIT);
+    if (n <= 0 || !tls_->Feed(read_buffer_, static_cast<size_t>(n))) break;
+  }
+  for (int i = 0; i < kReadNowMaxBuffers; ++i) {
+    size_t n = 0;
+    ClientError tls_error;
+    TlsSession::Status status =
+        tls_->handshake_done() ? tls_->Read(plain_buffer_, sizeof(plain_buffer_), &n, &tls_error)
+                               : tls_->Handshake(&tls_error);
+    if (status == TlsSession::Status::kFailed) return tls_error;
+    if (status != TlsSession::Status::kOk || n == 0) break;
+  }
+  return error;
 }
 
 void Connection::SetRef(bool ref) {

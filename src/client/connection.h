@@ -94,6 +94,10 @@ class Connection {
   // exception: a read in progress still ends with OnReadEnd, so brackets stay balanced.
   void Close();
 
+  // The error for a write that failed with libuv status `status`: over TLS, the server's
+  // alert when one arrived before the connection broke (its reason, not "reset by peer").
+  ClientError WriteFailure(int status);
+
   // Connected over TCP, and the TLS handshake has not finished yet.
   bool tls_handshaking() const { return tls_ != nullptr && !tls_->handshake_done(); }
 

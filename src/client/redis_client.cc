@@ -579,7 +579,7 @@ void RedisClient::Flush() {
 // continuations may queue new commands; these bytes must never go out again.
 void RedisClient::WriteOrFail(std::string& bytes) {
   int rc = conn_->Write(bytes, 0);
-  if (rc != 0) FailConnection(UvError(rc, "writing to " + endpoint_ + " failed"));
+  if (rc != 0) FailConnection(conn_->WriteFailure(rc));
 }
 
 void RedisClient::OnWriteDrained() {

@@ -227,6 +227,10 @@ std::shared_ptr<TlsContext> TlsContext::Create(const TlsOptions& options, Client
   // No renegotiation (a server cannot make the client redo a handshake mid-stream), no
   // compression (CRIME).
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  if (options.max_version != 0 && options.max_version < options.min_version) {
+    *error = ConfigError("option tls.maxVersion is below tls.minVersion: no version is left");
+    return nullptr;
+  }
   if (SSL_CTX_set_min_proto_version(ctx, options.min_version) != 1 ||
       (options.max_version != 0 && SSL_CTX_set_max_proto_version(ctx, options.max_version) != 1)) {
     ERR_clear_error();
