@@ -420,11 +420,11 @@ ClientError Connection::WriteFailure(int status) {
   for (int i = 0; i < kReadNowMaxBuffers; ++i) {
     size_t n = 0;
     ClientError tls_error;
-    TlsSession::Status status =
-        tls_->handshake_done() ? tls_->Read(plain_buffer_, sizeof(plain_buffer_), &n, &tls_error)
-                               : tls_->Handshake(&tls_error);
-    if (status == TlsSession::Status::kFailed) return tls_error;
-    if (status != TlsSession::Status::kOk || n == 0) break;
+    TlsSession::Status got = tls_->handshake_done()
+                                 ? tls_->Read(plain_buffer_, sizeof(plain_buffer_), &n, &tls_error)
+                                 : tls_->Handshake(&tls_error);
+    if (got == TlsSession::Status::kFailed) return tls_error;
+    if (got != TlsSession::Status::kOk || n == 0) break;
   }
   return error;
 }

@@ -46,13 +46,16 @@ function ping(port, timeoutMs = 200) {
  * options.port: a fixed port (to restart a server on the port it had); default a free one.
  * options.args: extra command-line arguments (e.g. ['--requirepass', 'secret']).
  * options.dir: the working folder; default a new temporary one.
+ * options.listenArgs: the arguments that open its listener instead of ['--port', port]
+ *   (test/helpers/tls.js passes ['--port', '0', '--tls-port', port, …]).
+ * options.probe: async (port) => whether it answers; default ping(port), plain RESP.
  * Resolves with { port, host, url, dir, pid, stop(), kill() }.
  */
 async function startRedis(options = {}) {
   const port = options.port || (await freePort());
   const dir = options.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'hirecache-redis-'));
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    ...(options.listenArgs || ['--port', String(port)]), '--bind', '127.0.0.1', '--dir', dir,
     '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning',
     '--logfile', path.join(dir, 'redis.log'),
     ...(options.args || []),
@@ -61,7 +64,8 @@ async function startRedis(options = {}) {
   let exited = false;
   child.on('exit', () => { exited = true; });
   const deadline = Date.now() + 10000;
-  while (!(await ping(port))) {
+  const probe = options.probe || ping;
+  while (!(await probe(port))) {
     if (exited) throw new Error(`redis-server exited at start; see ${path.join(dir, 'redis.log')}`);
     if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error('redis-server did not answer within 10 s'); }
     await new Promise((r) => setTimeout(r, 25));
