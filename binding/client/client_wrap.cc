@@ -129,8 +129,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     OptionReader t(tls.As<Napi::Object>());
     TlsOptions to;
     to.ca = t.String("ca");
-    to.extra_ca = t.String("extraCa");
-    to.fallback_ca = t.String("fallbackCa");
+    to.extra_ca_file = t.String("extraCaFile");
     to.cert = t.String("cert");
     to.key = t.String("key");
     to.passphrase = t.String("passphrase");
@@ -138,8 +137,13 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
     to.reject_unauthorized = t.Bool("rejectUnauthorized", true);
     to.min_version = static_cast<uint16_t>(t.Uint32("minVersion", to.min_version));
     to.max_version = static_cast<uint16_t>(t.Uint32("maxVersion", to.max_version));
+    TlsContextCache& contexts = env.GetInstanceData<HirecacheAddon>()->tls_contexts;
+    // Node's roots, for a system without a trust store: sent by the first TLS client of the
+    // environment, kept by the cache for every later one.
+    std::string roots = t.String("fallbackCa");
+    if (!roots.empty()) contexts.set_fallback_ca(std::move(roots));
     ClientError error;
-    options.tls = env.GetInstanceData<HirecacheAddon>()->tls_contexts.Get(to, &error);
+    options.tls = contexts.Get(to, &error);
     std::fill(to.key.begin(), to.key.end(), '\0');
     std::fill(to.passphrase.begin(), to.passphrase.end(), '\0');
     if (options.tls == nullptr) {

@@ -14,7 +14,7 @@ const { BlockingPool, runBlocking } = require('./blocking');
 // Flags understood by the native command(), as the addon defines them.
 const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY } = binding.clientConstants.commandFlags;
 const { createLogSink } = require('./log');
-const { warnIfUnverified, redactTls } = require('./tls');
+const { nativeTls, warnIfUnverified, redactTls } = require('./tls');
 const { installCommands, prefixKey, prefixKeysOf, withCallback, transformOf } = require('./commands');
 
 // The breaker's states by the number the native side writes into breakerCell.
@@ -107,6 +107,7 @@ class RedisClient extends EventEmitter {
     try {
       this.#native = new binding.Client({
         ...config,
+        tls: nativeTls(config.tls),
         subscriber: internal.subscriber === true,
         reconnect: internal.reconnect !== false,
         ownerSchedulesReconnect: config.retryStrategy !== null,

@@ -25,8 +25,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_BULK = 512 * 1024 * 1024; // Redis's own proto-max-bulk-len default.
 const MAX_DB = 2 ** 31 - 1;
 
-function configError(message, Kind = ConfigError) {
-  return new Kind(message, 'ERR_INVALID_CONFIG');
+function configError(message) {
+  return new ConfigError(message, 'ERR_INVALID_CONFIG');
 }
 
 // What the option errors add to the shared vocabulary: the code every configuration error
@@ -288,7 +288,7 @@ const FOREIGN_OPTIONS = {
   enableAutoPipelining: 'every command issued in one turn of the event loop is written in one go, always',
   family: 'the address family follows what the host name resolves to',
   sentinels: 'Sentinel is not supported yet',
-  socket: 'use host, port, connectTimeout, keepAlive and noDelay',
+  socket: 'use host, port, connectTimeout, keepAlive and noDelay; for TLS, tls (true or tls.connect options) or a rediss:// URL',
   database: 'use db',
 };
 
@@ -345,9 +345,10 @@ function resolveConfig(env = process.env, options = {}) {
   const config = { ...DEFAULTS, ...(options.url !== undefined ? {} : fromEnv), ...fromOptions };
   if (options.url !== undefined) config.enabled = fromOptions.enabled !== false;
   // What asked for TLS besides the tls option: the URL in use, else REDIS_TLS.
+  // REDIS_TLS=true holds whatever the URL says: it never turns into a plaintext connection.
   let tlsAskedBy = null;
-  if (options.url !== undefined) tlsAskedBy = fromOptions.tls ? 'option url' : null;
-  else if (fromEnv.tls) tlsAskedBy = 'REDIS_URL';
+  if (options.url !== undefined && fromOptions.tls) tlsAskedBy = 'option url';
+  else if (options.url === undefined && fromEnv.tls) tlsAskedBy = 'REDIS_URL';
   else if (envTls) tlsAskedBy = 'REDIS_TLS';
   config.tls = config.enabled ? resolveTls(options.tls, tlsAskedBy, env) : null;
 

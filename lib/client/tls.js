@@ -4,13 +4,14 @@
 // unless rejectUnauthorized: false (or NODE_TLS_REJECT_UNAUTHORIZED=0, which Node's own
 // tls honours too) says otherwise; asking for TLS never falls back to plaintext.
 const fs = require('fs');
-const tls = require('tls');
 const { ConfigError, UnsupportedError } = require('../errors');
 const { invalidParameterError, checkType } = require('../util/validate');
 
 const OPTION = { code: 'ERR_INVALID_CONFIG' };
 
-const VERSIONS = { TLSv1: 0x0301, 'TLSv1.1': 0x0302, 'TLSv1.2': 0x0303, 'TLSv1.3': 0x0304 };
+const VERSIONS = { 'TLSv1.2': 0x0303, 'TLSv1.3': 0x0304 };
+// Node's names for versions OpenSSL 3 refuses at its default security level.
+const OBSOLETE_VERSIONS = ['TLSv1', 'TLSv1.1'];
 
 // What `tls` takes, with tls.connect's meaning.
 const KNOWN = ['ca', 'cert', 'key', 'passphrase', 'servername', 'rejectUnauthorized', 'minVersion', 'maxVersion'];
@@ -33,10 +34,12 @@ const REFUSED = {
   requestCert: 'a client verifies the server always',
 };
 
-// The trust store Node itself would use as a last resort, when the system has none
-// (a distroless image): read once, and only parsed by OpenSSL when needed.
-let nodeRoots = null;
-let extraCa = null;
+// Node's own roots, the trust store of last resort where the system has none (a distroless
+// image): handed to the addon by the first TLS client of this thread, which keeps them for
+// every later one, and parsed only where needed.
+let rootsHandedOver = false;
+// NODE_EXTRA_CA_CERTS: the file, once checked to be readable (null: not checked yet).
+let extraCaFile = null;
 let warnedUnverified = false;
 
 function pemText(name, value, { list = true } = {}) {
@@ -59,25 +62,33 @@ function pemText(name, value, { list = true } = {}) {
 }
 
 function version(name, value) {
+  if (OBSOLETE_VERSIONS.includes(value)) {
+    throw new UnsupportedError(`option ${name} '${value}' is not supported: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level; Redis speaks TLS 1.2 and 1.3`, 'ERR_UNSUPPORTED');
+  }
   if (!Object.prototype.hasOwnProperty.call(VERSIONS, value)) {
     throw invalidParameterError(`option ${name}`, `one of ${Object.keys(VERSIONS).join(', ')}`, value, OPTION);
   }
   return VERSIONS[value];
 }
 
-function extraCaText(env) {
+/**
+ * NODE_EXTRA_CA_CERTS when it names a readable file, else ''. Node warns about one it
+ * cannot read and goes on without it; so does this (a process warning, once per file).
+ */
+function extraCaPath(env) {
   const file = env.NODE_EXTRA_CA_CERTS;
   if (!file) return '';
-  if (extraCa === null || extraCa.file !== file) {
-    let text;
+  if (extraCaFile === null || extraCaFile.file !== file) {
+    let ok = true;
     try {
-      text = fs.readFileSync(file, 'latin1');
+      fs.accessSync(file, fs.constants.R_OK);
     } catch (err) {
-      throw new ConfigError(`NODE_EXTRA_CA_CERTS names ${file}, which cannot be read (${err.code})`, 'ERR_INVALID_CONFIG');
+      ok = false;
+      process.emitWarning(`NODE_EXTRA_CA_CERTS names ${file}, which cannot be read (${err.code}); hirecache's TLS trusts the system's store without it`, { code: 'HIRECACHE_EXTRA_CA_UNREADABLE' });
     }
-    extraCa = { file, text };
+    extraCaFile = { file, ok };
   }
-  return extraCa.text;
+  return extraCaFile.ok ? file : '';
 }
 
 /**
@@ -98,7 +109,7 @@ function resolveTls(option, asked, env) {
   if (option === undefined && !asked) return null;
   const given = option === undefined || option === true ? {} : option;
   if (typeof given !== 'object' || Array.isArray(given)) {
-    throw invalidParameterError('option tls', 'true, false or an object of tls.connect options', option, OPTION);
+    throw invalidParameterError('option tls', 'true, false or an object of tls.connect options', option, { ...OPTION, secret: true });
   }
   for (const key of Object.keys(given)) {
     if (KNOWN.includes(key)) continue;
@@ -110,7 +121,7 @@ function resolveTls(option, asked, env) {
     throw err;
   }
   const out = {
-    ca: '', extraCa: '', fallbackCa: '', cert: '', key: '', passphrase: '', servername: '',
+    ca: '', extraCaFile: '', cert: '', key: '', passphrase: '', servername: '',
     rejectUnauthorized: env.NODE_TLS_REJECT_UNAUTHORIZED !== '0',
     minVersion: VERSIONS['TLSv1.2'],
     maxVersion: 0,
@@ -121,9 +132,7 @@ function resolveTls(option, asked, env) {
   if (given.ca !== undefined && given.ca !== null) {
     out.ca = pemText('tls.ca', given.ca);
   } else {
-    out.extraCa = extraCaText(env);
-    if (nodeRoots === null) nodeRoots = tls.rootCertificates.join('\n');
-    out.fallbackCa = nodeRoots;
+    out.extraCaFile = extraCaPath(env);
   }
   if (given.cert !== undefined && given.cert !== null) out.cert = pemText('tls.cert', given.cert);
   if (given.key !== undefined && given.key !== null) out.key = pemText('tls.key', given.key, { list: false });
@@ -132,7 +141,8 @@ function resolveTls(option, asked, env) {
   }
   if (given.servername !== undefined && given.servername !== null) {
     const name = checkType('option tls.servername', given.servername, 'string', OPTION);
-    if (name === '' || /[\s/]/.test(name)) {
+    // eslint-disable-next-line no-control-regex -- a NUL would cut the name OpenSSL verifies
+    if (name === '' || /[\x00-\x20\x7f/]/.test(name)) {
       throw invalidParameterError('option tls.servername', 'a host name', name, OPTION);
     }
     out.servername = name;
@@ -143,6 +153,16 @@ function resolveTls(option, asked, env) {
     throw new ConfigError(`option tls.maxVersion (${given.maxVersion}) is below tls.minVersion`, 'ERR_INVALID_CONFIG');
   }
   return out;
+}
+
+/**
+ * The settings as the addon takes them: with Node's roots the first time a client relies on
+ * the system's trust store (the addon keeps them for a system that has none).
+ */
+function nativeTls(settings) {
+  if (settings === null || settings.ca !== '' || rootsHandedOver) return settings;
+  rootsHandedOver = true;
+  return { ...settings, fallbackCa: require('tls').rootCertificates.join('\n') };
 }
 
 /**
@@ -174,4 +194,4 @@ function redactTls(settings) {
   };
 }
 
-module.exports = { resolveTls, warnIfUnverified, redactTls };
+module.exports = { resolveTls, nativeTls, warnIfUnverified, redactTls };

@@ -216,12 +216,18 @@ int Connection::Write(std::string& bytes, size_t from) {
   // Encrypted a slice at a time and taken out of OpenSSL's buffer after each, so that a
   // large value does not leave that buffer grown to its size for the connection's life.
   tls_out_.clear();
-  ClientError error;
   while (from < bytes.size()) {
     size_t len = std::min(kTlsWriteSlice, bytes.size() - from);
-    if (!tls_->Write(bytes.data() + from, len, &error)) return UV_EPROTO;
+    if (!tls_->Write(bytes.data() + from, len, &tls_write_error_)) return UV_EPROTO;
     tls_->TakeOutput(tls_out_);
     from += len;
+  }
+  // The plaintext lives on in the records: a large batch is let go now, not kept by the
+  // caller until its next write.
+  if (bytes.capacity() > kTlsWriteSlice * 2) {
+    std::string().swap(bytes);
+  } else {
+    bytes.clear();
   }
   return WriteTlsOut();
 }
@@ -406,6 +412,7 @@ bool Connection::FeedReader(const char* data, size_t len) {
 }
 
 ClientError Connection::WriteFailure(int status) {
+  if (status == UV_EPROTO && !tls_write_error_.code.empty()) return tls_write_error_;
   ClientError error = UvError(status, "writing to " + endpoint_ + " failed");
   if (tls_ == nullptr || tcp_ == nullptr) return error;
   // A TLS server that refuses the session (a client certificate it wanted, in TLS 1.3 judged

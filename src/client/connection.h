@@ -73,9 +73,10 @@ class Connection {
   void Start();
 
   // Writes bytes.substr(from). What the socket does not take at once is handed to libuv
-  // together with `bytes` itself (which is then left empty; over TLS, `bytes` is left as
-  // it was and its records are handed over). Returns 0, or a libuv error (the owner then
-  // fails the connection), or UV_EPROTO when TLS could not encrypt.
+  // together with `bytes` itself (which is then left empty; over TLS, `bytes` is emptied
+  // once encrypted, and its records are handed over). Returns 0, or a libuv error (the owner
+  // then fails the connection with WriteFailure's error), or UV_EPROTO when TLS could not
+  // encrypt.
   int Write(std::string& bytes, size_t from);
   // A write is waiting for the socket to take it.
   bool write_pending() const { return writes_pending_ > 0; }
@@ -153,6 +154,7 @@ class Connection {
   bool closed_ = false;
   std::unique_ptr<TlsSession> tls_;
   std::string tls_out_;  // records to send; handed to libuv when the socket cannot take them
+  ClientError tls_write_error_;  // why TLS could not encrypt (Write returned UV_EPROTO)
   char read_buffer_[64 * 1024];
   char plain_buffer_[kTlsPlainChunk];
 };

@@ -330,7 +330,10 @@ void RedisClient::StartHandshake() {
   // Over TLS 1.3 the server judges the client's certificate after the client has finished
   // its side of the handshake, so a refusal arrives with the first read. A PING makes that
   // read part of connecting: a refused certificate fails the attempt, not a caller's command.
-  if (steps == 0 && options_.tls != nullptr) add({"PING"});
+  // Any answer to it, an error included (NOAUTH, BUSY), completes the handshake: what the
+  // server thinks of commands is for the commands to find out, as over TCP.
+  handshake_ping_only_ = steps == 0 && options_.tls != nullptr;
+  if (handshake_ping_only_) add({"PING"});
   handshake_had_steps_ = steps > 0;
   if (steps == 0) {
     OnHandshakeDone();
@@ -619,14 +622,16 @@ bool RedisClient::OnReply(redisReply* reply) {
   ++replies_in_read_;
   switch (cmd.kind) {
     case CommandKind::kHandshake:
-      if (reply->type == REDIS_REPLY_ERROR) {
+      if (handshake_ping_only_) {
+        handshake_pending_ = 0;
+        OnHandshakeDone();
+      } else if (reply->type == REDIS_REPLY_ERROR) {
         std::string_view text(reply->str, reply->len);
         FailConnection({ErrorKind::kConnection, std::string(ErrorCodeOf(text)),
                         "Redis refused the connection handshake: " + WithoutArguments(text)});
-      } else if (!IsOkReply(reply) && !IsPongReply(reply)) {
-        // AUTH, SELECT and CLIENT SETNAME all answer +OK, PING +PONG: anything else means the
-        // server sent something nobody asked for, and every later reply would go to the wrong
-        // caller.
+      } else if (!IsOkReply(reply)) {
+        // AUTH, SELECT and CLIENT SETNAME all answer +OK: anything else means the server
+        // sent something nobody asked for, and every later reply would go to the wrong caller.
         FailConnection({ErrorKind::kProtocol, "ERR_PROTOCOL",
                         "Redis answered the connection handshake with something other than OK; "
                         "the connection is out of step"});

@@ -236,6 +236,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   CircuitBreaker breaker_;
   uint64_t breaker_opened_at_ms_ = 0;  // wall clock
   bool handshake_had_steps_ = false;   // AUTH/SELECT/SETNAME answered: the server is there
+  bool handshake_ping_only_ = false;   // the handshake is the PING of a TLS connection
   bool ready_announced_ = false;       // 'ready' was emitted for the current connection
   bool refusing_ = false;  // the last reply said the server cannot serve (LOADING, NOAUTH…)
   bool probe_pending_ = false;

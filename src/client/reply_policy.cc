@@ -24,10 +24,6 @@ bool IsOkReply(const redisReply* reply) {
          reply->str[1] == 'K';
 }
 
-bool IsPongReply(const redisReply* reply) {
-  return reply->type == REDIS_REPLY_STATUS && std::string_view(reply->str, reply->len) == "PONG";
-}
-
 bool IsUnavailableReply(const redisReply* reply) {
   if (reply->type != REDIS_REPLY_ERROR) return false;
   std::string_view code = ErrorCodeOf(std::string_view(reply->str, reply->len));

@@ -33,8 +33,6 @@ bool IsPushMessage(const redisReply* reply);
 
 // Whether the reply is the status +OK (SET, AUTH, SELECT, CLIENT SETNAME…).
 bool IsOkReply(const redisReply* reply);
-// +PONG.
-bool IsPongReply(const redisReply* reply);
 
 // An error reply saying the server cannot serve this connection now (LOADING, BUSY,
 // MASTERDOWN, CLUSTERDOWN, or NOAUTH: a password is required and none was given): a failure

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -78,6 +79,24 @@ const char* VerifyCode(long result) {
       return "CERT_UNTRUSTED";
     case X509_V_ERR_CERT_REJECTED:
       return "CERT_REJECTED";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+      return "UNABLE_TO_GET_CRL";
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+      return "UNABLE_TO_DECRYPT_CERT_SIGNATURE";
+    case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+      return "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY";
+    case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+      return "ERROR_IN_CERT_NOT_BEFORE_FIELD";
+    case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+      return "ERROR_IN_CERT_NOT_AFTER_FIELD";
+    case X509_V_ERR_OUT_OF_MEM:
+      return "OUT_OF_MEM";
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+      return "EE_KEY_TOO_SMALL";
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+      return "CA_KEY_TOO_SMALL";
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+      return "CA_MD_TOO_WEAK";
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
       return "ERR_TLS_CERT_ALTNAME_INVALID";
@@ -141,8 +160,13 @@ bool IsHashedDirectory(const char* dir) {
 // none. A hashed folder is preferred to a bundle file: parsing Debian's bundle takes about
 // 30 ms, a lookup by hash costs nothing until a chain is verified.
 void UseSystemTrust(SSL_CTX* ctx, const std::string& fallback) {
+  // Honours SSL_CERT_FILE and SSL_CERT_DIR; one that names nothing readable counts for
+  // nothing, so the search goes on.
   SSL_CTX_set_default_verify_paths(ctx);
-  bool found = getenv("SSL_CERT_FILE") != nullptr || getenv("SSL_CERT_DIR") != nullptr;
+  const char* file = getenv("SSL_CERT_FILE");
+  const char* dir = getenv("SSL_CERT_DIR");
+  bool found =
+      (file != nullptr && access(file, R_OK) == 0) || (dir != nullptr && IsHashedDirectory(dir));
   if (!found && IsHashedDirectory(kSystemCertDir)) {
     found = SSL_CTX_load_verify_locations(ctx, nullptr, kSystemCertDir) == 1;
   }
@@ -244,7 +268,11 @@ std::shared_ptr<TlsContext> TlsContext::Create(const TlsOptions& options, Client
     *error = ConfigError("option tls.ca holds no PEM certificate");
     return nullptr;
   }
-  if (!options.extra_ca.empty()) AddTrusted(ctx, options.extra_ca);
+  if (!options.extra_ca_file.empty()) {
+    // Node warns about a file it cannot read and goes on; lib/client/tls.js does the same.
+    SSL_CTX_load_verify_locations(ctx, options.extra_ca_file.c_str(), nullptr);
+    ERR_clear_error();
+  }
   if (options.cert.empty() != options.key.empty()) {
     *error = ConfigError(options.cert.empty() ? "option tls.key was given without tls.cert"
                                               : "option tls.cert was given without tls.key");
@@ -266,20 +294,40 @@ std::shared_ptr<TlsContext> TlsContext::Create(const TlsOptions& options, Client
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
-std::shared_ptr<TlsContext> TlsContextCache::Get(const TlsOptions& options, ClientError* error) {
-  std::string key;
-  for (const std::string* field :
-       {&options.ca, &options.extra_ca, &options.fallback_ca, &options.cert, &options.key,
-        &options.passphrase, &options.servername}) {
-    key += std::to_string(field->size()) + ':' + *field;
+std::shared_ptr<TlsContext> TlsContextCache::Get(const TlsOptions& given, ClientError* error) {
+  const TlsOptions* options = &given;
+  TlsOptions with_roots;
+  if (given.fallback_ca.empty() && !fallback_ca_.empty() && given.ca.empty()) {
+    with_roots = given;
+    with_roots.fallback_ca = fallback_ca_;
+    options = &with_roots;
   }
-  key += options.reject_unauthorized ? 'v' : 'n';
-  key += std::to_string(options.min_version) + '-' + std::to_string(options.max_version);
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  bool hashed = md != nullptr && EVP_DigestInit_ex(md, EVP_sha256(), nullptr) == 1;
+  for (const std::string* field :
+       {&options->ca, &options->extra_ca_file, &options->fallback_ca, &options->cert, &options->key,
+        &options->passphrase, &options->servername}) {
+    uint64_t size = field->size();
+    hashed = hashed && EVP_DigestUpdate(md, &size, sizeof(size)) == 1 &&
+             EVP_DigestUpdate(md, field->data(), field->size()) == 1;
+  }
+  uint16_t numbers[] = {static_cast<uint16_t>(options->reject_unauthorized), options->min_version,
+                        options->max_version};
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  hashed = hashed && EVP_DigestUpdate(md, numbers, sizeof(numbers)) == 1 &&
+           EVP_DigestFinal_ex(md, digest, &digest_len) == 1;
+  EVP_MD_CTX_free(md);
+  if (!hashed) {  // out of memory: no sharing, the context still works
+    ERR_clear_error();
+    return TlsContext::Create(*options, error);
+  }
+  std::string key(reinterpret_cast<const char*>(digest), digest_len);
   for (auto it = contexts_.begin(); it != contexts_.end();) {
     it = it->second.expired() ? contexts_.erase(it) : std::next(it);
   }
   if (auto found = contexts_.find(key); found != contexts_.end()) return found->second.lock();
-  std::shared_ptr<TlsContext> context = TlsContext::Create(options, error);
+  std::shared_ptr<TlsContext> context = TlsContext::Create(*options, error);
   if (context != nullptr) contexts_.emplace(std::move(key), context);
   return context;
 }

@@ -31,10 +31,11 @@ typedef struct bio_st BIO;
 namespace hirecache {
 
 struct TlsOptions {
-  // PEM. `ca` empty: the system's trust store (plus `extra_ca`, e.g. NODE_EXTRA_CA_CERTS),
-  // or `fallback_ca` (Node's own roots) where the system has none.
+  // PEM. `ca` empty: the system's trust store, plus the certificates in the file
+  // `extra_ca_file` (NODE_EXTRA_CA_CERTS), or `fallback_ca` (Node's own roots) where the
+  // system has none.
   std::string ca;
-  std::string extra_ca;
+  std::string extra_ca_file;
   std::string fallback_ca;
   std::string cert;  // the client's certificate chain (mutual TLS); empty: none
   std::string key;   // its private key, encrypted with `passphrase` if that is given
@@ -72,11 +73,17 @@ class TlsContext {
 // (thread); a context lives as long as a client holds it.
 class TlsContextCache {
  public:
+  // The context for `options`; fallback_ca, when empty there, is the cache's own (below).
   std::shared_ptr<TlsContext> Get(const TlsOptions& options, ClientError* error);
   size_t size() const { return contexts_.size(); }
+  // The roots to trust where the system has no trust store (Node's, given once).
+  void set_fallback_ca(std::string pem) { fallback_ca_ = std::move(pem); }
+  bool has_fallback_ca() const { return !fallback_ca_.empty(); }
 
  private:
+  // Keyed by a SHA-256 of the options: no key material or passphrase is kept here.
   std::unordered_map<std::string, std::weak_ptr<TlsContext>> contexts_;
+  std::string fallback_ca_;
 };
 
 class TlsSession {

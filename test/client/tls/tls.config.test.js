@@ -116,6 +116,30 @@ describe('resolveConfig: asking for TLS', () => {
   });
 });
 
+describe('REDIS_TLS and NODE_EXTRA_CA_CERTS', () => {
+  test('REDIS_TLS=true holds for a redis:// url option too: never a plaintext connection', () => {
+    expect(resolveConfig({ REDIS_TLS: 'true' }, { url: 'redis://cache.internal:6380' }).tls).toBeTruthy();
+    expect(() => resolveConfig({ REDIS_TLS: 'true' }, { url: 'redis://h', tls: false })).toThrow(/REDIS_TLS/);
+  });
+
+  test('an unreadable NODE_EXTRA_CA_CERTS is a warning, as it is for Node, not a client that cannot be made', async () => {
+    const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const env = { NODE_EXTRA_CA_CERTS: '/nonexistent/extra-ca.pem' };
+      const c = track(new RedisClient({ url: server.url, tls: { ca: certs.ca.cert }, logger: false }, env));
+      await expect(c.call('PING')).resolves.toBe('PONG');
+      // Without ca it is the system store alone, which does not trust the test CA.
+      const d = track(new RedisClient({ url: server.url, tls: true, logger: false }, env));
+      const err = await d.call('PING').catch((e) => e);
+      expect(err).toBeInstanceOf(errors.TlsError);
+      const codes = emitWarning.mock.calls.map(([, options]) => options && options.code);
+      expect(codes).toContain('HIRECACHE_EXTRA_CA_UNREADABLE');
+    } finally {
+      emitWarning.mockRestore();
+    }
+  });
+});
+
 describe('option values', () => {
   test.each([['TLSv1.2'], ['TLSv1.3']])('minVersion %s is accepted', (minVersion) => {
     expect(() => track(createClient({ url: server.url, tls: { ca: certs.ca.cert, minVersion } }))).not.toThrow();
@@ -169,6 +193,27 @@ describe('option values', () => {
       expect(err.message).toMatch(new RegExp(`tls\\.${name}`));
     },
   );
+
+  test.each([['TLSv1'], ['TLSv1.1']])('minVersion %s, which OpenSSL 3 refuses anyway, is refused by name (ERR_UNSUPPORTED)', (minVersion) => {
+    const err = thrown(() => createClient({ url: server.url, tls: { minVersion } }));
+    expect(err).toBeInstanceOf(errors.UnsupportedError);
+    expect(err.message).toMatch(/TLS 1\.0 and 1\.1/);
+  });
+
+  test('a servername with a NUL or a space is refused (a shortened name must not be the one verified)', () => {
+    for (const servername of ['localhost\0.evil.example', 'local host']) {
+      const err = thrown(() => createClient({ url: server.url, tls: { servername } }));
+      expect(err.code).toBe('ERR_INVALID_CONFIG');
+      expect(err.message).toMatch(/tls\.servername/);
+    }
+  });
+
+  test('a string given as the tls option is refused without being shown (it may be a key)', () => {
+    const secret = '-----BEGIN PRIVATE KEY-----\nMIIEsecretsecret\n-----END PRIVATE KEY-----';
+    const err = thrown(() => createClient({ url: server.url, tls: secret }));
+    expect(err.message).toMatch(/option tls/);
+    expect(err.message).not.toContain('MIIEsecret');
+  });
 
   test('maxVersion below minVersion is refused', () => {
     const err = thrown(() => createClient({ url: server.url, tls: { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.2' } }));

@@ -7,6 +7,7 @@
 // a worker thread with a TLS client, and a process that exits with a TLS connection open.
 const path = require('path');
 const util = require('util');
+const errors = require('../../../lib/errors');
 const crypto = require('crypto');
 const { Worker } = require('worker_threads');
 const { createClient } = require('../../../lib/redis');
@@ -118,6 +119,16 @@ describe('the connection handshake over TLS', () => {
     } finally {
       w.disconnect();
     }
+  });
+
+  test('no password against a server that wants one: NOAUTH reaches the command as a reply, as over TCP', async () => {
+    // Over TLS the handshake always has a step (a PING, when there is no AUTH, SELECT or
+    // SETNAME): its error reply must not turn into a refused connection retried for ever.
+    const c = client({ url: `rediss://localhost:${authServer.port}` });
+    const err = await c.get('auth:k').catch((e) => e);
+    expect(err).toBeInstanceOf(errors.ReplyError);
+    expect(err.code).toBe('NOAUTH');
+    expect(c.status()).toMatchObject({ state: 'ready', breaker: 'closed', reconnectAttempts: 0 });
   });
 
   test('a wrong password: WRONGPASS reaches the caller, without the password', async () => {
