@@ -3,54 +3,33 @@
 // closes, and every libuv handle is closed at the end (uv_loop_close succeeds).
 #include "client/redis_client.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
-extern char** environ;
+#include "../support/test_server.h"
 
 namespace hirecache {
 namespace {
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using testing_support::ConnectLoopback;
+using testing_support::FreePort;
+using testing_support::ServerProcess;
 
+// Whether a Redis server on 127.0.0.1:`port` answers PING.
 bool Answers(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  if (ok) {
-    const char ping[] = "PING\r\n";
-    ok = write(fd, ping, sizeof(ping) - 1) == static_cast<ssize_t>(sizeof(ping) - 1);
-    char buf[16] = {};
-    ok = ok && read(fd, buf, sizeof(buf)) > 0 && std::string(buf).rfind("+PONG", 0) == 0;
-  }
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return false;
+  const char ping[] = "PING\r\n";
+  bool ok = write(fd, ping, sizeof(ping) - 1) == static_cast<ssize_t>(sizeof(ping) - 1);
+  char buf[16] = {};
+  ok = ok && read(fd, buf, sizeof(buf)) > 0 && std::string(buf).rfind("+PONG", 0) == 0;
   close(fd);
   return ok;
 }
@@ -58,45 +37,32 @@ bool Answers(int port) {
 // A redis-server of the test's own, in a temporary folder, on a free loopback port.
 class RedisServer {
  public:
-  RedisServer() : port_(FreePort()) {
-    char tmpl[] = "/tmp/hirecache-cpp-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    std::vector<std::string> args = {"redis-server",
-                                     "--port",
-                                     std::to_string(port_),
-                                     "--bind",
-                                     "127.0.0.1",
-                                     "--dir",
-                                     dir_,
-                                     "--save",
-                                     "",
-                                     "--appendonly",
-                                     "no",
-                                     "--logfile",
-                                     dir_ + "/redis.log"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0) pid_ = 0;
-    for (int i = 0; i < 400 && pid_ != 0 && !Answers(port_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  ~RedisServer() {
-    if (pid_ != 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "could not remove " << dir_;
-  }
+  RedisServer()
+      : port_(FreePort()),
+        process_(
+            "hirecache-cpp",
+            [this](const std::string& dir) -> std::vector<std::string> {
+              return {"redis-server",
+                      "--port",
+                      std::to_string(port_),
+                      "--bind",
+                      "127.0.0.1",
+                      "--dir",
+                      dir,
+                      "--save",
+                      "",
+                      "--appendonly",
+                      "no",
+                      "--logfile",
+                      dir + "/redis.log"};
+            },
+            [this] { return Answers(port_); }) {}
   int port() const { return port_; }
-  bool running() const { return pid_ != 0 && Answers(port_); }
+  bool running() const { return process_.alive() && Answers(port_); }
 
  private:
   int port_;
-  pid_t pid_ = 0;
-  std::string dir_;
+  ServerProcess process_;
 };
 
 struct Outcome {
@@ -206,14 +172,23 @@ class RedisClientTest : public ::testing::Test {
     std::vector<std::string_view> argv(args.begin(), args.end());
     SubmitResult r =
         client_->Submit(argv.data(), argv.size(), reinterpret_cast<void*>(token), flags);
-    if (r == SubmitResult::kClosed) listener_.outcomes[token] = {true, false, "closed"};
+    if (r == SubmitResult::kClosed) listener_.outcomes[token] = {true, false, "closed", {}};
     return token;
   }
 
   // Runs the loop until `done` holds, for at most five seconds of wall time.
+  // A client holds the loop only while it waits for something (an idle subscriber does not):
+  // a ticking timer keeps uv_run polling the sockets meanwhile, since with nothing holding
+  // the loop UV_RUN_ONCE returns at once without reading.
   void RunUntil(const std::function<bool()>& done, int line = __builtin_LINE()) {
+    uv_timer_t tick;
+    uv_timer_init(&loop_, &tick);
+    uv_timer_start(
+        &tick, [](uv_timer_t*) {}, 5, 5);
     auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!done() && std::chrono::steady_clock::now() < limit) uv_run(&loop_, UV_RUN_ONCE);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    uv_run(&loop_, UV_RUN_NOWAIT);
     ASSERT_TRUE(done()) << "condition of line " << line << " not reached within 5 s";
   }
 
@@ -242,7 +217,7 @@ class RedisClientTest : public ::testing::Test {
     CommandUnit unit{argv.data(), argcs.data(), argcs.size(),
                      replies == 0 ? static_cast<uint32_t>(argcs.size()) : replies};
     if (client_->SubmitUnit(unit, reinterpret_cast<void*>(token), 0) == SubmitResult::kClosed) {
-      listener_.outcomes[token] = {true, false, "closed"};
+      listener_.outcomes[token] = {true, false, "closed", {}};
     }
     return token;
   }

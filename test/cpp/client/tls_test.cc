@@ -7,7 +7,6 @@
 #include "client/tls.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -16,9 +15,7 @@
 #include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,12 +33,17 @@
 #include <thread>
 #include <vector>
 
+#include "../support/test_server.h"
 #include "client/redis_client.h"
-
-extern char** environ;
 
 namespace hirecache {
 namespace {
+
+using testing_support::AcceptsTcp;
+using testing_support::FreePort;
+using testing_support::ServerProcess;
+using testing_support::Spawn;
+using testing_support::Wait;
 
 constexpr char kPassphrase[] = "hirecache-Secret-7Qx2-passphrase";
 constexpr size_t kRecord = 16 * 1024;
@@ -63,31 +65,6 @@ bool WriteFile(const std::string& path, const std::string& text) {
 
 bool StartsWith(const std::string& text, const std::string& prefix) {
   return text.rfind(prefix, 0) == 0;
-}
-
-// Starts `args` (args[0] looked up in PATH) with stdin from /dev/null and stdout and stderr
-// appended to `log`; 0 when it could not be started.
-pid_t Spawn(std::vector<std::string> args, const std::string& log) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : 0;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,132 +607,130 @@ class TlsSessionTest : public ::testing::Test {
     return options;
   }
 
-  std::shared_ptr<TlsContext> Context(const TlsOptions& options) {
+  // A TlsSession to `host` (context_ and session_) and an in-memory server presenting `cert`
+  // (server_), joined by link_; what an earlier Open made goes first.
+  void Open(const TlsOptions& options, const std::string& host, const CertFiles& cert,
+            MemoryServer::Options server_options = {}) {
+    link_.reset();
+    session_.reset();
+    server_.reset();
+    context_.reset();
     ClientError error;
-    std::shared_ptr<TlsContext> context = TlsContext::Create(options, &error);
-    EXPECT_NE(context, nullptr) << error.message;
-    return context;
+    context_ = TlsContext::Create(options, &error);
+    ASSERT_NE(context_, nullptr) << error.message;
+    session_ = std::make_unique<TlsSession>(context_, host, host + ":6380");
+    ASSERT_TRUE(session_->ok());
+    server_ = std::make_unique<MemoryServer>(cert, certs_->ca.cert_file, server_options);
+    ASSERT_TRUE(server_->ok()) << "the in-memory server could not be set up";
+    link_ = std::make_unique<Link>(session_.get(), server_.get());
+  }
+  // The trusting options to "localhost", the good certificate.
+  void Open() { Open(Trusting(), "localhost", certs_->good); }
+
+  // The handshake over link_, in records; with `tickets`, the client then also reads the session
+  // tickets the server sends after it (TLS 1.3) into `*tickets`.
+  void Handshake(std::string* tickets = nullptr) {
+    ASSERT_EQ(link_->Handshake(kRecord), TlsSession::Status::kOk) << link_->error().message;
+    if (tickets != nullptr) {
+      ASSERT_EQ(link_->PassToClient({kRecord}, *tickets), TlsSession::Status::kOk);
+    }
   }
 
-  std::unique_ptr<MemoryServer> Server(const CertFiles& cert, MemoryServer::Options options = {}) {
-    auto server = std::make_unique<MemoryServer>(cert, certs_->ca.cert_file, options);
-    EXPECT_TRUE(server->ok()) << "the in-memory server could not be set up";
-    return server;
+  // Open() and Handshake(tickets).
+  void Connect(std::string* tickets = nullptr) {
+    ASSERT_NO_FATAL_FAILURE(Open());
+    ASSERT_NO_FATAL_FAILURE(Handshake(tickets));
   }
 
   // The client's handshake against `cert` as `host`: its status, and its error in `error`.
   TlsSession::Status HandshakeWith(const TlsOptions& options, const CertFiles& cert,
                                    const std::string& host, ClientError* error) {
-    std::shared_ptr<TlsContext> context = Context(options);
-    if (context == nullptr) return TlsSession::Status::kFailed;
-    TlsSession session(context, host, host + ":6380");
-    EXPECT_TRUE(session.ok());
-    std::unique_ptr<MemoryServer> server = Server(cert);
-    if (!server->ok()) return TlsSession::Status::kFailed;
-    Link link(&session, server.get());
-    TlsSession::Status status = link.Handshake(kRecord);
-    *error = link.error();
+    Open(options, host, cert);
+    if (link_ == nullptr) return TlsSession::Status::kFailed;
+    TlsSession::Status status = link_->Handshake(kRecord);
+    *error = link_->error();
     if (status == TlsSession::Status::kOk) {
-      EXPECT_TRUE(session.handshake_done());
-      EXPECT_TRUE(server->done());
+      EXPECT_TRUE(session_->handshake_done());
+      EXPECT_TRUE(server_->done());
     }
     return status;
   }
 
   const Certificates* certs_ = nullptr;
+  // Made by Open(); link_ last, as it points at session_ and server_.
+  std::shared_ptr<TlsContext> context_;
+  std::unique_ptr<TlsSession> session_;
+  std::unique_ptr<MemoryServer> server_;
+  std::unique_ptr<Link> link_;
 };
 
 TEST_F(TlsSessionTest, TheHandshakeCompletesWhenBytesArriveOneAtATime) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  ASSERT_TRUE(session.ok());
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  EXPECT_FALSE(session.handshake_done());
-  ASSERT_EQ(link.Handshake(1), TlsSession::Status::kOk)
-      << link.error().code << ": " << link.error().message;
-  EXPECT_TRUE(session.handshake_done());
-  EXPECT_TRUE(server->done());
-  EXPECT_EQ(SSL_version(server->ssl()), TLS1_3_VERSION);
+  ASSERT_NO_FATAL_FAILURE(Open());
+  EXPECT_FALSE(session_->handshake_done());
+  ASSERT_EQ(link_->Handshake(1), TlsSession::Status::kOk)
+      << link_->error().code << ": " << link_->error().message;
+  EXPECT_TRUE(session_->handshake_done());
+  EXPECT_TRUE(server_->done());
+  EXPECT_EQ(SSL_version(server_->ssl()), TLS1_3_VERSION);
   // One call per byte of the server's flight: it really was driven a byte at a time.
-  EXPECT_GT(link.handshake_calls(), 200);
-  const char* sni = SSL_get_servername(server->ssl(), TLSEXT_NAMETYPE_host_name);
+  EXPECT_GT(link_->handshake_calls(), 200);
+  const char* sni = SSL_get_servername(server_->ssl(), TLSEXT_NAMETYPE_host_name);
   EXPECT_STREQ(sni, "localhost");
 
   // And the session carries data, both ways, a byte at a time too.
   ClientError error;
-  ASSERT_TRUE(session.Write("PING\r\n", 6, &error)) << error.message;
+  ASSERT_TRUE(session_->Write("PING\r\n", 6, &error)) << error.message;
   std::string at_server;
-  EXPECT_EQ(link.PassToServer({1}, at_server), SSL_ERROR_WANT_READ);
+  EXPECT_EQ(link_->PassToServer({1}, at_server), SSL_ERROR_WANT_READ);
   EXPECT_EQ(at_server, "PING\r\n");
-  ASSERT_TRUE(server->Write("+PONG\r\n"));
+  ASSERT_TRUE(server_->Write("+PONG\r\n"));
   std::string at_client;
-  EXPECT_EQ(link.PassToClient({1}, at_client), TlsSession::Status::kOk);
+  EXPECT_EQ(link_->PassToClient({1}, at_client), TlsSession::Status::kOk);
   EXPECT_EQ(at_client, "+PONG\r\n");
-  EXPECT_FALSE(session.has_input());
+  EXPECT_FALSE(session_->has_input());
 }
 
 TEST_F(TlsSessionTest, FourMebibytesEachWayArriveByteExactInOddPieces) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
+  ASSERT_NO_FATAL_FAILURE(Connect());
 
   const std::string up = RandomBytes(4 << 20, 1);
   ClientError error;
-  ASSERT_TRUE(session.Write(up.data(), up.size(), &error)) << error.message;
-  EXPECT_TRUE(session.has_output());
+  ASSERT_TRUE(session_->Write(up.data(), up.size(), &error)) << error.message;
+  EXPECT_TRUE(session_->has_output());
   std::string at_server;
-  EXPECT_EQ(link.PassToServer(kOddPieces, at_server), SSL_ERROR_WANT_READ);
-  EXPECT_FALSE(session.has_output());
+  EXPECT_EQ(link_->PassToServer(kOddPieces, at_server), SSL_ERROR_WANT_READ);
+  EXPECT_FALSE(session_->has_output());
   ASSERT_EQ(at_server.size(), up.size());
   EXPECT_TRUE(at_server == up) << "the server received different bytes";
 
   const std::string down = RandomBytes(4 << 20, 2);
-  ASSERT_TRUE(server->Write(down));
+  ASSERT_TRUE(server_->Write(down));
   std::string at_client;
-  EXPECT_EQ(link.PassToClient(kOddPieces, at_client), TlsSession::Status::kOk) << link.error().code;
+  EXPECT_EQ(link_->PassToClient(kOddPieces, at_client), TlsSession::Status::kOk)
+      << link_->error().code;
   ASSERT_EQ(at_client.size(), down.size());
   EXPECT_TRUE(at_client == down) << "the client received different bytes";
-  EXPECT_FALSE(session.has_input());
+  EXPECT_FALSE(session_->has_input());
 }
 
 TEST_F(TlsSessionTest, TheServersCloseNotifyEndsTheSession) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
   std::string plain;
-  ASSERT_EQ(link.PassToClient({kRecord}, plain), TlsSession::Status::kOk);  // the tickets
-  ASSERT_TRUE(server->Write("last words"));
-  SSL_shutdown(server->ssl());
-  EXPECT_EQ(link.PassToClient({kRecord}, plain), TlsSession::Status::kClosed);
+  ASSERT_NO_FATAL_FAILURE(Connect(&plain));
+  ASSERT_TRUE(server_->Write("last words"));
+  SSL_shutdown(server_->ssl());
+  EXPECT_EQ(link_->PassToClient({kRecord}, plain), TlsSession::Status::kClosed);
   EXPECT_EQ(plain, "last words");
 }
 
 TEST_F(TlsSessionTest, GarbageAfterTheHandshakeFailsWithAnSslCode) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
   std::string plain;
-  ASSERT_EQ(link.PassToClient({kRecord}, plain), TlsSession::Status::kOk);
-  EXPECT_EQ(link.Inject("this is not a TLS record, not at all\r\n", plain),
+  ASSERT_NO_FATAL_FAILURE(Connect(&plain));
+  EXPECT_EQ(link_->Inject("this is not a TLS record, not at all\r\n", plain),
             TlsSession::Status::kFailed);
-  EXPECT_TRUE(StartsWith(link.error().code, "ERR_SSL_")) << link.error().code;
-  EXPECT_EQ(link.error().kind, ErrorKind::kTls);
-  EXPECT_NE(link.error().message.find("localhost:6380"), std::string::npos) << link.error().message;
+  EXPECT_TRUE(StartsWith(link_->error().code, "ERR_SSL_")) << link_->error().code;
+  EXPECT_EQ(link_->error().kind, ErrorKind::kTls);
+  EXPECT_NE(link_->error().message.find("localhost:6380"), std::string::npos)
+      << link_->error().message;
   EXPECT_TRUE(plain.empty());
 }
 
@@ -769,27 +744,17 @@ TEST_F(TlsSessionTest, AServernameTheCertificateLacksIsRefused) {
 
   // The servername, not the host, is what is checked (and sent as SNI).
   options.servername = "localhost";
-  std::shared_ptr<TlsContext> context = Context(options);
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "127.0.0.2", "127.0.0.2:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  EXPECT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().code;
-  EXPECT_STREQ(SSL_get_servername(server->ssl(), TLSEXT_NAMETYPE_host_name), "localhost");
+  ASSERT_NO_FATAL_FAILURE(Open(options, "127.0.0.2", certs_->good));
+  EXPECT_EQ(link_->Handshake(kRecord), TlsSession::Status::kOk) << link_->error().code;
+  EXPECT_STREQ(SSL_get_servername(server_->ssl(), TLSEXT_NAMETYPE_host_name), "localhost");
 }
 
 TEST_F(TlsSessionTest, AnIpHostIsCheckedAgainstTheIpSan) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "127.0.0.1", "127.0.0.1:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  EXPECT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk)
-      << link.error().code << ": " << link.error().message;
+  ASSERT_NO_FATAL_FAILURE(Open(Trusting(), "127.0.0.1", certs_->good));
+  EXPECT_EQ(link_->Handshake(kRecord), TlsSession::Status::kOk)
+      << link_->error().code << ": " << link_->error().message;
   // An address is never sent as SNI (RFC 6066).
-  EXPECT_EQ(SSL_get_servername(server->ssl(), TLSEXT_NAMETYPE_host_name), nullptr);
+  EXPECT_EQ(SSL_get_servername(server_->ssl(), TLSEXT_NAMETYPE_host_name), nullptr);
 
   ClientError error;
   EXPECT_EQ(HandshakeWith(Trusting(), certs_->good, "127.0.0.2", &error),
@@ -828,8 +793,9 @@ TEST_F(TlsSessionTest, TheSystemStoreDoesNotTrustTheTestCa) {
               error.code == "UNABLE_TO_VERIFY_LEAF_SIGNATURE" ||
               error.code == "UNABLE_TO_GET_ISSUER_CERT_LOCALLY")
       << error.code << ": " << error.message;
-  // The test CA as extra_ca (NODE_EXTRA_CA_CERTS) next to the system store is trusted.
-  options.extra_ca = certs_->ca.cert;
+  // The test CA's file as extra_ca_file (NODE_EXTRA_CA_CERTS) next to the system store is
+  // trusted.
+  options.extra_ca_file = certs_->ca.cert_file;
   EXPECT_EQ(HandshakeWith(options, certs_->good, "localhost", &error), TlsSession::Status::kOk)
       << error.code;
 }
@@ -848,24 +814,19 @@ TEST_F(TlsSessionTest, RejectUnauthorizedFalseAcceptsExpiredAndMisnamedCertifica
 }
 
 TEST_F(TlsSessionTest, AServerRequiringAClientCertificateRefusesAClientWithout) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good, {true, 0});
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  TlsSession::Status status = link.Handshake(kRecord);
+  ASSERT_NO_FATAL_FAILURE(Open(Trusting(), "localhost", certs_->good, {true, 0}));
+  TlsSession::Status status = link_->Handshake(kRecord);
   // TLS 1.3: the client is done before the server has judged its (empty) certificate; the
   // server's alert then arrives with the first read.
   if (status == TlsSession::Status::kOk) {
     std::string plain;
-    status = link.PassToClient({kRecord}, plain);
+    status = link_->PassToClient({kRecord}, plain);
     EXPECT_TRUE(plain.empty());
   }
-  EXPECT_TRUE(server->failed());
+  EXPECT_TRUE(server_->failed());
   EXPECT_EQ(status, TlsSession::Status::kFailed);
-  EXPECT_TRUE(StartsWith(link.error().code, "ERR_SSL_"))
-      << link.error().code << ": " << link.error().message;
+  EXPECT_TRUE(StartsWith(link_->error().code, "ERR_SSL_"))
+      << link_->error().code << ": " << link_->error().message;
 }
 
 TEST_F(TlsSessionTest, AServerRequiringAClientCertificateAcceptsOne) {
@@ -873,175 +834,111 @@ TEST_F(TlsSessionTest, AServerRequiringAClientCertificateAcceptsOne) {
   options.cert = certs_->client.cert;
   options.key = certs_->client_encrypted_key;
   options.passphrase = kPassphrase;
-  std::shared_ptr<TlsContext> context = Context(options);
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good, {true, 0});
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
-  EXPECT_EQ(SSL_version(server->ssl()), TLS1_3_VERSION);
-  EXPECT_FALSE(server->failed());
-  X509* peer = SSL_get1_peer_certificate(server->ssl());
+  ASSERT_NO_FATAL_FAILURE(Open(options, "localhost", certs_->good, {true, 0}));
+  ASSERT_NO_FATAL_FAILURE(Handshake());
+  EXPECT_EQ(SSL_version(server_->ssl()), TLS1_3_VERSION);
+  EXPECT_FALSE(server_->failed());
+  X509* peer = SSL_get1_peer_certificate(server_->ssl());
   EXPECT_NE(peer, nullptr) << "the server did not get the client's certificate";
   X509_free(peer);
-  EXPECT_EQ(SSL_get_verify_result(server->ssl()), X509_V_OK);
+  EXPECT_EQ(SSL_get_verify_result(server_->ssl()), X509_V_OK);
 
   ClientError error;
-  ASSERT_TRUE(session.Write("PING\r\n", 6, &error)) << error.message;
+  ASSERT_TRUE(session_->Write("PING\r\n", 6, &error)) << error.message;
   std::string at_server;
-  EXPECT_EQ(link.PassToServer({kRecord}, at_server), SSL_ERROR_WANT_READ);
+  EXPECT_EQ(link_->PassToServer({kRecord}, at_server), SSL_ERROR_WANT_READ);
   EXPECT_EQ(at_server, "PING\r\n");
-  ASSERT_TRUE(server->Write("+PONG\r\n"));
+  ASSERT_TRUE(server_->Write("+PONG\r\n"));
   std::string at_client;
-  EXPECT_EQ(link.PassToClient({kRecord}, at_client), TlsSession::Status::kOk);
+  EXPECT_EQ(link_->PassToClient({kRecord}, at_client), TlsSession::Status::kOk);
   EXPECT_EQ(at_client, "+PONG\r\n");
 }
 
 TEST_F(TlsSessionTest, AMinVersionAboveTheServersMaxFails) {
   MemoryServer::Options tls12{false, TLS1_2_VERSION};
   // The default minimum (TLS 1.2) meets such a server.
-  {
-    std::shared_ptr<TlsContext> context = Context(Trusting());
-    ASSERT_NE(context, nullptr);
-    TlsSession session(context, "localhost", "localhost:6380");
-    std::unique_ptr<MemoryServer> server = Server(certs_->good, tls12);
-    ASSERT_TRUE(server->ok());
-    Link link(&session, server.get());
-    ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
-    EXPECT_EQ(SSL_version(server->ssl()), TLS1_2_VERSION);
-  }
+  ASSERT_NO_FATAL_FAILURE(Open(Trusting(), "localhost", certs_->good, tls12));
+  ASSERT_NO_FATAL_FAILURE(Handshake());
+  EXPECT_EQ(SSL_version(server_->ssl()), TLS1_2_VERSION);
+
   TlsOptions options = Trusting();
   options.min_version = 0x0304;
-  std::shared_ptr<TlsContext> context = Context(options);
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good, tls12);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  EXPECT_EQ(link.Handshake(kRecord), TlsSession::Status::kFailed);
-  EXPECT_TRUE(StartsWith(link.error().code, "ERR_SSL_"))
-      << link.error().code << ": " << link.error().message;
-  EXPECT_EQ(link.error().kind, ErrorKind::kTls);
-  EXPECT_FALSE(session.handshake_done());
+  ASSERT_NO_FATAL_FAILURE(Open(options, "localhost", certs_->good, tls12));
+  EXPECT_EQ(link_->Handshake(kRecord), TlsSession::Status::kFailed);
+  EXPECT_TRUE(StartsWith(link_->error().code, "ERR_SSL_"))
+      << link_->error().code << ": " << link_->error().message;
+  EXPECT_EQ(link_->error().kind, ErrorKind::kTls);
+  EXPECT_FALSE(session_->handshake_done());
 }
 
 TEST_F(TlsSessionTest, AKeyUpdateTheServerRequestsIsAnswered) {
-  std::shared_ptr<TlsContext> context = Context(Trusting());
-  ASSERT_NE(context, nullptr);
-  TlsSession session(context, "localhost", "localhost:6380");
-  std::unique_ptr<MemoryServer> server = Server(certs_->good);
-  ASSERT_TRUE(server->ok());
-  Link link(&session, server.get());
-  ASSERT_EQ(link.Handshake(kRecord), TlsSession::Status::kOk) << link.error().message;
   std::string plain;
-  ASSERT_EQ(link.PassToClient({kRecord}, plain), TlsSession::Status::kOk);
-  ASSERT_EQ(SSL_key_update(server->ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
-  ASSERT_TRUE(server->Write("after the update"));
-  EXPECT_EQ(link.PassToClient({kRecord}, plain), TlsSession::Status::kOk) << link.error().code;
+  ASSERT_NO_FATAL_FAILURE(Connect(&plain));
+  ASSERT_EQ(SSL_key_update(server_->ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+  ASSERT_TRUE(server_->Write("after the update"));
+  EXPECT_EQ(link_->PassToClient({kRecord}, plain), TlsSession::Status::kOk) << link_->error().code;
   EXPECT_EQ(plain, "after the update");
   // OpenSSL answers with the next write (RFC 8446: before the next application data).
   ClientError error;
-  ASSERT_TRUE(session.Write("+OK\r\n", 5, &error)) << error.message;
+  ASSERT_TRUE(session_->Write("+OK\r\n", 5, &error)) << error.message;
   std::string at_server;
-  EXPECT_EQ(link.PassToServer({kRecord}, at_server), SSL_ERROR_WANT_READ);
+  EXPECT_EQ(link_->PassToServer({kRecord}, at_server), SSL_ERROR_WANT_READ);
   EXPECT_EQ(at_server, "+OK\r\n");
-  EXPECT_EQ(server->key_updates_received(), 1) << "the client did not update its own keys";
+  EXPECT_EQ(server_->key_updates_received(), 1) << "the client did not update its own keys";
   // Both directions keep working under the new keys.
-  ASSERT_TRUE(server->Write("and after that"));
+  ASSERT_TRUE(server_->Write("and after that"));
   plain.clear();
-  EXPECT_EQ(link.PassToClient({1}, plain), TlsSession::Status::kOk) << link.error().code;
+  EXPECT_EQ(link_->PassToClient({1}, plain), TlsSession::Status::kOk) << link_->error().code;
   EXPECT_EQ(plain, "and after that");
 }
 
 // ---------------------------------------------------------------------------------------
 // RedisClient over TLS against a real redis-server
 
-// A loopback TCP port nobody listens on (for a moment).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool AcceptsTcp(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
 // redis-server with TLS only (--port 0), presenting the good certificate, in a temporary
 // folder of its own.
 class TlsRedisServer {
  public:
-  TlsRedisServer(const Certificates& certs, bool auth_clients) : port_(FreePort()) {
-    char tmpl[] = "/tmp/hirecache-cpp-tls-redis-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return;
-    dir_ = tmpl;
-    pid_ = Spawn({"redis-server",
-                  "--port",
-                  "0",
-                  "--tls-port",
-                  std::to_string(port_),
-                  "--bind",
-                  "127.0.0.1",
-                  "--tls-cert-file",
-                  certs.good.cert_file,
-                  "--tls-key-file",
-                  certs.good.key_file,
-                  "--tls-ca-cert-file",
-                  certs.ca.cert_file,
-                  "--tls-auth-clients",
-                  auth_clients ? "yes" : "no",
-                  "--save",
-                  "",
-                  "--appendonly",
-                  "no",
-                  "--dir",
-                  dir_,
-                  "--logfile",
-                  dir_ + "/redis.log"},
-                 dir_ + "/stdout.log");
-    for (int i = 0; i < 500 && pid_ != 0 && !AcceptsTcp(port_); ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {  // it exited
-        pid_ = 0;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    running_ = pid_ != 0 && AcceptsTcp(port_);
-  }
-  ~TlsRedisServer() {
-    if (pid_ != 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    std::error_code ec;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-  }
-  TlsRedisServer(const TlsRedisServer&) = delete;
-  TlsRedisServer& operator=(const TlsRedisServer&) = delete;
+  TlsRedisServer(const Certificates& certs, bool auth_clients)
+      : port_(FreePort()),
+        process_(
+            "hirecache-cpp-tls-redis",
+            [&](const std::string& dir) -> std::vector<std::string> {
+              return {"redis-server",
+                      "--port",
+                      "0",
+                      "--tls-port",
+                      std::to_string(port_),
+                      "--bind",
+                      "127.0.0.1",
+                      "--tls-cert-file",
+                      certs.good.cert_file,
+                      "--tls-key-file",
+                      certs.good.key_file,
+                      "--tls-ca-cert-file",
+                      certs.ca.cert_file,
+                      "--tls-auth-clients",
+                      auth_clients ? "yes" : "no",
+                      "--save",
+                      "",
+                      "--appendonly",
+                      "no",
+                      "--dir",
+                      dir,
+                      "--logfile",
+                      dir + "/redis.log"};
+            },
+            [this] { return AcceptsTcp(port_); }) {}
 
   int port() const { return port_; }
-  bool running() const { return running_; }
-  std::string log() const { return ReadFile(dir_ + "/stdout.log") + ReadFile(dir_ + "/redis.log"); }
+  bool running() const { return process_.ready(); }
+  std::string log() const {
+    return ReadFile(process_.dir() + "/stdout.log") + ReadFile(process_.dir() + "/redis.log");
+  }
 
  private:
   int port_;
-  pid_t pid_ = 0;
-  bool running_ = false;
-  std::string dir_;
+  ServerProcess process_;
 };
 
 // A TCP listener of the test's own that speaks no TLS: the test decides what it does with
