@@ -418,17 +418,20 @@ ClientError Connection::WriteFailure(int status) {
   // A TLS server that refuses the session (a client certificate it wanted, in TLS 1.3 judged
   // after the client's last flight) sends its alert and closes; a write that follows meets
   // the reset. The alert is still readable, and says why.
+  // A buffer of its own: a write may fail inside a read (the handshake's last reply flushes
+  // the queued commands), whose bytes must not be overwritten under it.
   uv_os_fd_t fd;
   if (uv_fileno(reinterpret_cast<uv_handle_t*>(tcp_), &fd) != 0) return error;
+  std::string scratch(kTlsPlainChunk, '\0');
   for (int i = 0; i < kReadNowMaxBuffers; ++i) {
-    ssize_t n = recv(fd, read_buffer_, sizeof(read_buffer_), MSG_DONTWAIT);
-    if (n <= 0 || !tls_->Feed(read_buffer_, static_cast<size_t>(n))) break;
+    ssize_t n = recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
+    if (n <= 0 || !tls_->Feed(scratch.data(), static_cast<size_t>(n))) break;
   }
   for (int i = 0; i < kReadNowMaxBuffers; ++i) {
     size_t n = 0;
     ClientError tls_error;
     TlsSession::Status got = tls_->handshake_done()
-                                 ? tls_->Read(plain_buffer_, sizeof(plain_buffer_), &n, &tls_error)
+                                 ? tls_->Read(scratch.data(), scratch.size(), &n, &tls_error)
                                  : tls_->Handshake(&tls_error);
     if (got == TlsSession::Status::kFailed) return tls_error;
     if (got != TlsSession::Status::kOk || n == 0) break;
