@@ -78,9 +78,12 @@ function loadScript(client) {
   return p;
 }
 
-// The script's reply: value * 4 + status, or -1 for a block without end.
+// The script's reply: value * 4 + status, or -1 for a block without end; or, when the key
+// holds refused points, [that number, refused points].
 const statusOf = (reply) => (reply < 0 ? 2 : reply % 4);
 const valueOf = (reply) => (reply < 0 ? -1 : (reply - (reply % 4)) / 4);
+// What distinguishes the buckets' key names from other programs' under the same keyPrefix.
+const BUCKET_TAG = 'tb:';
 
 function isUnavailable(err) {
   if (!(err instanceof Error)) return false;
@@ -143,8 +146,10 @@ class RedisRateLimiter extends BaseLimiter {
     super(config);
     this.store = 'redis';
     this._client = client;
-    // The client's keyPrefix (ioredis's option) comes first, as for every key it sends.
-    this._prefix = clientKeyPrefix(client) + (config.keyPrefix === '' ? '' : `${config.keyPrefix}:`);
+    // The client's keyPrefix (ioredis's option) comes first, as for every key it sends; then
+    // the limiter's, and 'tb:', so that a bucket never shares its name with a key another
+    // program wrote under the same keyPrefix (rate-limiter-flexible's `${keyPrefix}:${key}`).
+    this._prefix = clientKeyPrefix(client) + this._namespace();
     const [scale, interval, tolerance] = LocalLimiter.shape(config.points, Math.round(config.duration * 1e6), config.burst);
     this._scale = scale;
     this._interval = interval;
@@ -202,6 +207,20 @@ class RedisRateLimiter extends BaseLimiter {
     this._openInfo = null;
     this._held = null;
     attachToClient(this, client);
+  }
+
+  /** `${keyPrefix}:tb:`, or 'tb:' without a keyPrefix: where this limiter's buckets live. */
+  _namespace() {
+    return this.keyPrefix === '' ? BUCKET_TAG : `${this.keyPrefix}:${BUCKET_TAG}`;
+  }
+
+  /**
+   * The Redis key of `key`'s bucket (before the client's own keyPrefix):
+   * `${keyPrefix}:tb:${key}`. Not rate-limiter-flexible's `${keyPrefix}:${key}`: the two
+   * never read each other's keys (see docs/ratelimit.md, "Migrating").
+   */
+  getKey(key) {
+    return this._namespace() + key;
   }
 
   /**
@@ -335,14 +354,15 @@ class RedisRateLimiter extends BaseLimiter {
     return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
   }
 
-  _refusedResult(debt, cost) {
+  // `refused`: the points refused since the last admission, this request's included.
+  _refusedResult(debt, cost, refused) {
     const inUse = Math.ceil(debt / this._interval);
     const ms = Math.ceil((debt + cost * this._interval - this._tolerance) / this._msDivisor);
-    return makeResult(Math.max(this.burst - inUse, 0), ms, inUse + cost, false);
+    return makeResult(Math.max(this.burst - inUse, 0), ms, inUse + refused, false);
   }
 
   _blocked(ms, cost) {
-    return makeResult(0, ms, this.burst + cost, false);
+    return makeResult(0, ms, this.burst + Math.max(cost, 1), false);
   }
 
   /**
@@ -392,11 +412,16 @@ class RedisRateLimiter extends BaseLimiter {
 
   _settle(op, key, cost, reply) {
     if (this._unreachable) this._answered();
+    let refused = 0;
+    if (typeof reply !== 'number') {
+      refused = reply[1];
+      reply = reply[0];
+    }
     switch (op) {
-      case 'c': return this._settleConsume(key, cost, reply);
-      case 'g': return this._settleGet(key, reply);
+      case 'c': return this._settleConsume(key, cost, reply, refused);
+      case 'g': return this._settleGet(key, reply, refused);
       case 'b': return this._settleBlock(key, reply);
-      default: return this._settleChange(op, key, cost, reply);
+      default: return this._settleChange(op, key, cost, reply, refused);
     }
   }
 
@@ -468,7 +493,7 @@ class RedisRateLimiter extends BaseLimiter {
     return this._route('c', k, points, false);
   }
 
-  _settleConsume(key, cost, reply) {
+  _settleConsume(key, cost, reply, refusedPoints) {
     const status = statusOf(reply);
     const value = valueOf(reply);
     if (status === 1) {
@@ -478,7 +503,7 @@ class RedisRateLimiter extends BaseLimiter {
     }
     this._refused += 1;
     if (status === 0) {
-      const refused = this._refusedResult(value, cost);
+      const refused = this._refusedResult(value, cost, refusedPoints);
       this._mirror(key, value);
       if (this._shadow !== null) this._remember(key, value, refused.msBeforeNext);
       return Promise.reject(refused);
@@ -517,14 +542,17 @@ class RedisRateLimiter extends BaseLimiter {
   }
 
   /** The outcome of get() from the script's reply: null for a full bucket. */
-  _settleGet(key, reply) {
+  _settleGet(key, reply, refused) {
     if (statusOf(reply) === 2) {
       this._mirrorBlock(key, valueOf(reply));
       return this._blocked(valueOf(reply), 0);
     }
     const debt = valueOf(reply);
     this._mirror(key, debt);
-    return debt === 0 ? null : this._admitted(debt, 0);
+    if (debt === 0) return null;
+    const result = this._admitted(debt, 0);
+    result.consumedPoints += refused;
+    return result;
   }
 
   /** Takes `points` even if they are not there. */
@@ -546,7 +574,7 @@ class RedisRateLimiter extends BaseLimiter {
   }
 
   /** The outcome of a penalty ('p') or a reward ('r') of `points` on `key` from the script's reply. */
-  _settleChange(op, key, points, reply) {
+  _settleChange(op, key, points, reply, refused) {
     if (statusOf(reply) === 2) {
       this._mirrorBlock(key, valueOf(reply));
       return this._blocked(valueOf(reply), 0);
@@ -560,9 +588,9 @@ class RedisRateLimiter extends BaseLimiter {
       if (op === 'p') this._remember(key, after, Math.ceil(after / this._msDivisor));
       else this._shadow.delete(key);
     }
-    const consumed = Math.ceil(after / this._interval);
+    const inUse = Math.ceil(after / this._interval);
     // As the local limiter (and rate-limiter-flexible) say: first when the bucket was full.
-    return makeResult(Math.max(this.burst - consumed, 0), Math.ceil(after / this._msDivisor), consumed, debt === 0);
+    return makeResult(Math.max(this.burst - inUse, 0), Math.ceil(after / this._msDivisor), inUse + refused, debt === 0);
   }
 
   /**

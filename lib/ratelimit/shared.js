@@ -53,7 +53,9 @@ function resultString() {
  * four fields.
  */
 class RateLimitResult {
-  constructor(remainingPoints, msBeforeNext, consumedPoints, isFirstInDuration) {
+  // rate-limiter-flexible's defaults: 0, 0, 0, false; isFirstInDuration is a boolean whatever
+  // it is given as (its RateLimiterRes coerces it too).
+  constructor(remainingPoints = 0, msBeforeNext = 0, consumedPoints = 0, isFirstInDuration = false) {
     /** Whole points left after this request. */
     this.remainingPoints = remainingPoints;
     /**
@@ -61,10 +63,10 @@ class RateLimitResult {
      * are available (or the block ends); -1 for a block without end.
      */
     this.msBeforeNext = msBeforeNext;
-    /** Points in use; when refused, plus the refused request's points. */
+    /** Points in use, plus the points refused since the last admission (this one's included). */
     this.consumedPoints = consumedPoints;
     /** Admitted into a full bucket. */
-    this.isFirstInDuration = isFirstInDuration;
+    this.isFirstInDuration = Boolean(isFirstInDuration);
   }
 
   toJSON() {
@@ -80,7 +82,10 @@ class RateLimitResult {
   }
 
   static [Symbol.hasInstance](value) {
+    // An instance made with `new` (or of a subclass), then the limiters' plain results.
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
     return (
+      this === RateLimitResult &&
       value !== null &&
       typeof value === 'object' &&
       typeof value.remainingPoints === 'number' &&

@@ -2,22 +2,29 @@
 -- loaded once by lib/ratelimit/redis.js, which sends it with EVALSHA under the SHA1 of this
 -- file's bytes (keep it ASCII).
 --
--- KEYS[1] is the bucket. Its value is the theoretical arrival time (TAT) in units of
--- 1/scale microsecond, modulo 2^52 so that every number stays exact in Lua's doubles (a
--- debt is always below 2^51, so the difference to "now" decodes unambiguously), or, while
--- the key is blocked, 'b:<block end>:<TAT>': the block's end in microseconds of Redis's
--- clock (-1: no end) and the TAT (empty for a full bucket). A block only adds refusal
--- time: the TAT, what the key owes, outlives it. The key expires when the block has ended
--- and the bucket is full again, so an absent key is a full bucket; when nothing is owed the
--- key is deleted (never written with PX 0). The clock is Redis's TIME: every app server
--- sees the same one.
+-- KEYS[1] is the bucket, under a name of the limiter's own ('<keyPrefix>:tb:<key>'), and its
+-- value is in a form of its own, so that a key another program wrote (rate-limiter-flexible's
+-- counter under '<keyPrefix>:<key>') is never read as a bucket: a value that is not in this
+-- form is refused with a FOREIGNKEY error, never misread.
+-- The value is 't<TAT>' or 't<TAT>:<refused>': the theoretical arrival time (TAT) in units
+-- of 1/scale microsecond, modulo 2^52 so that every number stays exact in Lua's doubles (a
+-- debt is always below 2^51, so the difference to "now" decodes unambiguously), and the
+-- points of consumes refused since the last admitted one (rate-limiter-flexible counts
+-- refused attempts in consumedPoints; so does this, until the bucket is full again). While
+-- the key is blocked: 'b:<block end>:<TAT>', the block's end in microseconds of Redis's
+-- clock (-1: no end) and the TAT (empty for a full bucket). A block only adds refusal time:
+-- the TAT, what the key owes, outlives it. The key expires when the block has ended and the
+-- bucket is full again, so an absent key is a full bucket; when nothing is owed the key is
+-- deleted (never written with PX 0). The clock is Redis's TIME: every app server sees the
+-- same one.
 -- ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block), cost in tokens (in
 -- ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
 -- per microsecond, and the block in ms that a refused consume starts (0 for none).
 -- Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
 -- array): status 1 admitted (or the answer to p/r/g), value the debt before the operation;
 -- 0 refused, nothing taken, value the debt; 2 blocked, value the ms until the block has
--- ended and the cost fits; -1 blocked for ever.
+-- ended and the cost fits; -1 blocked for ever. When the key holds refused points (after a
+-- refused consume, or for g/p/r on such a key), the reply is { that integer, refused }.
 -- A number passed to redis.call reaches Redis written exactly (below 2^53 it is an integer).
 local key = KEYS[1]
 local op = ARGV[1]
@@ -35,22 +42,40 @@ local v = redis.call('GET', key)
 local exists = v
 local bend = false
 local debt = 0
+local refused = 0
 if v then
-  if string.byte(v, 1) == 98 then
+  local tag = string.byte(v, 1)
+  local tat
+  if tag == 116 then
+    local i = string.find(v, ':', 2, true)
+    if i then
+      tat = tonumber(string.sub(v, 2, i - 1))
+      refused = tonumber(string.sub(v, i + 1))
+    else
+      tat = tonumber(string.sub(v, 2))
+    end
+  elseif tag == 98 and string.byte(v, 2) == 58 then
     local i = string.find(v, ':', 3, true)
-    bend = tonumber(string.sub(v, 3, i - 1))
-    v = string.sub(v, i + 1)
-    if bend >= 0 and bend <= us then bend = false end
+    if i then
+      bend = tonumber(string.sub(v, 3, i - 1))
+      tat = string.sub(v, i + 1)
+      if tat == '' then tat = false else tat = tonumber(tat) end
+      if bend and bend >= 0 and bend <= us then bend = false end
+    end
   end
-  if v ~= '' then
-    debt = (tonumber(v) - now) % M
+  if tat == nil or refused == nil or (tag == 98 and bend == nil) then
+    return redis.error_reply('FOREIGNKEY ' .. key .. ' holds a value that hirecache did not write; give the limiter a keyPrefix of its own')
+  end
+  if tat then
+    debt = (tat - now) % M
     if debt >= 2251799813685248 then debt = 0 end
   end
+  if debt == 0 then refused = 0 end
 end
 local cost = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local tolerance = tonumber(ARGV[4])
-local function save(owed, ends)
+local function save(owed, ends, r)
   local px = 0
   if owed > 0 then px = math.ceil(owed / scale / 1000) end
   if ends then
@@ -63,10 +88,16 @@ local function save(owed, ends)
       redis.call('SET', key, val, 'PX', math.max(px, math.ceil((ends - us) / 1000)))
     end
   elseif owed > 0 then
-    redis.call('SET', key, (now + owed) % M, 'PX', px)
+    local val = 't' .. string.format('%.0f', (now + owed) % M)
+    if r > 0 then val = val .. ':' .. r end
+    redis.call('SET', key, val, 'PX', px)
   elseif exists then
     redis.call('DEL', key)
   end
+end
+local function reply(n, r)
+  if r > 0 then return { n, r } end
+  return n
 end
 local function blocked(ends, owed, c)
   if ends < 0 then return -1 end
@@ -78,19 +109,19 @@ end
 if op == 'b' then
   local ends = -1
   if cost > 0 then ends = us + cost * 1000 end
-  save(debt, ends)
+  save(debt, ends, 0)
   return blocked(ends, debt, 0)
 end
 if bend then
   if op == 'p' then
     debt = math.min(debt + cost * interval, MAX_DEBT)
-    save(debt, bend)
+    save(debt, bend, 0)
     return blocked(bend, debt, 0)
   end
   if op == 'c' then return blocked(bend, debt, cost) end
   return blocked(bend, debt, 0)
 end
-if op == 'g' then return debt * 4 + 1 end
+if op == 'g' then return reply(debt * 4 + 1, refused) end
 local after = cost * interval
 if op == 'c' then
   after = debt + after
@@ -98,15 +129,20 @@ if op == 'c' then
     local block = tonumber(ARGV[6])
     if block > 0 then
       local ends = us + block * 1000
-      save(debt, ends)
+      save(debt, ends, 0)
       return blocked(ends, debt, cost)
     end
-    return debt * 4
+    refused = math.min(refused + cost, 65535)
+    save(debt, false, refused)
+    return reply(debt * 4, refused)
   end
+  refused = 0
 elseif op == 'p' then
   after = math.min(debt + after, MAX_DEBT)
 else
+  -- A reward forgives the refused attempts too.
+  refused = 0
   after = math.max(debt - after, 0)
 end
-save(after, false)
-return debt * 4 + 1
+save(after, false, refused)
+return reply(debt * 4 + 1, refused)

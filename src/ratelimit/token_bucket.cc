@@ -115,23 +115,25 @@ int64_t TokenBucket::CostUnits(int64_t cost) const {
   return MulCapped(std::max<int64_t>(cost, 0), shape_.interval, kMaxDebtUnits + 1);
 }
 
-BucketDecision TokenBucket::Admitted(int64_t debt_before, int64_t debt_after) const {
+BucketDecision TokenBucket::Admitted(int64_t debt_before, int64_t debt_after,
+                                     int64_t refused) const {
   BucketDecision d;
   d.allowed = true;
   d.first = debt_before == 0;
   d.debt_after = debt_after;
-  d.consumed = CeilDivSmall(debt_after, shape_.interval);
-  d.remaining = std::max<int64_t>(shape_.burst - d.consumed, 0);
+  const int64_t in_use = CeilDivSmall(debt_after, shape_.interval);
+  d.consumed = in_use + refused;
+  d.remaining = std::max<int64_t>(shape_.burst - in_use, 0);
   d.wait_us = CeilDivByScale(debt_after, shape_.scale);
   return d;
 }
 
-BucketDecision TokenBucket::Refused(int64_t debt, int64_t cost_units, int64_t cost) const {
+BucketDecision TokenBucket::Refused(int64_t debt, int64_t cost_units, int64_t refused_after) const {
   BucketDecision d;
   d.debt_after = debt;
   const int64_t in_use = CeilDivSmall(debt, shape_.interval);
   d.remaining = std::max<int64_t>(shape_.burst - in_use, 0);
-  d.consumed = SaturatingAdd(in_use, cost);
+  d.consumed = SaturatingAdd(in_use, refused_after);
   d.wait_us = CeilDivByScale(debt + cost_units - shape_.tolerance, shape_.scale);
   return d;
 }
@@ -145,7 +147,7 @@ BucketDecision TokenBucket::BlockedFor(const BucketState& state, int64_t cost,
   // The whole bucket in use, plus the request: what the Redis limiter reports too, since its
   // script answers a blocked key with the wait alone (so a key's numbers do not depend on
   // which store holds it, e.g. while a Redis limiter decides on its fallback).
-  d.consumed = SaturatingAdd(shape_.burst, cost);
+  d.consumed = SaturatingAdd(shape_.burst, std::max<int64_t>(cost, 1));
   d.wait_us = state.block_end_us - now_us;
   const int64_t over = debt + CostUnits(cost) - shape_.tolerance;
   if (over > 0) d.wait_us = std::max(d.wait_us, CeilDivByScale(over, shape_.scale));
@@ -157,7 +159,7 @@ BucketDecision TokenBucket::Check(const BucketState& state, int64_t cost, int64_
   const int64_t debt = Debt(state, now_us);
   const int64_t units = CostUnits(cost);
   if (debt + units <= shape_.tolerance) return Admitted(debt, debt + units);
-  return Refused(debt, units, cost);
+  return Refused(debt, units, std::min(RefusedAt(state, now_us) + cost, kMaxRefused));
 }
 
 BucketDecision TokenBucket::Consume(BucketState* state, int64_t cost, int64_t now_us) const {
@@ -165,20 +167,27 @@ BucketDecision TokenBucket::Consume(BucketState* state, int64_t cost, int64_t no
   if (d.allowed) {
     SetDebt(state, now_us, d.debt_after);
     state->blocked = false;  // any block has ended
+    state->refused = 0;
   } else if (!d.blocked && block_us_ > 0) {
     SetBlocked(state, now_us, block_us_);  // refused: nothing taken, the debt stays
+    state->refused = 0;
     d = BlockedFor(*state, cost, now_us);
+  } else if (!d.blocked) {
+    // Refused: nothing taken; the refusal is remembered until the bucket is full again.
+    state->refused = static_cast<uint16_t>(std::min(RefusedAt(*state, now_us) + cost, kMaxRefused));
   }
   return d;
 }
 
 BucketDecision TokenBucket::Penalty(BucketState* state, int64_t cost, int64_t now_us) const {
   const int64_t before = Debt(*state, now_us);
+  const int64_t refused = RefusedAt(*state, now_us);
   const int64_t after = std::min(before + CostUnits(cost), kMaxDebtUnits);
   SetDebt(state, now_us, after);
   // Taken while blocked: the block goes on, and the debt outlives it.
   if (InBlock(*state, now_us)) return BlockedFor(*state, 0, now_us);
-  return Admitted(before, after);
+  state->refused = static_cast<uint16_t>(refused);
+  return Admitted(before, after, refused);
 }
 
 BucketDecision TokenBucket::Reward(BucketState* state, int64_t cost, int64_t now_us) const {
@@ -186,18 +195,20 @@ BucketDecision TokenBucket::Reward(BucketState* state, int64_t cost, int64_t now
   const int64_t before = Debt(*state, now_us);
   const int64_t after = std::max<int64_t>(before - CostUnits(cost), 0);
   SetDebt(state, now_us, after);
+  state->refused = 0;  // a reward forgives the refused attempts too
   return Admitted(before, after);
 }
 
 BucketDecision TokenBucket::Block(BucketState* state, int64_t duration_us, int64_t now_us) const {
   SetBlocked(state, now_us, duration_us);
+  state->refused = 0;
   return BlockedFor(*state, 0, now_us);
 }
 
 BucketDecision TokenBucket::Describe(const BucketState& state, int64_t now_us) const {
   if (InBlock(state, now_us)) return BlockedFor(state, 0, now_us);
   const int64_t debt = Debt(state, now_us);
-  return Admitted(debt, debt);
+  return Admitted(debt, debt, RefusedAt(state, now_us));
 }
 
 }  // namespace hirecache

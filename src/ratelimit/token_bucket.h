@@ -50,7 +50,14 @@ struct BucketState {
   uint32_t tat_frac = 0;     // plus tat_frac / scale of a microsecond
   bool blocked = false;      // a block ending at block_end_us was set (it may have ended)
   uint8_t mark = 0;          // not used by TokenBucket: free for the container that holds it
+  // Points of consumes refused since the last admitted one (up to kMaxRefused), forgotten
+  // once the bucket is full again. They count in `consumed`, as rate-limiter-flexible counts
+  // refused attempts, so `consumedPoints > points` says "an attempt was refused".
+  uint16_t refused = 0;
 };
+
+// The most refused points a bucket remembers (the Redis script caps them the same).
+constexpr int64_t kMaxRefused = 65535;
 
 // What one operation decided, with the numbers a caller reports.
 struct BucketDecision {
@@ -58,8 +65,9 @@ struct BucketDecision {
   bool blocked = false;    // refused because the key is blocked (or has just become so)
   bool first = false;      // admitted into a bucket that was full
   int64_t remaining = 0;   // whole tokens left after the operation
-  int64_t consumed = 0;    // tokens in use; when refused, plus the refused cost; when
-                           // blocked, the whole burst plus the refused cost
+  int64_t consumed = 0;    // tokens in use, plus the points refused since the last
+                           // admission (this refusal's included); when blocked, the whole
+                           // burst plus the refused cost (at least one)
   int64_t wait_us = 0;     // admitted: until the bucket is full again;
                            // refused: until `cost` tokens are there or the block ends
   int64_t debt_after = 0;  // units owed after the operation
@@ -106,8 +114,12 @@ class TokenBucket {
   void SetBlocked(BucketState* state, int64_t now_us, int64_t duration_us) const;
 
  private:
-  BucketDecision Admitted(int64_t debt_before, int64_t debt_after) const;
-  BucketDecision Refused(int64_t debt, int64_t cost_units, int64_t cost) const;
+  BucketDecision Admitted(int64_t debt_before, int64_t debt_after, int64_t refused = 0) const;
+  BucketDecision Refused(int64_t debt, int64_t cost_units, int64_t refused_after) const;
+  // The refused points the state still holds at `now_us` (none once the bucket is full).
+  int64_t RefusedAt(const BucketState& state, int64_t now_us) const {
+    return state.refused == 0 || Debt(state, now_us) == 0 ? 0 : state.refused;
+  }
   // Whether the state is in a block at `now_us`.
   static bool InBlock(const BucketState& state, int64_t now_us) {
     return state.blocked && now_us < state.block_end_us;

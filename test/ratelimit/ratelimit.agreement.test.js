@@ -160,7 +160,9 @@ function luaStep(limiter, op, arg, key) {
 }
 
 /** The script's reply decoded: its decision and its number (the debt before, or the wait while blocked). */
-function luaView(reply) {
+function luaView(raw) {
+  // [number, refused points] when the key holds refused points.
+  const reply = typeof raw === 'number' ? raw : raw[0];
   const status = reply < 0 ? 2 : reply % 4;
   const value = reply < 0 ? -1 : (reply - status) / 4;
   return status === 2 ? { decision: 'blocked', waitMs: value } : { decision: STATUS[status], debt: value };
@@ -168,26 +170,9 @@ function luaView(reply) {
 
 /** What the Redis limiter's JS makes of the script's reply: the promise's outcome. */
 async function jsStep(limiter, op, arg, key, reply) {
-  let outcome;
-  switch (op) {
-    case 'consume':
-      outcome = limiter._settleConsume(key, arg, reply);
-      break;
-    case 'get':
-      outcome = limiter._settleGet(key, reply);
-      break;
-    case 'penalty':
-      outcome = limiter._settleChange('p', key, arg, reply);
-      break;
-    case 'reward':
-      outcome = limiter._settleChange('r', key, arg, reply);
-      break;
-    case 'block':
-      outcome = limiter._settleBlock(key, reply);
-      break;
-    default:
-      throw new Error(`unknown operation ${op}`);
-  }
+  if (!Object.prototype.hasOwnProperty.call(OP_CODES, op)) throw new Error(`unknown operation ${op}`);
+  // The limiter's own entry point for a reply (it decodes the array form too).
+  const outcome = limiter._settle(OP_CODES[op], key, op === 'get' ? 0 : arg, reply);
   return Promise.resolve(outcome).then(
     (result) => ({ settled: 'resolved', result: numbers(result) }),
     (result) => ({ settled: 'rejected', result: numbers(result) }),

@@ -106,7 +106,7 @@ test('a reply error that is a mistake, not an outage, is never hidden by the fal
   await ensureServer();
   const c = client();
   const l = createLimiter({ keyPrefix: 'rl:wrong', points: 5, duration: 60, client: c });
-  await c.call('HSET', 'rl:wrong:k', 'f', 'v'); // someone else's hash where our bucket goes
+  await c.call('HSET', 'rl:wrong:tb:k', 'f', 'v'); // someone else's hash where our bucket goes
   const r = await outcome(l.consume('k'));
   expect(r.ok).toBe(false);
   expect(r.error).toBeInstanceOf(Error);

@@ -37,11 +37,14 @@ async function proxy() {
 
 const prefix = () => `rl:faults:${++counter}`;
 
-/** What Redis holds for `key` of `limiter`: points in use (0 for a full bucket). */
+/**
+ * What Redis holds for `key` of `limiter`: points in use (0 for a full bucket). Not
+ * consumedPoints, which counts refused attempts too.
+ */
 async function redisConsumed(limiter, key) {
   const view = createLimiter({ keyPrefix: limiter.keyPrefix, points: limiter.points, duration: limiter.duration, client: admin, fallback: false });
   const g = await view.get(key);
-  return g === null ? 0 : g.consumedPoints;
+  return g === null ? 0 : view.burst - g.remainingPoints;
 }
 
 /** Makes Redis unreachable through `p`: new connections refused, open ones cut. */

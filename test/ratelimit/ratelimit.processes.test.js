@@ -54,7 +54,12 @@ test('4 processes x 1,000 concurrent consumes on one key admit exactly the capac
   if (unknown === 0) expect(admitted).toBe(capacity);
   expect(results.reduce((n, r) => n + r.refusedAsResults, 0)).toBe(4000 - admitted - unknown);
   const check = createLimiter({ keyPrefix: 'rl:proc', points: capacity, duration: 86400, client });
-  expect((await check.get('shared')).consumedPoints).toBe(capacity);
+  // Every point in use, and the attempts Redis refused counted on top, as rate-limiter-flexible
+  // counts them (the ones refused in-process, known to be over the limit, never reached it).
+  const after = await check.get('shared');
+  expect(after.remainingPoints).toBe(0);
+  expect(after.consumedPoints).toBeGreaterThan(capacity);
+  expect(after.consumedPoints).toBeLessThanOrEqual(capacity + (4000 - admitted - unknown));
 }, 60000);
 
 test('processes with clocks minutes apart agree on the bucket', async () => {

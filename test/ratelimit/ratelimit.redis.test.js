@@ -50,19 +50,19 @@ test('a bucket is one key, expiring when the bucket is full again', async () => 
   const p = prefix();
   const l = createLimiter({ keyPrefix: p, points: 5, duration: 10, client: client() }); // 2 s per point
   await l.consume('k');
-  expect(await admin.call('KEYS', '*')).toEqual([`${p}:k`]);
-  const ttl1 = await admin.call('PTTL', `${p}:k`);
+  expect(await admin.call('KEYS', '*')).toEqual([`${p}:tb:k`]);
+  const ttl1 = await admin.call('PTTL', `${p}:tb:k`);
   expect(ttl1).toBeGreaterThan(1500);
   expect(ttl1).toBeLessThanOrEqual(2000);
   await l.consume('k', 4);
-  const ttl5 = await admin.call('PTTL', `${p}:k`);
+  const ttl5 = await admin.call('PTTL', `${p}:tb:k`);
   expect(ttl5).toBeGreaterThan(9000);
   expect(ttl5).toBeLessThanOrEqual(10000);
   // A refusal writes nothing: the expiry stays where it was.
   await l.consume('k').catch(() => {});
-  expect(await admin.call('PTTL', `${p}:k`)).toBeLessThanOrEqual(ttl5);
+  expect(await admin.call('PTTL', `${p}:tb:k`)).toBeLessThanOrEqual(ttl5);
   await l.reward('k', 5);
-  expect(await admin.call('EXISTS', `${p}:k`)).toBe(0);
+  expect(await admin.call('EXISTS', `${p}:tb:k`)).toBe(0);
 });
 
 test('concurrent consumes from one process on one key admit exactly the capacity', async () => {
@@ -139,7 +139,7 @@ describe('a decision whose outcome is unknown', () => {
     proxy.hold('toClient');
     const pending = outcome(limiter.consume(key));
     // The script has run on the server once the key shows the second point.
-    await waitFor(async () => (await admin.call('GET', `${limiter.keyPrefix}:${key}`)) !== null && (await limiterConsumed(limiter, key)) === 2, {
+    await waitFor(async () => (await admin.call('GET', limiter.getKey(key))) !== null && (await limiterConsumed(limiter, key)) === 2, {
       what: 'the script to run',
     });
     if (down) await proxy.refuse();
@@ -151,7 +151,7 @@ describe('a decision whose outcome is unknown', () => {
   async function limiterConsumed(limiter, key) {
     const admin2 = createLimiter({ keyPrefix: limiter.keyPrefix, points: limiter.points, duration: limiter.duration, client: admin });
     const g = await admin2.get(key);
-    return g ? g.consumedPoints : 0;
+    return g ? admin2.burst - g.remainingPoints : 0; // in use (consumedPoints counts refusals too)
   }
 
   test('is never sent again; without a fallback it rejects with ERR_OUTCOME_UNKNOWN', async () => {
@@ -211,11 +211,11 @@ test('a cost of 0 is answered, never with an error: a bucket that owes nothing i
   await expect(l.consume('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0, msBeforeNext: 0 });
   await expect(l.penalty('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0 });
   await expect(l.reward('z', 0)).resolves.toMatchObject({ remainingPoints: 5, consumedPoints: 0 });
-  expect(await admin.call('EXISTS', `${p}:z`)).toBe(0);
+  expect(await admin.call('EXISTS', `${p}:tb:z`)).toBe(0);
   await l.consume('z', 2);
   await expect(l.consume('z', 0)).resolves.toMatchObject({ remainingPoints: 3, consumedPoints: 2 });
   await expect(l.penalty('z', 0)).resolves.toMatchObject({ remainingPoints: 3, consumedPoints: 2 });
-  expect(await admin.call('EXISTS', `${p}:z`)).toBe(1);
+  expect(await admin.call('EXISTS', `${p}:tb:z`)).toBe(1);
 
   const app = express();
   app.get('/free', rateLimitByKey(l, () => 'mw', { cost: 0 }), (req, res) => res.json({ ok: true }));

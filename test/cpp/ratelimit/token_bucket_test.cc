@@ -138,6 +138,45 @@ TEST(TokenBucketTest, ACostAboveWhatIsLeftIsRefusedWithoutTakingAnything) {
   EXPECT_EQ(fits.remaining, 0);
 }
 
+TEST(TokenBucketTest, RefusedAttemptsCountInConsumedUntilAnAdmissionOrAFullBucket) {
+  // The login idiom: 5 points, 7 attempts; consumed must exceed the points once one was
+  // refused, as rate-limiter-flexible's counter does.
+  const TokenBucket b = MakeBucket(5, 600 * kSecond, 5);
+  BucketState st;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(b.Consume(&st, 1, 0).allowed);
+  EXPECT_EQ(b.Describe(st, 0).consumed, 5);
+  EXPECT_EQ(b.Consume(&st, 1, 0).consumed, 6);
+  EXPECT_EQ(b.Consume(&st, 1, 0).consumed, 7);
+  EXPECT_EQ(b.Describe(st, 0).consumed, 7);
+  EXPECT_EQ(b.Describe(st, 0).remaining, 0);
+  EXPECT_EQ(b.Penalty(&st, 1, 0).consumed, 8);  // a penalty keeps them: 6 in use + 2
+  // One point refills after 120 s (penalty: two), the next attempt is admitted and the
+  // count starts again from what is in use.
+  const BucketDecision admitted = b.Consume(&st, 1, 240 * kSecond);
+  ASSERT_TRUE(admitted.allowed);
+  EXPECT_EQ(admitted.consumed, 5);
+  ASSERT_FALSE(b.Consume(&st, 1, 240 * kSecond).allowed);
+  EXPECT_EQ(b.Describe(st, 240 * kSecond).consumed, 6);
+  // Once full again, nothing is remembered.
+  EXPECT_EQ(b.Describe(st, 900 * kSecond).consumed, 0);
+  EXPECT_TRUE(b.IsIdle(st, 900 * kSecond));
+  ASSERT_TRUE(b.Consume(&st, 1, 900 * kSecond).allowed);
+  EXPECT_EQ(b.Describe(st, 900 * kSecond).consumed, 1);
+}
+
+TEST(TokenBucketTest, ARewardForgivesRefusedAttemptsAndABlockedKeyCountsOverItsBurst) {
+  const TokenBucket b = MakeBucket(5, 600 * kSecond, 5);
+  BucketState st;
+  for (int i = 0; i < 7; ++i) b.Consume(&st, 1, 0);
+  const BucketDecision rewarded = b.Reward(&st, 1, 0);
+  EXPECT_EQ(rewarded.consumed, 4);  // the two refusals forgiven, one point given back
+  // block(key, 60) on a key: consumed reads burst + 1 for a zero-cost look, as
+  // rate-limiter-flexible reports points + 1 for a blocked key.
+  EXPECT_EQ(b.Block(&st, 60 * kSecond, 0).consumed, 6);
+  EXPECT_EQ(b.Describe(st, kSecond).consumed, 6);
+  EXPECT_EQ(b.Check(st, 2, kSecond).consumed, 7);
+}
+
 TEST(TokenBucketTest, ACostAboveTheCapacityIsAlwaysRefused) {
   const TokenBucket b = MakeBucket(10, 10 * kSecond, 10);
   BucketState st;
