@@ -15,6 +15,8 @@ const { RateLimitResult, normalizeOptions } = require('./ratelimit/shared');
 const { MemoryRateLimiter } = require('./ratelimit/memory');
 const { RedisRateLimiter, SCRIPT, SCRIPT_SHA } = require('./ratelimit/redis');
 const { rateLimitByIp, rateLimitByKey, ipKey } = require('./ratelimit/middleware');
+const { RateLimiterUnion } = require('./ratelimit/union');
+const { HirecacheStore } = require('./ratelimit/express-store');
 
 /**
  * Creates a limiter: `points` per `duration` seconds for each key (a token bucket holding
@@ -33,7 +35,12 @@ function createLimiter(options) {
     if (client !== undefined) store = 'redis';
     else store = require('./redis').isRedisEnabled() ? 'redis' : 'memory';
   }
-  if (store === 'memory') return new MemoryRateLimiter(config);
+  if (store === 'memory') {
+    for (const name of ['insuranceLimiter', 'rejectIfRedisNotReady']) {
+      if (config[name]) throw new TypeError(`createLimiter: option ${name} is for a limiter on Redis; this one is in memory (store 'memory', or no Redis configured)`);
+    }
+    return new MemoryRateLimiter(config);
+  }
   if (client === undefined) {
     client = require('./redis').getRedisClient();
     if (client === null) {
@@ -48,7 +55,11 @@ module.exports = {
   rateLimitByIp,
   rateLimitByKey,
   RateLimitResult,
+  RateLimiterUnion,
   ipKey,
+  // A Store for express-rate-limit (docs/ratelimit.md): new HirecacheStore(options), or this.
+  HirecacheStore,
+  createExpressStore: (options) => new HirecacheStore(options),
   // For tests and the benchmark: the script and its SHA1.
   RATE_LIMIT_SCRIPT: SCRIPT,
   RATE_LIMIT_SCRIPT_SHA: SCRIPT_SHA,

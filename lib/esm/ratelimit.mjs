@@ -8,7 +8,10 @@ export const {
   rateLimitByIp,
   rateLimitByKey,
   RateLimitResult,
+  RateLimiterUnion,
   ipKey,
+  HirecacheStore,
+  createExpressStore,
   RATE_LIMIT_SCRIPT,
   RATE_LIMIT_SCRIPT_SHA,
 } = cjs;

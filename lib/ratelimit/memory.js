@@ -4,7 +4,7 @@ const {
   ALLOWED, FIRST, FOUND, KEY_TOO_LONG, FOREVER_MS,
   makeResult, refuseLater, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
-  BaseLimiter,
+  callOptionsError, setDurationError, BaseLimiter,
 } = require('./shared');
 
 /**
@@ -35,9 +35,13 @@ class MemoryRateLimiter extends BaseLimiter {
   }
 
   /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
-  consume(key, points = 1) {
+  consume(key, points = 1, options) {
     const k = typeof key === 'string' ? key : keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
+    if (options !== undefined) {
+      const err = callOptionsError(options);
+      if (err !== null) return Promise.reject(err);
+    }
     const out = this._out;
     let flags;
     try {
@@ -67,13 +71,31 @@ class MemoryRateLimiter extends BaseLimiter {
   }
 
   /** Takes `points` even if they are not there. */
-  penalty(key, points = 1) {
+  penalty(key, points = 1, options) {
+    const err = options === undefined ? null : callOptionsError(options);
+    if (err !== null) return Promise.reject(err);
     return this._sync(key, points, (k, p) => this._native.penalty(k, p));
   }
 
   /** Gives back `points`, never more than a full bucket. */
-  reward(key, points = 1) {
+  reward(key, points = 1, options) {
+    const err = options === undefined ? null : callOptionsError(options);
+    if (err !== null) return Promise.reject(err);
     return this._sync(key, points, (k, p) => this._native.reward(k, p));
+  }
+
+  /**
+   * Sets the points in use to `points` exactly (rate-limiter-flexible's set), ending any
+   * block and forgetting refused attempts. `secDuration` must be 0 or left out: a bucket
+   * repays at its own rate (to hold a key for a time, use block()).
+   */
+  set(key, points, secDuration = 0) {
+    const err = setDurationError(secDuration);
+    if (err !== null) return Promise.reject(err);
+    return this._sync(key, points, (k, p) => {
+      this._native.delete(k);
+      return this._native.penalty(k, p);
+    });
   }
 
   /**

@@ -1,6 +1,12 @@
 'use strict';
-// Express middleware on a limiter: rateLimitByIp and rateLimitByKey.
+// Express middleware on a limiter: rateLimitByIp and rateLimitByKey. They take
+// express-rate-limit's option names (honoured with its meaning, or refused by name with what
+// to do instead) and write its header formats byte for byte: draft-6, draft-7 and draft-8 of
+// the IETF RateLimit fields and the legacy X-RateLimit-* ones. docs/ratelimit.md has the
+// table of its options and of how a token bucket's numbers fill its fields.
 const net = require('net');
+const { createHash } = require('crypto');
+const { STATUS_CODES } = require('http');
 const { DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, RateLimitResult } = require('./shared');
 const { invalidParameterError, checkInteger, checkType, checkOneOf, checkKnownOptions } = require('../util/validate');
 
@@ -115,9 +121,11 @@ function withoutPort(address) {
  * an IP address (with 'trust proxy' on, whatever a client wrote into X-Forwarded-For) must not
  * become a bucket the client chose: the socket's address is keyed instead, and when that is
  * not an IP address either, the key is missing (options.onMissingKey decides).
+ * `warn` says which of the two deployment warnings this middleware may emit:
+ * { xForwardedFor, notAnIp } (the validate option turns them off).
  */
-function clientKey(req, subnet) {
-  if (!warned.has('HIRECACHE_RATELIMIT_TRUST_PROXY') && req.headers && req.headers['x-forwarded-for'] !== undefined) {
+function clientKey(req, subnet, warn) {
+  if (warn.xForwardedFor && !warned.has('HIRECACHE_RATELIMIT_TRUST_PROXY') && req.headers && req.headers['x-forwarded-for'] !== undefined) {
     const trust = req.app && typeof req.app.get === 'function' ? req.app.get('trust proxy') : undefined;
     if (!trust) {
       warnOnce(
@@ -132,6 +140,7 @@ function clientKey(req, subnet) {
   if (req.ip === undefined) return ipKey(socketAddress, subnet);
   const key = ipKey(req.ip, subnet) ?? ipKey(withoutPort(req.ip), subnet);
   if (key !== undefined) return key;
+  if (!warn.notAnIp) return ipKey(socketAddress, subnet);
   warnOnce(
     'HIRECACHE_RATELIMIT_NOT_AN_IP',
     'rateLimitByIp: req.ip is not an IP address (nor one with a port), so the request is keyed by the address of its ' +
@@ -142,69 +151,378 @@ function clientKey(req, subnet) {
   return ipKey(socketAddress, subnet);
 }
 
-const HEADER_MODES = ['draft', 'legacy', 'both', false];
-const MIDDLEWARE_OPTIONS = ['skip', 'handler', 'cost', 'headers', 'onMissingKey', 'ipv6Subnet', 'policyName', 'message'];
+// ---- Options ------------------------------------------------------------------------------
 
-function middlewareOptions(name, limiter, options) {
+// express-rate-limit's default 429 message, which hirecache's JSON body carries too.
+const DEFAULT_MESSAGE = 'Too many requests, please try again later.';
+// hirecache's headers option; true is express-rate-limit's old name for legacyHeaders: true.
+const HEADER_MODES = ['draft', 'legacy', 'both', false, true];
+const STANDARD_HEADERS = [false, true, 'draft-6', 'draft-7', 'draft-8'];
+
+// The options both middlewares take: hirecache's own, then express-rate-limit's.
+const MIDDLEWARE_OPTIONS = [
+  'skip', 'handler', 'cost', 'headers', 'onMissingKey', 'policyName', 'message',
+  'windowMs', 'limit', 'max', 'standardHeaders', 'legacyHeaders', 'identifier', 'statusCode', 'retryAfter',
+  'requestPropertyName', 'skipFailedRequests', 'skipSuccessfulRequests', 'requestWasSuccessful',
+  'passOnStoreError', 'validate', 'logger',
+];
+// How rateLimitByIp keys; rateLimitByKey takes its key function as its second argument.
+const BY_IP_OPTIONS = ['ipv6Subnet', 'keyGenerator'];
+
+// express-rate-limit's options that neither middleware takes, each with what to do instead.
+const REFUSED = {
+  store:
+    "absent: the limiter (the first argument) is the store, chosen by createLimiter's store option; " +
+    "to keep express-rate-limit's own middleware, give it HirecacheStore from hirecache/ratelimit as its store",
+  onLimitReached: 'absent (express-rate-limit v7 removed it): handler is called for every refused request',
+  draft_polli_ratelimit_headers: "absent (express-rate-limit v7 removed it): use standardHeaders: 'draft-6'",
+};
+const BY_KEY_REFUSED = {
+  ...REFUSED,
+  keyGenerator: "absent: rateLimitByKey's key function is its second argument",
+  ipv6Subnet: "absent: rateLimitByKey keys by its key function; there, return ipKey(req.ip, subnet) to key by a subnet",
+};
+
+// The names of express-rate-limit's validations, which its validate option turns on or off.
+// Two have a counterpart here, the warnings clientKey emits (ip: req.ip is no IP address;
+// xForwardedForHeader: X-Forwarded-For without 'trust proxy'). The misconfigurations the
+// others look for are refused when the middleware is made, or cannot happen here.
+const VALIDATIONS = [
+  'default', 'ip', 'trustProxy', 'xForwardedForHeader', 'forwardedHeader', 'positiveHits', 'unsharedStore',
+  'singleCount', 'limit', 'draftPolliHeaders', 'onLimitReached', 'headersDraftVersion', 'headersResetTime',
+  'knownOptions', 'validationsConfig', 'creationStack', 'ipv6Subnet', 'ipv6SubnetOrKeyGenerator',
+  'keyGeneratorIpFallback', 'windowMs',
+];
+
+/** Throws unless `value` is undefined or `expected` (compared with ===); `wording` says what to do. */
+function checkAgrees(name, value, expected, wording, where) {
+  if (value !== undefined) checkOneOf(`option ${name}`, value, [expected], wording, where);
+}
+
+/**
+ * The two header families from the options: express-rate-limit's standardHeaders and
+ * legacyHeaders (each defaulting as there once either is given: false and true), or
+ * hirecache's headers, which names a pair of them: 'both' (the default) is 'draft-8' with the
+ * legacy fields, 'draft' is 'draft-8' alone, 'legacy' and true (express-rate-limit's older
+ * name for legacyHeaders) are the legacy fields alone, false is none. Giving headers with
+ * either of the others would say one thing twice, perhaps differently: refused.
+ */
+function headerFamilies(options, where) {
+  const { headers, standardHeaders, legacyHeaders } = options;
+  if (standardHeaders === undefined && legacyHeaders === undefined) {
+    const mode = checkOneOf('option headers', headers === undefined ? 'both' : headers, HEADER_MODES, "'draft', 'legacy', 'both', true or false", where);
+    return {
+      standard: mode === 'draft' || mode === 'both' ? 'draft-8' : false,
+      legacy: mode === 'legacy' || mode === 'both' || mode === true,
+    };
+  }
+  if (headers !== undefined) {
+    throw invalidParameterError(
+      'option headers',
+      "absent when standardHeaders or legacyHeaders is given; say it with those two ('both' is standardHeaders: 'draft-8' " +
+        "with legacyHeaders: true, 'draft' is standardHeaders: 'draft-8' with legacyHeaders: false, 'legacy' and true are " +
+        'standardHeaders: false with legacyHeaders: true, false is both false)',
+      headers,
+      { ...where, kind: 'value' },
+    );
+  }
+  const standard = checkOneOf(
+    'option standardHeaders',
+    standardHeaders === undefined ? false : standardHeaders,
+    STANDARD_HEADERS,
+    "'draft-6', 'draft-7', 'draft-8', true ('draft-6') or false",
+    where,
+  );
+  return {
+    standard: standard === true ? 'draft-6' : standard,
+    legacy: checkType('option legacyHeaders', legacyHeaders === undefined ? true : legacyHeaders, 'boolean', where),
+  };
+}
+
+/**
+ * Which of clientKey's warnings the validate option leaves on: true or absent (all), false
+ * (none), or an object of express-rate-limit's validation names, each true or false, with
+ * `default` for those not named. An unknown name is refused, as there.
+ */
+function warningsFrom(validate, where) {
+  if (validate === undefined || validate === true) return { notAnIp: true, xForwardedFor: true };
+  if (validate === false) return { notAnIp: false, xForwardedFor: false };
+  if (typeof validate !== 'object' || validate === null) {
+    throw invalidParameterError('option validate', "a boolean or an object of express-rate-limit's validation names", validate, where);
+  }
+  checkKnownOptions(validate, VALIDATIONS, { ...where, path: 'validate.' });
+  for (const [name, on] of Object.entries(validate)) checkType(`option validate.${name}`, on, 'boolean', where);
+  const fallback = validate.default === undefined ? true : validate.default;
+  return {
+    notAnIp: validate.ip === undefined ? fallback : validate.ip,
+    xForwardedFor: validate.xForwardedForHeader === undefined ? fallback : validate.xForwardedForHeader,
+  };
+}
+
+/** A prefix length from ipv6Subnet: false (express-rate-limit's "the whole address") is 128. */
+function subnetBits(value, name, where) {
+  if (value === false) return 128;
+  return checkInteger(name, value, { ...where, min: 1, max: 128, expected: 'an integer from 1 to 128 or false' });
+}
+
+/**
+ * A policy name as a structured-field string holds it: printable ASCII except '"' and '\',
+ * each other character replaced by '_'.
+ */
+function fieldString(name) {
+  return String(name).replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '_');
+}
+
+/**
+ * The key function of rateLimitByIp: options.keyGenerator when given (express-rate-limit's
+ * name for rateLimitByKey's key function), else the client's address keyed by ipKey with
+ * options.ipv6Subnet (a prefix length, false, or a function of the request answering one).
+ */
+function ipKeyFunction(options, warn, where) {
+  const { keyGenerator, ipv6Subnet } = options;
+  if (keyGenerator !== undefined) {
+    checkType('option keyGenerator', keyGenerator, 'function', where);
+    if (ipv6Subnet !== undefined) {
+      throw invalidParameterError(
+        'option ipv6Subnet',
+        'absent when keyGenerator is given (it shapes the address key that keyGenerator replaces); in keyGenerator, return ipKey(req.ip, subnet)',
+        ipv6Subnet,
+        { ...where, kind: 'value' },
+      );
+    }
+    return keyGenerator;
+  }
+  if (typeof ipv6Subnet === 'function') {
+    return (req, res) => afterSettled(ipv6Subnet(req, res), (bits) => clientKey(req, subnetBits(bits, 'the result of option ipv6Subnet', where), warn));
+  }
+  const bits = subnetBits(ipv6Subnet === undefined ? 56 : ipv6Subnet, 'option ipv6Subnet', where);
+  return (req) => clientKey(req, bits, warn);
+}
+
+/**
+ * Checks a middleware's options and resolves them into what each request needs.
+ *   name     'rateLimitByIp' or 'rateLimitByKey', put first in every refusal
+ *   keyFn    rateLimitByKey's key function, or null for rateLimitByIp
+ * Throws a TypeError / RangeError naming the option for anything it cannot honour.
+ */
+function middlewareOptions(name, limiter, keyFn, options) {
   const where = { where: name };
   if (!limiter || typeof limiter.consume !== 'function') {
     throw invalidParameterError('the first argument', 'a limiter from createLimiter()', limiter, where);
   }
   checkType('options', options, 'object', where);
-  checkKnownOptions(options, MIDDLEWARE_OPTIONS, where);
-  const { skip, handler, onMissingKey = 'reject', ipv6Subnet = 56, message } = options;
+  const refused = keyFn === null ? REFUSED : BY_KEY_REFUSED;
+  for (const option of Object.keys(refused)) {
+    if (options[option] !== undefined) throw invalidParameterError(`option ${option}`, refused[option], options[option], { ...where, kind: 'value' });
+  }
+  // A refused option left undefined is absent, as express-rate-limit reads it; nor is it listed
+  // among the known ones.
+  const rest = Object.fromEntries(Object.entries(options).filter(([option]) => !Object.hasOwn(refused, option)));
+  checkKnownOptions(rest, keyFn === null ? [...MIDDLEWARE_OPTIONS, ...BY_IP_OPTIONS] : MIDDLEWARE_OPTIONS, where);
+
+  // The limiter decides the numbers; express-rate-limit's options for them may only agree.
+  const { points, duration } = limiter;
+  const windowMs = Math.round(duration * 1e6) / 1e3; // whole microseconds, as createLimiter keeps them
+  checkAgrees('windowMs', options.windowMs, windowMs, `${windowMs} (the limiter's duration, in ms) or absent: the limiter sets the window (createLimiter's duration)`, where);
+  for (const option of ['limit', 'max']) {
+    const wording = `${points} (the limiter's points) or absent: the limiter sets the limit (createLimiter's points); for a limit that depends on the request, give a cost or one limiter per limit`;
+    checkAgrees(option, options[option], points, wording, where);
+  }
+
+  const { standard, legacy } = headerFamilies(options, where);
+  const { skip, handler, onMissingKey = 'reject', message, retryAfter, requestWasSuccessful, logger } = options;
   const cost = options.cost === undefined ? 1 : options.cost;
-  const headers = options.headers === undefined ? 'both' : options.headers;
   if (skip !== undefined) checkType('option skip', skip, 'function', where);
   if (handler !== undefined) checkType('option handler', handler, 'function', where);
   if (typeof cost !== 'function') {
     checkInteger('option cost', cost, { ...where, min: 0, max: MAX_POINTS, expected: `an integer from 0 to ${MAX_POINTS} or a function` });
   }
-  checkOneOf('option headers', headers, HEADER_MODES, "'draft', 'legacy', 'both' or false", where);
   if (typeof onMissingKey !== 'function') checkOneOf('option onMissingKey', onMissingKey, ['reject', 'skip'], "'reject', 'skip' or a function", where);
-  checkInteger('option ipv6Subnet', ipv6Subnet, { ...where, min: 1, max: 128 });
-  // A structured-field string may hold printable ASCII except '"' and '\'.
-  const policyName = String(options.policyName === undefined ? limiter.keyPrefix || 'default' : options.policyName).replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '_');
-  // The bucket's capacity: what X-RateLimit-Remaining can reach, so X-RateLimit-Limit.
-  const capacity = limiter.burst === undefined ? limiter.points : limiter.burst;
-  // RateLimit-Policy states the sustained quota, q points per w seconds. A bucket holding more
-  // or less than q adds its capacity as a parameter of its own, prefixed with the vendor's
-  // name as the draft asks; a client that does not know a parameter ignores it.
-  let policy = `"${policyName}";q=${limiter.points};w=${Math.ceil(limiter.duration)}`;
-  if (capacity !== limiter.points) policy += `;hirecache-burst=${capacity}`;
-  return { skip, handler, cost, headers, onMissingKey, ipv6Subnet, policyName, message, capacity, policy };
-}
-
-function setHeaders(res, limiter, result, o) {
-  if (o.headers === false || res.headersSent) return;
-  const remaining = Math.max(0, result.remainingPoints);
-  const resetSec = result.msBeforeNext < 0 ? limiter.duration : Math.ceil(result.msBeforeNext / 1000);
-  if (o.headers === 'draft' || o.headers === 'both') {
-    // draft-ietf-httpapi-ratelimit-headers (09 to 11): both fields are lists; a second
-    // limiter on the same route adds its own member instead of overwriting the first one's.
-    res.append('RateLimit-Policy', o.policy);
-    res.append('RateLimit', `"${o.policyName}";r=${remaining};t=${resetSec}`);
+  const statusCode = checkInteger('option statusCode', options.statusCode === undefined ? 429 : options.statusCode, { ...where, min: 100, max: 599 });
+  if (retryAfter !== undefined && typeof retryAfter !== 'function') {
+    checkInteger('option retryAfter', retryAfter, { ...where, min: 0, max: 2 ** 31 - 1, expected: 'an integer number of seconds >= 0 or a function' });
   }
-  if (o.headers === 'legacy' || o.headers === 'both') {
-    // With several limiters on one route the most restrictive one speaks.
-    const previous = res.getHeader('X-RateLimit-Remaining');
-    if (previous === undefined || Number(previous) >= remaining) {
-      res.setHeader('X-RateLimit-Limit', String(o.capacity));
-      res.setHeader('X-RateLimit-Remaining', String(remaining));
-      res.setHeader('X-RateLimit-Reset', String(Math.ceil((Date.now() + resetSec * 1000) / 1000)));
+  const requestPropertyName = options.requestPropertyName === undefined ? 'rateLimit' : options.requestPropertyName;
+  if (typeof requestPropertyName !== 'string' || requestPropertyName === '') {
+    throw invalidParameterError('option requestPropertyName', 'a non-empty string', requestPropertyName, where);
+  }
+  const skipFailedRequests = checkType('option skipFailedRequests', options.skipFailedRequests === undefined ? false : options.skipFailedRequests, 'boolean', where);
+  const skipSuccessfulRequests = checkType('option skipSuccessfulRequests', options.skipSuccessfulRequests === undefined ? false : options.skipSuccessfulRequests, 'boolean', where);
+  if (requestWasSuccessful !== undefined) {
+    checkType('option requestWasSuccessful', requestWasSuccessful, 'function', where);
+    if (!skipFailedRequests && !skipSuccessfulRequests) {
+      throw invalidParameterError('option requestWasSuccessful', 'absent unless skipFailedRequests or skipSuccessfulRequests is true (nothing else asks it)', requestWasSuccessful, { ...where, kind: 'value' });
     }
   }
+  const passOnStoreError = checkType('option passOnStoreError', options.passOnStoreError === undefined ? false : options.passOnStoreError, 'boolean', where);
+  if (logger !== undefined && logger !== false && (typeof logger !== 'object' || logger === null || typeof logger.error !== 'function' || typeof logger.warn !== 'function')) {
+    throw invalidParameterError('option logger', 'an object with error and warn methods (such as a pino logger), or false', logger, where);
+  }
+  const warn = warningsFrom(options.validate, where);
+
+  // The policy name of the draft-8 fields: identifier (express-rate-limit's name) or
+  // policyName, a string or a function of the request; by default the limiter's keyPrefix.
+  if (options.identifier !== undefined && options.policyName !== undefined) {
+    throw invalidParameterError('option policyName', "absent when identifier is given (identifier is express-rate-limit's name for it)", options.policyName, { ...where, kind: 'value' });
+  }
+  const nameOption = options.identifier !== undefined ? 'identifier' : 'policyName';
+  let policyName = options[nameOption] === undefined ? limiter.keyPrefix || 'default' : options[nameOption];
+  if (typeof policyName !== 'function') {
+    if (typeof policyName !== 'string') throw invalidParameterError(`option ${nameOption}`, 'a string or a function', policyName, where);
+    policyName = fieldString(policyName);
+  }
+
+  // The bucket's capacity: what remaining can reach, so the limit the fields show.
+  const capacity = limiter.burst === undefined ? points : limiter.burst;
+  // A bucket holding more or less than its quota adds its capacity to RateLimit-Policy as a
+  // parameter of its own, named with the vendor's prefix as the drafts ask; a client that does
+  // not know a parameter ignores it. Each draft's spacing, as express-rate-limit writes it.
+  const burst = capacity === points ? null : `hirecache-burst=${capacity}`;
+  return {
+    keyFn: keyFn === null ? ipKeyFunction(options, warn, where) : keyFn,
+    skip,
+    handler,
+    cost,
+    onMissingKey,
+    statusCode,
+    message,
+    retryAfter,
+    requestPropertyName,
+    standard,
+    legacy,
+    policyName,
+    points,
+    capacity,
+    windowSec: Math.ceil(windowMs / 1000),
+    burstParam: burst === null ? '' : `;${burst}`,
+    burstParam8: burst === null ? '' : `; ${burst}`,
+    skipFailedRequests,
+    skipSuccessfulRequests,
+    requestWasSuccessful: requestWasSuccessful || ((req, res) => res.statusCode < 400),
+    passOnStoreError,
+    logger,
+    // What a handler written for express-rate-limit reads from its fourth argument (its
+    // options), given beside the refusal's numbers.
+    optionsUsed: {
+      windowMs,
+      limit: points,
+      statusCode,
+      message: message === undefined ? DEFAULT_MESSAGE : message,
+      standardHeaders: standard,
+      legacyHeaders: legacy,
+      requestPropertyName,
+      identifier: policyName,
+    },
+  };
 }
 
-function tooMany(req, res, result, o) {
-  const retryAfter = result.msBeforeNext < 0 ? undefined : Math.max(1, Math.ceil(result.msBeforeNext / 1000));
-  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-  const body = o.message !== undefined ? o.message : { error: 'Too Many Requests', message: 'Too many requests, please try again later.', retryAfter };
-  res.status(429);
-  if (typeof body === 'string') res.json({ error: 'Too Many Requests', message: body, retryAfter });
-  else res.json(body);
+// ---- The fields of one decision -----------------------------------------------------------
+
+/**
+ * req.rateLimit (options.requestPropertyName), shaped as express-rate-limit's: limit (the
+ * bucket's capacity), used (points in use; when refused, plus the refused request's, so
+ * limit + 1 at the first refusal, as there), remaining, resetTime (a Date; undefined for a
+ * block without end) and key. `current`, its older name for used, is not enumerable there
+ * either.
+ */
+class RateLimitInfo {
+  constructor(limit, used, remaining, resetTime, key) {
+    this.limit = limit;
+    this.used = used;
+    this.remaining = remaining;
+    this.resetTime = resetTime;
+    this.key = key;
+  }
+
+  get current() {
+    return this.used;
+  }
 }
 
+/**
+ * express-rate-limit's partition key of the draft-8 policy: the first 12 hex digits of the
+ * key's SHA-256, those 12 characters written in base64.
+ */
+function partitionKey(key) {
+  const hex = createHash('sha256').update(key).digest('hex').slice(0, 12);
+  return Buffer.from(hex).toString('base64');
+}
+
+/** Whether a limiter with `remaining` left speaks over the one that set `previous`, if any: the most restrictive one does. */
+function restricts(previous, remaining) {
+  return previous === undefined || !(Number(previous) < remaining);
+}
+
+/** Adds a member to a list field (Express's res.append, on a bare Node response too). */
+function appendHeader(res, name, value) {
+  if (typeof res.append === 'function') {
+    res.append(name, value);
+    return;
+  }
+  const previous = res.getHeader(name);
+  res.setHeader(name, previous === undefined ? value : [].concat(previous, value));
+}
+
+/**
+ * Writes the fields of `info` in the chosen families, with express-rate-limit's names, order
+ * and formats. `resetSec` is the reset the standard fields state (seconds); `name` the draft-8
+ * policy's. The draft-8 fields are lists: a second limiter on the route adds its own member.
+ * The others hold one limiter's numbers: the most restrictive one (least remaining) speaks.
+ */
+function setHeaders(res, info, resetSec, name, o) {
+  if (res.headersSent) return;
+  if (o.legacy && restricts(res.getHeader('X-RateLimit-Remaining'), info.remaining)) {
+    res.setHeader('X-RateLimit-Limit', String(info.limit));
+    res.setHeader('X-RateLimit-Remaining', String(info.remaining));
+    if (info.resetTime !== undefined) {
+      // X-RateLimit-Reset is read against the response's Date, so both are of one instant.
+      res.setHeader('Date', new Date().toUTCString());
+      res.setHeader('X-RateLimit-Reset', String(Math.ceil(info.resetTime.getTime() / 1000)));
+    }
+  }
+  switch (o.standard) {
+    case 'draft-6':
+      if (restricts(res.getHeader('RateLimit-Remaining'), info.remaining)) {
+        res.setHeader('RateLimit-Policy', `${o.points};w=${o.windowSec}${o.burstParam}`);
+        res.setHeader('RateLimit-Limit', String(info.limit));
+        res.setHeader('RateLimit-Remaining', String(info.remaining));
+        res.setHeader('RateLimit-Reset', String(resetSec));
+      }
+      break;
+    case 'draft-7': {
+      const previous = /\bremaining=(\d+)/.exec(String(res.getHeader('RateLimit')));
+      if (restricts(previous === null ? undefined : previous[1], info.remaining)) {
+        res.setHeader('RateLimit-Policy', `${o.points};w=${o.windowSec}${o.burstParam}`);
+        res.setHeader('RateLimit', `limit=${info.limit}, remaining=${info.remaining}, reset=${resetSec}`);
+      }
+      break;
+    }
+    case 'draft-8':
+      appendHeader(res, 'RateLimit', `"${name}"; r=${info.remaining}; t=${resetSec}`);
+      appendHeader(res, 'RateLimit-Policy', `"${name}"; q=${o.points}; w=${o.windowSec}; pk=:${partitionKey(info.key)}:${o.burstParam8}`);
+      break;
+  }
+}
+
+/**
+ * Reports a failure nobody awaits (a reward after the response, a store failure let through):
+ * to options.logger as express-rate-limit does, logger.error(err, message); without one, as a
+ * process warning, once per process for each `code`; with logger: false, nowhere.
+ */
+function logFailure(logger, code, err, message) {
+  if (logger === false) return;
+  if (logger === undefined) {
+    warnOnce(code, `${message}: ${err instanceof Error ? err.message : String(err)}`);
+    return;
+  }
+  try {
+    logger.error(err, message);
+  } catch {
+    // A logger that throws must not take the request down with it.
+  }
+}
+
+/** The 400 of a request without a key, unless options.onMissingKey says otherwise. */
 function missingKey(req, res, next, o) {
   if (o.onMissingKey === 'skip') return next();
   if (typeof o.onMissingKey === 'function') return o.onMissingKey(req, res, next);
@@ -220,8 +538,18 @@ function afterSettled(value, then) {
   return typeof value?.then === 'function' ? Promise.resolve(value).then(then) : then(value);
 }
 
+/** Runs `step` (which may throw or return a promise); a failure goes to `onError`, never further. */
+function detached(step, onError) {
+  try {
+    const outcome = step();
+    if (typeof outcome?.then === 'function') Promise.resolve(outcome).catch(onError);
+  } catch (err) {
+    onError(err);
+  }
+}
+
 function makeMiddleware(name, limiter, keyFn, options) {
-  const o = middlewareOptions(name, limiter, options);
+  const o = middlewareOptions(name, limiter, keyFn, options);
   const maxKeyLength = limiter.maxKeyLength || DEFAULT_MAX_KEY_LENGTH;
 
   // The steps of one request. Each returns what the request's last step returns (a promise
@@ -234,7 +562,7 @@ function makeMiddleware(name, limiter, keyFn, options) {
   }
 
   function limitByKey(req, res, next) {
-    return afterSettled(keyFn(req, res), (key) => {
+    return afterSettled(o.keyFn(req, res), (key) => {
       if (typeof key === 'number' && Number.isFinite(key)) key = String(key);
       // Never a shared bucket named "undefined": no key is the caller's 400-or-skip choice.
       if (typeof key !== 'string' || key === '' || key.length > maxKeyLength) return missingKey(req, res, next, o);
@@ -245,16 +573,104 @@ function makeMiddleware(name, limiter, keyFn, options) {
 
   function consume(req, res, next, key, cost) {
     return Promise.resolve(limiter.consume(key, cost)).then(
-      (result) => {
-        setHeaders(res, limiter, result, o);
-        return next();
-      },
+      (result) =>
+        afterSettled(reportDecision(req, res, key, result), () => {
+          if ((o.skipFailedRequests || o.skipSuccessfulRequests) && cost !== 0) giveBackUncounted(req, res, key, cost);
+          return next();
+        }),
       (refusal) => {
-        if (!(refusal instanceof RateLimitResult)) throw refusal; // a store failure: an Error
-        setHeaders(res, limiter, refusal, o);
-        return o.handler !== undefined ? o.handler(req, res, next, refusal) : tooMany(req, res, refusal, o);
+        if (!(refusal instanceof RateLimitResult)) return storeFailed(refusal, next);
+        return afterSettled(reportDecision(req, res, key, refusal), () => refuse(req, res, next, refusal));
       },
     );
+  }
+
+  /** Sets req[requestPropertyName] and the header fields for one decision. */
+  function reportDecision(req, res, key, result) {
+    const ms = result.msBeforeNext;
+    const info = new RateLimitInfo(o.capacity, result.consumedPoints, Math.max(0, result.remainingPoints), ms < 0 ? undefined : new Date(Date.now() + ms), key);
+    req[o.requestPropertyName] = info;
+    if (!o.legacy && o.standard === false) return undefined;
+    // A block without end has no reset: the window's length stands in, as express-rate-limit's
+    // does for a store that gives no reset time.
+    const resetSec = ms < 0 ? o.windowSec : Math.ceil(ms / 1000);
+    if (typeof o.policyName !== 'function' || o.standard !== 'draft-8') return setHeaders(res, info, resetSec, o.policyName, o);
+    return afterSettled(o.policyName(req, res), (policyName) => setHeaders(res, info, resetSec, fieldString(policyName), o));
+  }
+
+  /**
+   * A limiter that failed (an Error, not a refusal): next(err), or with passOnStoreError the
+   * request goes on uncounted. A TypeError or RangeError is a mistake of the app's (a cost
+   * above the burst, a bad cost), not a store failure: it always goes to next(err).
+   */
+  function storeFailed(err, next) {
+    if (!o.passOnStoreError || err instanceof TypeError || err instanceof RangeError) throw err;
+    logFailure(o.logger, 'HIRECACHE_RATELIMIT_PASSED_ON_STORE_ERROR', err, `${name}: the limiter failed, so the request was let through uncounted (passOnStoreError)`);
+    return next();
+  }
+
+  function refuse(req, res, next, refusal) {
+    const ms = refusal.msBeforeNext;
+    const waited = ms < 0 ? undefined : Math.max(1, Math.ceil(ms / 1000)); // never for a block without end
+    const asked = typeof o.retryAfter === 'function' ? o.retryAfter(req, res) : o.retryAfter;
+    return afterSettled(asked, (given) => {
+      if (given !== undefined && typeof o.retryAfter === 'function') {
+        checkInteger('the result of option retryAfter', given, { where: name, min: 0, max: 2 ** 31 - 1 });
+      }
+      const retryAfter = given === undefined ? waited : given;
+      if ((o.legacy || o.standard !== false) && retryAfter !== undefined && !res.headersSent) res.setHeader('Retry-After', String(retryAfter));
+      if (o.handler !== undefined) return o.handler(req, res, next, { ...o.optionsUsed, ...refusal });
+      return tooMany(req, res, retryAfter);
+    });
+  }
+
+  /** The default answer to a refusal: statusCode with a JSON body. */
+  function tooMany(req, res, retryAfter) {
+    res.status(o.statusCode);
+    const message = typeof o.message === 'function' ? o.message(req, res) : o.message;
+    return afterSettled(message, (body) => {
+      if (res.writableEnded) return;
+      if (body === undefined || typeof body === 'string') {
+        const error = STATUS_CODES[o.statusCode] || 'Too Many Requests';
+        res.json({ error, message: body === undefined ? DEFAULT_MESSAGE : body, retryAfter });
+      } else {
+        res.json(body);
+      }
+    });
+  }
+
+  /**
+   * skipFailedRequests / skipSuccessfulRequests: once the response is done, gives the
+   * request's points back (limiter.reward) when it is not to count: by requestWasSuccessful
+   * (default: status < 400) once it has finished, and, for skipFailedRequests, when the
+   * connection closed before it finished or it failed, as express-rate-limit decides. At most
+   * once per request. Only admitted requests get here: a refusal took nothing.
+   */
+  function giveBackUncounted(req, res, key, cost) {
+    let done = false;
+    const giveBack = () => {
+      if (done) return;
+      done = true;
+      detached(
+        () => limiter.reward(key, cost),
+        (err) => logFailure(o.logger, 'HIRECACHE_RATELIMIT_REWARD_FAILED', err, `${name}: giving back the points of a request that does not count failed`),
+      );
+    };
+    res.once('finish', () => {
+      detached(
+        () =>
+          afterSettled(o.requestWasSuccessful(req, res), (ok) => {
+            if (ok ? o.skipSuccessfulRequests : o.skipFailedRequests) giveBack();
+          }),
+        (err) => logFailure(o.logger, 'HIRECACHE_RATELIMIT_REQUEST_WAS_SUCCESSFUL_FAILED', err, `${name}: option requestWasSuccessful failed`),
+      );
+    });
+    if (o.skipFailedRequests) {
+      res.once('close', () => {
+        if (!res.writableEnded) giveBack();
+      });
+      res.once('error', giveBack);
+    }
   }
 
   return function rateLimit(req, res, next) {
@@ -271,15 +687,19 @@ function makeMiddleware(name, limiter, keyFn, options) {
  * Express middleware limiting each client address: req.ip (so Express's 'trust proxy'
  * decides which address that is; one that is not an IP address gives way to the socket's),
  * keyed by ipKey: IPv6 clients by their /56 (options.ipv6Subnet), IPv4 clients seen through
- * IPv6 (mapped, translated, NAT64) as IPv4. Answers 429 with a JSON body and Retry-After.
- * options: skip(req, res), handler(req, res, next, result), cost (number or (req, res) =>
- * number), headers ('draft' | 'legacy' | 'both' (default) | false), policyName,
- * message (string or JSON body of the 429), ipv6Subnet. skip, cost and keyFn may answer with
- * a value or a promise; only a promise is awaited.
+ * IPv6 (mapped, translated, NAT64) as IPv4; or by options.keyGenerator when given. Answers
+ * 429 with a JSON body and Retry-After.
+ * options: hirecache's skip(req, res), handler(req, res, next, result), cost (number or
+ * (req, res) => number), headers ('draft' | 'legacy' | 'both' (default) | false), policyName,
+ * message, onMissingKey, ipv6Subnet; and express-rate-limit's standardHeaders, legacyHeaders,
+ * identifier, statusCode, retryAfter, requestPropertyName, skipFailedRequests,
+ * skipSuccessfulRequests, requestWasSuccessful, passOnStoreError, validate, logger,
+ * keyGenerator, and windowMs / limit / max when they agree with the limiter (see
+ * docs/ratelimit.md). skip, cost, keyFn and the other callbacks may answer with a value or a
+ * promise; only a promise is awaited.
  */
 function rateLimitByIp(limiter, options = {}) {
-  const subnet = options && options.ipv6Subnet !== undefined ? options.ipv6Subnet : 56;
-  return makeMiddleware('rateLimitByIp', limiter, (req) => clientKey(req, subnet), options);
+  return makeMiddleware('rateLimitByIp', limiter, null, options);
 }
 
 /**
@@ -287,7 +707,7 @@ function rateLimitByIp(limiter, options = {}) {
  * e.g. the e-mail of a login. A missing key (undefined, null, '') or one longer than the
  * limiter's maxKeyLength is answered 400 (options.onMissingKey 'reject', the default), or
  * passed through ('skip'), or handed to onMissingKey(req, res, next). Other options as
- * rateLimitByIp.
+ * rateLimitByIp's, except ipv6Subnet and keyGenerator.
  */
 function rateLimitByKey(limiter, keyFn, options = {}) {
   checkType('keyFn', keyFn, 'function', { where: 'rateLimitByKey' });

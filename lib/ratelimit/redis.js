@@ -16,9 +16,9 @@ const {
 } = require('../errors');
 const {
   ALLOWED, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
-  makeResult, refuseLater, nativeLimiter,
+  makeResult, refuseLater, nativeLimiter, DEFAULT_FALLBACK_GRACE_MS,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
-  BaseLimiter,
+  callOptionsError, setDurationError, BaseLimiter,
 } = require('./shared');
 const { MemoryRateLimiter } = require('./memory');
 
@@ -184,6 +184,10 @@ class RedisRateLimiter extends BaseLimiter {
       const [, , fbTolerance] = LocalLimiter.shape(fb.points, Math.round(fb.duration * 1e6), fb.burst);
       this._mirrorRatio = fbTolerance === tolerance ? 1 : fbTolerance / tolerance;
     }
+    // What decides while Redis cannot: the insurance limiter given (any limiter object, as
+    // rate-limiter-flexible's insuranceLimiter), else the fallback.
+    this._insurance = config.insuranceLimiter || null;
+    this._local = this._insurance || this._fallback;
     // Consume decisions by their outcome; the fallback's own are added in status().
     this._allowed = 0;
     this._refused = 0;
@@ -203,7 +207,8 @@ class RedisRateLimiter extends BaseLimiter {
     // While the breaker is open for a stall or for failures, decisions wait up to graceMs
     // after it opened for it to close (see _holdFor): the open period's reason and start,
     // read once, and the decisions waiting.
-    this._graceMs = config.fallback ? config.fallback.graceMs : 0;
+    this._graceMs = config.fallback ? config.fallback.graceMs : this._insurance !== null ? DEFAULT_FALLBACK_GRACE_MS : 0;
+    this._rejectIfNotReady = config.rejectIfRedisNotReady;
     this._openInfo = null;
     this._held = null;
     attachToClient(this, client);
@@ -290,12 +295,26 @@ class RedisRateLimiter extends BaseLimiter {
    * loaded for this operation, so a NOSCRIPT now is not retried.
    */
   _route(op, key, cost, reloaded) {
-    if (this._fallback !== null && this._client.breakerState !== 'closed') {
+    if (this._rejectIfNotReady && this._client.status().state !== 'ready') return this._notReady(op, key, cost);
+    if (this._local !== null && this._client.breakerState !== 'closed') {
       const wait = this._holdFor();
       if (wait === null) return this._decideLocally(op, key, cost);
       return wait.then(() => this._route(op, key, cost, reloaded));
     }
     return this._run(op, key, cost, reloaded);
+  }
+
+  /**
+   * rejectIfRedisNotReady: Redis is not connected and ready, so the operation is not queued
+   * for it: the insurance limiter or the fallback decides, else it rejects at once. A client
+   * that has not connected yet is asked to (a lazy client would otherwise never be ready).
+   */
+  _notReady(op, key, cost) {
+    const state = this._client.status().state;
+    if (state === 'idle') this._client.connect().catch(ignore);
+    if (this._local !== null) return this._decideLocally(op, key, cost);
+    if (op === 'c') this._errors += 1;
+    return Promise.reject(new ConnectionError(`rate limiter: Redis is not ready (${state}) and rejectIfRedisNotReady is set`, 'ERR_REDIS_NOT_READY'));
   }
 
   /**
@@ -326,7 +345,7 @@ class RedisRateLimiter extends BaseLimiter {
    * report).
    */
   _onClientEvent(type, detail) {
-    if (type !== 'breaker' || this._fallback === null) return;
+    if (type !== 'breaker' || this._local === null) return;
     this._openInfo = null;
     // Closed: the held decisions go to Redis. Unreachable: to the fallback at once.
     if (detail.state === 'closed' || detail.reason === 'unreachable') this._release();
@@ -341,7 +360,7 @@ class RedisRateLimiter extends BaseLimiter {
 
   /** Tells the client whether this limiter's fallback decides, for its status().fallbacks. */
   _updateNote() {
-    const local = this._fallback !== null && (this._client.breakerState !== 'closed' || this._unreachable);
+    const local = this._local !== null && (this._client.breakerState !== 'closed' || this._unreachable);
     if (local === this._noteState.noted) return;
     this._noteState.noted = local;
     if (typeof this._client.noteFallback === 'function') this._client.noteFallback(this._source, local);
@@ -435,12 +454,13 @@ class RedisRateLimiter extends BaseLimiter {
    * rejects with `err`: a slow reply is never an admission.
    */
   _failed(op, key, cost, err, unknown, reloaded) {
-    const fb = this._fallback;
+    const fb = this._local;
     const unusable = fb !== null && isUnavailable(err) && this._unusable(err);
     if (unknown && fb !== null && op !== 'g' && op !== 'r') {
       this._unknownCharged += 1;
       if (op === 'c') {
-        fb._native.penalty(key, cost);
+        if (this._fallback !== null) this._fallback._native.penalty(key, cost);
+        else Promise.resolve(fb.penalty(key, cost)).catch(ignore);
       } else {
         // The change itself is what the fallback would decide: made once, here.
         const made = this._decideLocally(op, key, cost);
@@ -460,22 +480,27 @@ class RedisRateLimiter extends BaseLimiter {
     return Promise.reject(err);
   }
 
-  /** The fallback's answer to operation `op` on `key`. */
+  /** The answer of the insurance limiter or the fallback to operation `op` on `key`. */
   _decideLocally(op, key, cost) {
-    const fb = this._fallback;
+    const fb = this._local;
     switch (op) {
       case 'c': return fb.consume(key, cost);
       case 'g': return fb.get(key);
       case 'p': return fb.penalty(key, cost);
       case 'r': return fb.reward(key, cost);
+      case 's': return typeof fb.set === 'function' ? fb.set(key, cost, 0) : Promise.resolve(fb.delete(key)).then(() => fb.penalty(key, cost));
       default: return fb.block(key, cost / 1000);
     }
   }
 
   /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
-  consume(key, points = 1) {
+  consume(key, points = 1, options) {
     const k = typeof key === 'string' ? key : keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
+    if (options !== undefined) {
+      const err = callOptionsError(options);
+      if (err !== null) return Promise.reject(err);
+    }
     if (points !== 1 && !validPoints(points)) return Promise.reject(pointsArgError(points));
     if (points > this.burst) return Promise.reject(overBurst(this, points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
@@ -556,18 +581,33 @@ class RedisRateLimiter extends BaseLimiter {
   }
 
   /** Takes `points` even if they are not there. */
-  penalty(key, points = 1) {
-    return this._change('p', key, points);
+  penalty(key, points = 1, options) {
+    return this._change('p', key, points, options);
   }
 
   /** Gives back `points`, never more than a full bucket. */
-  reward(key, points = 1) {
-    return this._change('r', key, points);
+  reward(key, points = 1, options) {
+    return this._change('r', key, points, options);
   }
 
-  _change(op, key, points) {
+  /**
+   * Sets the points in use to `points` exactly (rate-limiter-flexible's set), ending any
+   * block and forgetting refused attempts. `secDuration` must be 0 or left out: a bucket
+   * repays at its own rate (to hold a key for a time, use block()).
+   */
+  set(key, points, secDuration = 0) {
+    const err = setDurationError(secDuration);
+    if (err !== null) return Promise.reject(err);
+    return this._change('s', key, points);
+  }
+
+  _change(op, key, points, options) {
     const k = keyString(key);
     if (k === null) return Promise.reject(keyArgError(key));
+    if (options !== undefined) {
+      const err = callOptionsError(options);
+      if (err !== null) return Promise.reject(err);
+    }
     if (!validPoints(points)) return Promise.reject(pointsArgError(points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     return this._route(op, k, points, false);
@@ -581,10 +621,13 @@ class RedisRateLimiter extends BaseLimiter {
     }
     const debt = valueOf(reply);
     const units = points * this._interval;
-    const after = op === 'p' ? Math.min(debt + units, MAX_DEBT_UNITS) : Math.max(debt - units, 0);
+    let after;
+    if (op === 'p') after = Math.min(debt + units, MAX_DEBT_UNITS);
+    else if (op === 's') after = Math.min(units, MAX_DEBT_UNITS);
+    else after = Math.max(debt - units, 0);
     this._mirror(key, after);
     if (this._shadow !== null) {
-      // A penalty only makes the shadow's refusals safer; a reward may end them.
+      // A penalty only makes the shadow's refusals safer; a reward or a set may end them.
       if (op === 'p') this._remember(key, after, Math.ceil(after / this._msDivisor));
       else this._shadow.delete(key);
     }
@@ -624,16 +667,15 @@ class RedisRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) this._shadow.delete(k);
-    if (this._fallback !== null) {
-      this._fallback._native.delete(k);
-      if (this._client.breakerState !== 'closed') return Promise.resolve(false);
-    }
+    if (this._fallback !== null) this._fallback._native.delete(k);
+    if (this._insurance !== null) Promise.resolve(this._insurance.delete(k)).catch(ignore);
+    if (this._local !== null && this._client.breakerState !== 'closed') return Promise.resolve(false);
     return this._client._command(WAIT_FOR_REPLY, 'DEL', this._prefix + k).then(
       (n) => {
         if (this._unreachable) this._answered();
         return n > 0;
       },
-      (err) => (this._fallback !== null && isUnavailable(err) && this._unusable(err) ? false : Promise.reject(err)),
+      (err) => (this._local !== null && isUnavailable(err) && this._unusable(err) ? false : Promise.reject(err)),
     );
   }
 
@@ -654,7 +696,7 @@ class RedisRateLimiter extends BaseLimiter {
     const fbRefused = this._fallback !== null ? this._fallback._refused : 0;
     return {
       store: 'redis',
-      usingFallback: this._fallback !== null && (this._client.breakerState !== 'closed' || this._unreachable),
+      usingFallback: this._local !== null && (this._client.breakerState !== 'closed' || this._unreachable),
       lastError: this._lastError,
       entries: (fb ? fb.entries : 0) + (sh ? sh.entries : 0),
       fallbackEntries: fb ? fb.entries : 0,

@@ -130,7 +130,22 @@ function seconds(options, name, fallback, { max, allowZero = false }, label = `o
 const KNOWN_OPTIONS = [
   'keyPrefix', 'points', 'duration', 'burst', 'blockDuration', 'store', 'client', 'fallback',
   'rejectLocally', 'maxEntries', 'maxKeyLength',
+  // rate-limiter-flexible's, with its meaning (see docs/ratelimit.md).
+  'insuranceLimiter', 'inMemoryBlockOnConsumed', 'inmemoryBlockOnConsumed', 'inMemoryBlockDuration',
+  'inmemoryBlockDuration', 'execEvenly', 'execEvenlyMinDelayMs', 'rejectIfRedisNotReady',
 ];
+// rate-limiter-flexible's options that mean nothing here, and what to do instead.
+const FOREIGN_OPTIONS = {
+  storeClient: 'give a hirecache client as option client (createClient from hirecache/redis), or leave it out for the process-wide one',
+  useRedisPackage: 'hirecache speaks to Redis itself: give option client',
+  storeType: 'give option client',
+  dbName: 'not a Redis setting',
+  tableName: 'not a Redis setting',
+  tableCreated: 'not a Redis setting',
+  clearExpiredByTimeout: 'expired buckets are swept as they are met',
+  timeoutMs: "the client's commandTimeout bounds every decision",
+  customDuration: 'a per-call option of rate-limiter-flexible; a bucket refills at points per duration: make a limiter with that duration',
+};
 const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries', 'graceMs'];
 // How long after the client's breaker opened for a stall or for failures (not for an
 // unreachable Redis) decisions wait for it to close before the fallback decides.
@@ -140,10 +155,20 @@ const MAX_FALLBACK_GRACE_MS = 60000;
 /** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
 function normalizeOptions(options) {
   checkType('options', options, 'object', CREATE);
+  for (const name of Object.keys(options)) {
+    if (Object.prototype.hasOwnProperty.call(FOREIGN_OPTIONS, name)) {
+      throw invalidParameterError(`option ${name}`, `left out (${FOREIGN_OPTIONS[name]})`, options[name], CREATE);
+    }
+  }
   checkKnownOptions(options, KNOWN_OPTIONS, CREATE);
   const keyPrefix = checkType('option keyPrefix', options.keyPrefix === undefined ? 'rl' : options.keyPrefix, 'string', CREATE);
-  const points = positiveInteger(options, 'points', undefined, MAX_POINTS);
-  const duration = seconds(options, 'duration', undefined, { max: MAX_DURATION_SEC });
+  // Points as an integer string ('5', from an environment variable), as rate-limiter-flexible takes them.
+  const pointsGiven = typeof options.points === 'string' && /^\d+$/.test(options.points.trim()) ? Number(options.points.trim()) : options.points;
+  const points = positiveInteger({ points: pointsGiven }, 'points', undefined, MAX_POINTS);
+  // duration 0: rate-limiter-flexible's "never expires". A bucket must refill at some rate:
+  // the slowest one (points over ten years), so the key in effect never refills.
+  const durationGiven = options.duration === 0 ? MAX_DURATION_SEC : options.duration;
+  const duration = seconds({ duration: durationGiven }, 'duration', undefined, { max: MAX_DURATION_SEC });
   const burst = positiveInteger(options, 'burst', points, MAX_POINTS);
   const blockDuration = seconds(options, 'blockDuration', 0, { max: MAX_BLOCK_SEC, allowZero: true });
   const store = checkOneOf('option store', options.store, ['redis', 'memory', undefined], "'redis', 'memory' or undefined (Redis when REDIS_URL enables it)", CREATE);
@@ -172,7 +197,34 @@ function normalizeOptions(options) {
       graceMs: checkInteger(of('graceMs'), fallback.graceMs === undefined ? DEFAULT_FALLBACK_GRACE_MS : fallback.graceMs, { ...CREATE, min: 0, max: MAX_FALLBACK_GRACE_MS }),
     };
   }
-  const config = { keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength };
+  const insurance = options.insuranceLimiter;
+  if (insurance !== undefined) {
+    const methods = ['consume', 'get', 'penalty', 'reward', 'block', 'delete'];
+    if (insurance === null || typeof insurance !== 'object' || methods.some((m) => typeof insurance[m] !== 'function')) {
+      throw invalidParameterError('option insuranceLimiter', `a limiter with ${methods.join(', ')} (a rate-limiter-flexible limiter or a hirecache one)`, insurance, CREATE);
+    }
+    if (options.fallback !== undefined && options.fallback !== false) {
+      throw invalidParameterError('option fallback', 'left out with insuranceLimiter (the insurance limiter is the fallback)', options.fallback, CREATE);
+    }
+    fallback = false;
+  }
+  const pick = (a, b) => (options[a] !== undefined ? a : b);
+  const blockOnName = pick('inMemoryBlockOnConsumed', 'inmemoryBlockOnConsumed');
+  const blockForName = pick('inMemoryBlockDuration', 'inmemoryBlockDuration');
+  const inMemoryBlockOnConsumed = options[blockOnName] === undefined || options[blockOnName] === 0 ? 0 : positiveInteger(options, blockOnName, undefined, MAX_POINTS);
+  const inMemoryBlockDuration = seconds(options, blockForName, 0, { max: MAX_BLOCK_SEC, allowZero: true });
+  if (inMemoryBlockOnConsumed > 0 && inMemoryBlockOnConsumed < points) {
+    throw integerError(`option ${blockOnName}`, inMemoryBlockOnConsumed, { ...CREATE, min: points, max: MAX_POINTS });
+  }
+  const execEvenly = checkType('option execEvenly', options.execEvenly === undefined ? false : options.execEvenly, 'boolean', CREATE);
+  const execEvenlyMinDelayMs = options.execEvenlyMinDelayMs === undefined
+    ? Math.ceil((duration * 1000) / points)
+    : checkInteger('option execEvenlyMinDelayMs', options.execEvenlyMinDelayMs, { ...CREATE, min: 0, max: 2 ** 31 - 1 });
+  const rejectIfRedisNotReady = checkType('option rejectIfRedisNotReady', options.rejectIfRedisNotReady === undefined ? false : options.rejectIfRedisNotReady, 'boolean', CREATE);
+  const config = {
+    keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength,
+    insuranceLimiter: insurance, inMemoryBlockOnConsumed, inMemoryBlockDuration, execEvenly, execEvenlyMinDelayMs, rejectIfRedisNotReady,
+  };
   // The bucket must fit the exact-integer range of the script (see token_bucket.h).
   if (LocalLimiter.shape(points, Math.round(duration * 1e6), burst) === null) {
     const err = new RangeError(`createLimiter: options burst (${burst}) and duration (${duration}) make a bucket too large to represent`);
@@ -215,6 +267,26 @@ function pointsArgError(points) {
 /** The error for block()'s secDuration, or null when it is a number of seconds from 0 to MAX_BLOCK_SEC. */
 function secDurationError(secDuration) {
   return numberError('secDuration', secDuration, { ...METHOD, min: 0, max: MAX_BLOCK_SEC, expected: `a number of seconds from 0 to ${MAX_BLOCK_SEC}` });
+}
+
+// The third argument of consume/penalty/reward in rate-limiter-flexible: { customDuration }.
+function callOptionsError(options) {
+  if (options === null || typeof options !== 'object') {
+    return invalidParameterError('options', 'an object (rate-limiter-flexible\'s { customDuration }) or left out', options, METHOD);
+  }
+  const [name] = Object.keys(options);
+  if (name === undefined) return null;
+  if (name === 'customDuration') {
+    return invalidParameterError('options.customDuration', `left out (${FOREIGN_OPTIONS.customDuration})`, options.customDuration, METHOD);
+  }
+  return invalidParameterError(`options.${name}`, 'left out (no per-call options are taken)', options[name], METHOD);
+}
+
+/** set()'s secDuration: 0 or left out. */
+function setDurationError(secDuration) {
+  if (secDuration === 0 || secDuration === undefined) return null;
+  const err = numberError('secDuration', secDuration, { ...METHOD, min: 0, max: 0, expected: '0 or left out (a bucket repays at its own rate; to hold a key for a time, use block(key, secDuration))' });
+  return err || invalidParameterError('secDuration', '0 or left out', secDuration, METHOD);
 }
 
 function keyTooLong(limiter) {
@@ -287,18 +359,98 @@ class BaseLimiter {
     this.burst = config.burst;
     this.blockDuration = config.blockDuration;
     this.maxKeyLength = config.maxKeyLength;
+    this.execEvenly = config.execEvenly === true;
+    this.execEvenlyMinDelayMs = config.execEvenlyMinDelayMs;
+    this.inMemoryBlockOnConsumed = config.inMemoryBlockOnConsumed || 0;
+    this.inMemoryBlockDuration = config.inMemoryBlockDuration || 0;
+    this.insuranceLimiter = config.insuranceLimiter;
+    // rate-limiter-flexible's in-memory block and execEvenly wrap consume() of this limiter
+    // only, so that a limiter without them pays nothing.
+    if (this.inMemoryBlockOnConsumed > 0) wrapInMemoryBlock(this, config.maxEntries);
+    if (this.execEvenly) wrapExecEvenly(this);
   }
 
-  /** The key a bucket has in Redis: `${keyPrefix}:${key}`, as rate-limiter-flexible names it. */
+  /** The key's name in the store: `${keyPrefix}:${key}` (the Redis limiter's differs). */
   getKey(key) {
     return this.keyPrefix === '' ? String(key) : `${this.keyPrefix}:${key}`;
   }
+
+  /** The key getKey() was given, from the name it made (rate-limiter-flexible's parseKey). */
+  parseKey(rlKey) {
+    const head = this.getKey('');
+    return typeof rlKey === 'string' && rlKey.startsWith(head) ? rlKey.slice(head.length) : rlKey;
+  }
+}
+
+/**
+ * inMemoryBlockOnConsumed: once a consume reports at least that many points consumed, the
+ * key is refused in this process for inMemoryBlockDuration seconds (or, with none, until its
+ * msBeforeNext), without asking the store. Only ever refuses. Bounded by maxEntries (the
+ * oldest block goes first).
+ */
+function wrapInMemoryBlock(limiter, maxEntries) {
+  const blocks = new Map();
+  const inner = limiter.consume.bind(limiter);
+  const threshold = limiter.inMemoryBlockOnConsumed;
+  const forMs = Math.ceil(limiter.inMemoryBlockDuration * 1000);
+  const note = (key, result) => {
+    if (result instanceof Error || result.consumedPoints < threshold) return;
+    const ms = forMs > 0 ? forMs : result.msBeforeNext;
+    if (!(ms > 0)) return;
+    blocks.delete(key);
+    if (blocks.size >= maxEntries) blocks.delete(blocks.keys().next().value);
+    blocks.set(key, Date.now() + ms);
+  };
+  limiter.consume = (key, points = 1, options) => {
+    const k = keyString(key);
+    if (k !== null) {
+      const until = blocks.get(k);
+      if (until !== undefined) {
+        const left = until - Date.now();
+        if (left > 0) return refuseLater(makeResult(0, left, threshold, false));
+        blocks.delete(k);
+      }
+    }
+    return inner(key, points, options).then(
+      (result) => {
+        if (k !== null) note(k, result);
+        return result;
+      },
+      (result) => {
+        if (k !== null) note(k, result);
+        throw result;
+      },
+    );
+  };
+  const innerDelete = limiter.delete.bind(limiter);
+  limiter.delete = (key) => {
+    const k = keyString(key);
+    if (k !== null) blocks.delete(k);
+    return innerDelete(key);
+  };
+}
+
+/**
+ * execEvenly: an admitted consume resolves after a delay that spreads the remaining points
+ * over the time until the bucket is full again (msBeforeNext / (remainingPoints + 2)), never
+ * less than execEvenlyMinDelayMs, as rate-limiter-flexible spaces its actions. A refusal is
+ * not delayed.
+ */
+function wrapExecEvenly(limiter) {
+  const inner = limiter.consume.bind(limiter);
+  const minDelay = limiter.execEvenlyMinDelayMs;
+  limiter.consume = (key, points, options) =>
+    inner(key, points, options).then((result) => {
+      const delay = Math.max(Math.ceil(result.msBeforeNext / (result.remainingPoints + 2)), minDelay);
+      if (!(delay > 0) || result.isFirstInDuration) return result;
+      return new Promise((resolve) => setTimeout(resolve, delay, result));
+    });
 }
 
 module.exports = {
   ALLOWED, FIRST, BLOCKED, FOUND, KEY_TOO_LONG,
-  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
+  DEFAULT_MAX_KEY_LENGTH, MAX_POINTS, MAX_BLOCK_SEC, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS, DEFAULT_FALLBACK_GRACE_MS,
   RateLimitResult, makeResult, refuseLater, normalizeOptions, nativeLimiter,
   keyArgError, pointsArgError, secDurationError, keyTooLong, keyString, overBurst, validPoints,
-  BaseLimiter,
+  callOptionsError, setDurationError, BaseLimiter,
 };

@@ -17,7 +17,8 @@
 -- bucket is full again, so an absent key is a full bucket; when nothing is owed the key is
 -- deleted (never written with PX 0). The clock is Redis's TIME: every app server sees the
 -- same one.
--- ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block), cost in tokens (in
+-- ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block, 's' set the points in
+-- use, ending any block), cost in tokens (in
 -- ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
 -- per microsecond, and the block in ms that a refused consume starts (0 for none).
 -- Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
@@ -105,6 +106,10 @@ local function blocked(ends, owed, c)
   local over = owed + c * interval - tolerance
   if over > 0 then ms = math.max(ms, math.ceil(over / scale / 1000)) end
   return ms * 4 + 2
+end
+if op == 's' then
+  save(math.min(cost * interval, MAX_DEBT), false, 0)
+  return debt * 4 + 1
 end
 if op == 'b' then
   local ends = -1

@@ -1,6 +1,7 @@
 'use strict';
 // Proves the Express middleware: 429 with a JSON body and Retry-After, the IETF RateLimit
-// fields (draft 09 to 11) and the legacy X-RateLimit-* ones as configured, with the bucket's
+// fields (by default as express-rate-limit writes draft-8) and the legacy X-RateLimit-* ones
+// as configured, with the bucket's
 // capacity when it differs from the quota, IPv6 clients keyed by their /56, IPv4 clients seen
 // through IPv6 (mapped, translated, NAT64) as IPv4 and the special addresses of ::/96 as
 // themselves, req.ip honouring 'trust proxy' (and one warning when X-Forwarded-For arrives
@@ -8,6 +9,7 @@
 // (a plain value not awaited, a throw or rejection passed to Express), a missing key
 // answered 400 or skipped (never a shared bucket named "undefined"), and a store failure
 // passed to Express as an error.
+const { createHash } = require('crypto');
 const express = require('express');
 const { createLimiter, rateLimitByIp, rateLimitByKey, RateLimitResult, ipKey } = require('../../lib/ratelimit');
 const { createClient } = require('../../lib/redis');
@@ -15,6 +17,9 @@ const { freePort } = require('../helpers/redis-server');
 
 let counter = 0;
 const servers = [];
+
+/** The draft-8 partition key of `key`: base64 of the first 12 hex digits of its SHA-256. */
+const pk = (key) => Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64');
 
 const memoryLimiter = (options) => createLimiter({ store: 'memory', keyPrefix: `rl:mw:${++counter}`, ...options });
 
@@ -102,8 +107,8 @@ describe('rateLimitByIp', () => {
     const first = await request('/x');
     expect(first.status).toBe(200);
     const name = limiter.keyPrefix;
-    expect(first.headers.get('ratelimit-policy')).toBe(`"${name}";q=3;w=60`);
-    expect(first.headers.get('ratelimit')).toBe(`"${name}";r=2;t=20`);
+    expect(first.headers.get('ratelimit-policy')).toBe(`"${name}"; q=3; w=60; pk=:${pk('127.0.0.1')}:`);
+    expect(first.headers.get('ratelimit')).toBe(`"${name}"; r=2; t=20`);
     expect(first.headers.get('x-ratelimit-limit')).toBe('3');
     expect(first.headers.get('x-ratelimit-remaining')).toBe('2');
     const reset = Number(first.headers.get('x-ratelimit-reset'));
@@ -114,7 +119,7 @@ describe('rateLimitByIp', () => {
     expect(limited.status).toBe(429);
     expect(limited.body).toMatchObject({ error: 'Too Many Requests', retryAfter: 20 });
     expect(limited.headers.get('retry-after')).toBe('20');
-    expect(limited.headers.get('ratelimit')).toBe(`"${name}";r=0;t=20`);
+    expect(limited.headers.get('ratelimit')).toBe(`"${name}"; r=0; t=20`);
     expect(limited.headers.get('x-ratelimit-remaining')).toBe('0');
   });
 
@@ -278,23 +283,24 @@ describe('rateLimitByIp', () => {
     const tight = memoryLimiter({ points: 2, duration: 60 });
     const request = await serve(appWith(rateLimitByIp(wide), rateLimitByIp(tight)));
     const r = await request('/x');
-    expect(r.headers.get('ratelimit-policy')).toBe(`"${wide.keyPrefix}";q=100;w=60, "${tight.keyPrefix}";q=2;w=60`);
+    const p = pk('127.0.0.1');
+    expect(r.headers.get('ratelimit-policy')).toBe(`"${wide.keyPrefix}"; q=100; w=60; pk=:${p}:, "${tight.keyPrefix}"; q=2; w=60; pk=:${p}:`);
     expect(r.headers.get('x-ratelimit-limit')).toBe('2');
     expect(r.headers.get('x-ratelimit-remaining')).toBe('1');
   });
 
   test.each([
-    [2, 5, ';hirecache-burst=5'],
-    [5, 2, ';hirecache-burst=2'],
+    [2, 5, '; hirecache-burst=5'],
+    [5, 2, '; hirecache-burst=2'],
     [3, 3, ''],
   ])('points %i, burst %i: X-RateLimit-Limit is the capacity; RateLimit-Policy keeps q and adds a differing burst', async (points, burst, param) => {
     const limiter = memoryLimiter({ points, duration: 60, burst });
     const request = await serve(appWith(rateLimitByIp(limiter)));
     const r = await request('/x');
-    expect(r.headers.get('ratelimit-policy')).toBe(`"${limiter.keyPrefix}";q=${points};w=60${param}`);
+    expect(r.headers.get('ratelimit-policy')).toBe(`"${limiter.keyPrefix}"; q=${points}; w=60; pk=:${pk('127.0.0.1')}:${param}`);
     expect(r.headers.get('x-ratelimit-limit')).toBe(String(burst));
     expect(r.headers.get('x-ratelimit-remaining')).toBe(String(burst - 1));
-    expect(r.headers.get('ratelimit')).toMatch(new RegExp(`;r=${burst - 1};`));
+    expect(r.headers.get('ratelimit')).toMatch(new RegExp(`; r=${burst - 1}; `));
   });
 
   test('skip, keyFn and cost answering plain values are not awaited: the limiter is asked within the call', async () => {

@@ -13,9 +13,9 @@ describe('createLimiter options', () => {
     ['points', -3, RangeError],
     ['points', 1.5, RangeError],
     ['points', NaN, RangeError],
-    ['points', '10', TypeError],
+    ['points', '10.5', TypeError],
+    ['points', 'ten', TypeError],
     ['points', undefined, TypeError],
-    ['duration', 0, RangeError],
     ['duration', -1, RangeError],
     ['duration', Infinity, RangeError],
     ['duration', '600', TypeError],
@@ -31,6 +31,14 @@ describe('createLimiter options', () => {
     ['rejectLocally', 1, TypeError],
     ['maxEntries', 0, RangeError],
     ['maxKeyLength', -1, RangeError],
+    ['inMemoryBlockOnConsumed', 2, RangeError],
+    ['inMemoryBlockDuration', -1, RangeError],
+    ['execEvenly', 'yes', TypeError],
+    ['execEvenlyMinDelayMs', -5, RangeError],
+    ['rejectIfRedisNotReady', 1, TypeError],
+    ['insuranceLimiter', {}, TypeError],
+    ['storeClient', {}, TypeError],
+    ['useRedisPackage', true, TypeError],
   ])('%s = %p throws %p naming the option', (name, value, ErrorClass) => {
     const options = { ...base, [name]: value };
     expect(() => createLimiter(options)).toThrow(ErrorClass);

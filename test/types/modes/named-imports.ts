@@ -49,8 +49,8 @@ export async function useEverySubpath(): Promise<void> {
 
   const limiter: RateLimiter = createLimiter({ keyPrefix: 'rl:api', points: 100, duration: 60, store: 'memory' });
   const sameLimiter: typeof createLimiter = rootCreateLimiter;
-  // @ts-expect-error points is a number
-  createLimiter({ keyPrefix: 'x', points: '5', duration: 1 });
+  // @ts-expect-error points is a number, or an integer string
+  createLimiter({ keyPrefix: 'x', points: true, duration: 1 });
   try {
     const r: RateLimitResult = await limiter.consume('client');
     void r.remainingPoints;
