@@ -119,12 +119,12 @@ test("the cache's keys and cacheDelPrefix's scan carry the prefix; keys outside 
 test("the limiter's keys carry the client's prefix before its own", async () => {
   const limiter = createLimiter({ client, store: 'redis', keyPrefix: 'rl', points: 2, duration: 60 });
   await limiter.consume('ip-1');
-  expect(await raw('EXISTS', 'app:rl:ip-1')).toBe(1);
-  expect(await raw('EXISTS', 'rl:ip-1')).toBe(0);
+  expect(await raw('EXISTS', 'app:rl:tb:ip-1')).toBe(1);
+  expect(await raw('EXISTS', 'rl:tb:ip-1')).toBe(0);
   await limiter.consume('ip-1');
   await expect(limiter.consume('ip-1')).rejects.toMatchObject({ remainingPoints: 0 });
   await limiter.delete('ip-1');
-  expect(await raw('EXISTS', 'app:rl:ip-1')).toBe(0);
+  expect(await raw('EXISTS', 'app:rl:tb:ip-1')).toBe(0);
 });
 
 test('keyPrefix must be a string or a Buffer', () => {

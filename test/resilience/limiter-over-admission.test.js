@@ -47,7 +47,8 @@ const prefix = () => `rl:over:${++counter}`;
 async function redisConsumed(keyPrefix, key) {
   const view = createLimiter({ keyPrefix, points: POINTS, duration: DURATION, client: admin, fallback: false });
   const g = await view.get(key);
-  return g === null ? 0 : g.consumedPoints;
+  // Points in use: consumedPoints counts the refused attempts too.
+  return g === null ? 0 : view.burst - g.remainingPoints;
 }
 
 // Each child fires 50 consumes at once on one key and counts what it saw.
