@@ -31,8 +31,9 @@ const SCAN_COUNT = 1000;
 const UNLINK_BATCH = 500;
 
 // One counter per key. KEYS[1]: the counter. ARGV[1]: '+' counts a hit, '-' takes one back,
-// 'g' reads. ARGV[2]: windowMs. ARGV[3]: '1' restarts the window on every change
-// (resetExpiryOnChange).
+// 'g' reads, 'x' deletes every one of KEYS that holds a count (resetAll(): a key under the
+// prefix that is not a count, such as a hirecache limiter's bucket, stays). ARGV[2]:
+// windowMs. ARGV[3]: '1' restarts the window on every change (resetExpiryOnChange).
 //
 // '+' answers the count and the ms left in the window as ONE integer, count * (windowMs + 1)
 // + ms, when that is exact (below 2^53, and ms <= windowMs, which only a key written with a
@@ -71,6 +72,17 @@ elseif op == '-' then
   redis.call('DECR', key)
   if ARGV[3] == '1' then redis.call('PEXPIRE', key, window) end
   return 0
+end
+if op == 'x' then
+  local n = 0
+  for i = 1, #KEYS do
+    local ok, v = pcall(redis.call, 'GET', KEYS[i])
+    if ok and v and string.match(v, '^%-?%d+$') then
+      redis.call('UNLINK', KEYS[i])
+      n = n + 1
+    end
+  end
+  return n
 end
 local v = redis.call('GET', key)
 if v == false then return false end
@@ -327,7 +339,8 @@ class HirecacheStore {
 
   /**
    * Deletes every count under this store's prefix (with the client's keyPrefix before it):
-   * SCAN with the prefix as a literal MATCH pattern, and UNLINK of what it finds, so Redis is
+   * SCAN with the prefix as a literal MATCH pattern, and UNLINK of the counts it finds (keys
+   * whose value is an integer; anything else under the prefix stays), so Redis is
    * never blocked, but it walks the whole database (O(keys) in SCAN calls) and is not atomic:
    * a hit counted during the walk may or may not be deleted. Rejects with the first failure
    * (some counts may then be left), and with a RangeError when the whole prefix is empty
@@ -345,8 +358,11 @@ class HirecacheStore {
     const unlinks = [];
     let failure = null;
     const unlink = (keys) => {
-      // Handled at once, so a failed UNLINK is no unhandled rejection while the walk goes on.
-      unlinks.push(this.client._command(UNSENT_EARLY, 'UNLINK', ...keys).catch((err) => {
+      // Only counts go (the script checks each value): a hirecache limiter's buckets under the
+      // same prefix (`${keyPrefix}:tb:…`) are not this store's. Handled at once, so a failure
+      // is no unhandled rejection while the walk goes on.
+      const send = () => this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT_SHA, keys.length, ...keys, 'x', '0', '0');
+      unlinks.push(send().catch((err) => (isNoScript(err) ? loadScript(this.client).then(send) : Promise.reject(err))).catch((err) => {
         failure = failure || err;
       }));
     };

@@ -92,9 +92,15 @@ class MemoryRateLimiter extends BaseLimiter {
   set(key, points, secDuration = 0) {
     const err = setDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
+    let wasFull = true;
     return this._sync(key, points, (k, p) => {
+      // isFirstInDuration says whether the bucket was full before, as the Redis limiter's does.
+      wasFull = (this._native.get(k) & FOUND) === 0;
       this._native.delete(k);
       return this._native.penalty(k, p);
+    }).then((result) => {
+      result.isFirstInDuration = wasFull;
+      return result;
     });
   }
 

@@ -307,7 +307,8 @@ function ipKeyFunction(options, warn, where) {
  */
 function middlewareOptions(name, limiter, keyFn, options) {
   const where = { where: name };
-  if (!limiter || typeof limiter.consume !== 'function') {
+  // A limiter, not a union or a store: the middleware needs its numbers for the headers.
+  if (!limiter || typeof limiter.consume !== 'function' || typeof limiter.points !== 'number' || typeof limiter.reward !== 'function') {
     throw invalidParameterError('the first argument', 'a limiter from createLimiter()', limiter, where);
   }
   checkType('options', options, 'object', where);
@@ -575,7 +576,7 @@ function makeMiddleware(name, limiter, keyFn, options) {
     return Promise.resolve(limiter.consume(key, cost)).then(
       (result) =>
         afterSettled(reportDecision(req, res, key, result), () => {
-          if ((o.skipFailedRequests || o.skipSuccessfulRequests) && cost !== 0) giveBackUncounted(req, res, key, cost);
+          if ((o.skipFailedRequests || o.skipSuccessfulRequests) && cost !== 0) giveBackUncounted(req, res, key, cost, result.msBeforeNext);
           return next();
         }),
       (refusal) => {
@@ -644,13 +645,18 @@ function makeMiddleware(name, limiter, keyFn, options) {
    * request's points back (limiter.reward) when it is not to count: by requestWasSuccessful
    * (default: status < 400) once it has finished, and, for skipFailedRequests, when the
    * connection closed before it finished or it failed, as express-rate-limit decides. At most
-   * once per request. Only admitted requests get here: a refusal took nothing.
+   * once per request. Only admitted requests get here: a refusal took nothing. Not once the
+   * bucket has had time to fill again since (`fullInMs`, the admission's msBeforeNext): the
+   * points have come back by themselves, and a reward then would give back another request's
+   * (express-rate-limit skips a window that has reset, for the same reason).
    */
-  function giveBackUncounted(req, res, key, cost) {
+  function giveBackUncounted(req, res, key, cost, fullInMs) {
     let done = false;
+    const fullAt = Date.now() + fullInMs;
     const giveBack = () => {
       if (done) return;
       done = true;
+      if (Date.now() >= fullAt) return;
       detached(
         () => limiter.reward(key, cost),
         (err) => logFailure(o.logger, 'HIRECACHE_RATELIMIT_REWARD_FAILED', err, `${name}: giving back the points of a request that does not count failed`),

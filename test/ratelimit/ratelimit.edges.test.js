@@ -1,0 +1,100 @@
+'use strict';
+// Edges found by reading the limiter work again: a store's resetAll() next to a limiter on
+// the same prefix, a refund after the bucket refilled, the middleware given a union, set()'s
+// isFirstInDuration on both stores.
+const http = require('http');
+const express = require('express');
+const { rateLimit } = require('express-rate-limit');
+const { createLimiter, rateLimitByKey, RateLimiterUnion, HirecacheStore } = require('../../lib/ratelimit');
+const { createClient } = require('../../lib/redis');
+const { suiteDatabase } = require('../helpers/suite-db');
+
+let db;
+let client;
+
+beforeAll(async () => {
+  db = await suiteDatabase();
+  client = createClient({ url: db.url });
+});
+
+beforeEach(() => db.flush());
+
+afterAll(() => client.quit());
+
+function listen(app) {
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+function get(server, path) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: server.address().port, path }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    }).on('error', reject);
+  });
+}
+
+test("a store's resetAll() deletes its counts, never a limiter's buckets under the same prefix", async () => {
+  const limiter = createLimiter({ client, keyPrefix: 'rl:login', points: 2, duration: 600 });
+  await limiter.consume('ip');
+  await limiter.consume('ip');
+  const store = new HirecacheStore({ client, prefix: 'rl:login:' });
+  store.init({ windowMs: 60000 });
+  await store.increment('ip');
+  await store.resetAll();
+  expect(await store.get('ip')).toBeUndefined();
+  await expect(limiter.consume('ip')).rejects.toMatchObject({ remainingPoints: 0 });
+  // express-rate-limit's own middleware on that store still counts from zero.
+  const app = express();
+  app.use(rateLimit({ windowMs: 60000, limit: 1, store, keyGenerator: () => 'ip', validate: false }));
+  app.get('/', (req, res) => res.send('ok'));
+  const server = await listen(app);
+  try {
+    expect(await get(server, '/')).toBe(200);
+    expect(await get(server, '/')).toBe(429);
+  } finally {
+    server.close();
+  }
+});
+
+test('skipFailedRequests gives nothing back once the bucket has refilled since the request was admitted', async () => {
+  const limiter = createLimiter({ store: 'memory', points: 1, duration: 0.5 });
+  const app = express();
+  app.get('/slow-fail', rateLimitByKey(limiter, () => 'k', { skipFailedRequests: true }), (req, res) => {
+    setTimeout(() => res.status(500).send('failed'), 700);
+  });
+  app.get('/fast-fail', rateLimitByKey(limiter, () => 'k', { skipFailedRequests: true }), (req, res) => res.status(500).send('failed'));
+  app.get('/ok', rateLimitByKey(limiter, () => 'k', { skipFailedRequests: true }), (req, res) => res.send('ok'));
+  const server = await listen(app);
+  try {
+    // A slow failure: its point came back by itself after 500 ms; the request admitted in
+    // the meantime (at 550 ms) keeps its charge, so the next one (at ~700 ms) is refused.
+    const slow = get(server, '/slow-fail');
+    await new Promise((r) => setTimeout(r, 550));
+    expect(await get(server, '/ok')).toBe(200);
+    expect(await slow).toBe(500);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await get(server, '/ok')).toBe(429);
+    // A fast failure is given back: the request right after it is admitted.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await get(server, '/fast-fail')).toBe(500);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await get(server, '/ok')).toBe(200);
+  } finally {
+    server.close();
+  }
+});
+
+test('the middleware refuses a union (it needs one limiter\'s numbers for its headers)', () => {
+  const a = createLimiter({ store: 'memory', keyPrefix: 'a', points: 1, duration: 1 });
+  const b = createLimiter({ store: 'memory', keyPrefix: 'b', points: 1, duration: 1 });
+  expect(() => rateLimitByKey(new RateLimiterUnion(a, b), () => 'k')).toThrow(/a limiter from createLimiter/);
+});
+
+test.each(['memory', 'redis'])('%s: set() says whether the bucket was full before, as on the other store', async (store) => {
+  const l = createLimiter(store === 'memory' ? { store, points: 5, duration: 60 } : { client, keyPrefix: 'rl:edges', points: 5, duration: 60 });
+  await expect(l.set('k', 2)).resolves.toMatchObject({ isFirstInDuration: true });
+  await expect(l.set('k', 3)).resolves.toMatchObject({ isFirstInDuration: false, consumedPoints: 3 });
+});
