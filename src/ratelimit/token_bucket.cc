@@ -174,7 +174,7 @@ BucketDecision TokenBucket::Consume(BucketState* state, int64_t cost, int64_t no
     d = BlockedFor(*state, cost, now_us);
   } else if (!d.blocked) {
     // Refused: nothing taken; the refusal is remembered until the bucket is full again.
-    state->refused = static_cast<uint16_t>(std::min(RefusedAt(*state, now_us) + cost, kMaxRefused));
+    state->refused = static_cast<uint32_t>(std::min(RefusedAt(*state, now_us) + cost, kMaxRefused));
   }
   return d;
 }
@@ -186,7 +186,7 @@ BucketDecision TokenBucket::Penalty(BucketState* state, int64_t cost, int64_t no
   SetDebt(state, now_us, after);
   // Taken while blocked: the block goes on, and the debt outlives it.
   if (InBlock(*state, now_us)) return BlockedFor(*state, 0, now_us);
-  state->refused = static_cast<uint16_t>(refused);
+  state->refused = static_cast<uint32_t>(refused);
   return Admitted(before, after, refused);
 }
 

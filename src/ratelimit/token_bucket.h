@@ -40,7 +40,7 @@ struct BucketShape {
 // one-unit-per-microsecond bucket would not fit.
 bool ComputeBucketShape(int64_t points, int64_t duration_us, int64_t burst, BucketShape* out);
 
-// The whole state of one bucket: 24 bytes, so a table of a million buckets stays small.
+// The whole state of one bucket: 32 bytes, so a table of a million buckets stays small.
 // A default-constructed state is a full bucket. A block only adds refusal time: the TAT
 // keeps what the key owes, so the bucket is exactly as empty after the block as the refill
 // during it has made it (a block never cancels a debt).
@@ -53,11 +53,12 @@ struct BucketState {
   // Points of consumes refused since the last admitted one (up to kMaxRefused), forgotten
   // once the bucket is full again. They count in `consumed`, as rate-limiter-flexible counts
   // refused attempts, so `consumedPoints > points` says "an attempt was refused".
-  uint16_t refused = 0;
+  uint32_t refused = 0;
 };
 
-// The most refused points a bucket remembers (the Redis script caps them the same).
-constexpr int64_t kMaxRefused = 65535;
+// The most refused points a bucket remembers, as many as any one cost can be (the Redis
+// script caps them the same): a refusal of any cost then reads over `points`.
+constexpr int64_t kMaxRefused = (int64_t{1} << 31) - 1;
 
 // What one operation decided, with the numbers a caller reports.
 struct BucketDecision {

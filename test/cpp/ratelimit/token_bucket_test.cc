@@ -164,6 +164,16 @@ TEST(TokenBucketTest, RefusedAttemptsCountInConsumedUntilAnAdmissionOrAFullBucke
   EXPECT_EQ(b.Describe(st, 900 * kSecond).consumed, 1);
 }
 
+TEST(TokenBucketTest, ARefusalOfAnyCostReadsOverThePoints) {
+  const TokenBucket b = MakeBucket(200000, 600 * kSecond, 200000);
+  BucketState st;
+  ASSERT_TRUE(b.Consume(&st, 100000, 0).allowed);
+  const BucketDecision refused = b.Consume(&st, 150000, 0);
+  ASSERT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.consumed, 250000);
+  EXPECT_EQ(b.Describe(st, 0).consumed, 250000);
+}
+
 TEST(TokenBucketTest, ARewardForgivesRefusedAttemptsAndABlockedKeyCountsOverItsBurst) {
   const TokenBucket b = MakeBucket(5, 600 * kSecond, 5);
   BucketState st;
