@@ -52,6 +52,14 @@ export interface FallbackOptions {
   graceMs?: number;
 }
 
+/** Token leases (createLimiter's `lease` option; see docs/ratelimit.md, "Token leases"). */
+export interface LeaseOptions {
+  /** The most tokens a lease holds (an integer from 1 to the burst; default burst / 16, at least 1 and at most 64). */
+  maxTokens?: number;
+  /** How long a lease's tokens may be spent after it was asked for, in ms (default 1000; up to 3,600,000). */
+  ttlMs?: number;
+}
+
 export interface LimiterOptions {
   /** Redis keys are `${keyPrefix}:tb:${key}`; also names the policy in the RateLimit headers. Default 'rl'. */
   keyPrefix?: string;
@@ -97,6 +105,13 @@ export interface LimiterOptions {
   execEvenlyMinDelayMs?: number;
   /** Redis not ready: reject at once (ERR_REDIS_NOT_READY) or ask the insurance/fallback, instead of waiting. Redis-backed limiters only. */
   rejectIfRedisNotReady?: boolean;
+  /**
+   * Take a key's tokens from Redis a few at a time and admit from them in this process
+   * (default false). Never admits more than Redis granted; results become this process's
+   * view, and tokens held here are refused to other processes until spent, given back or
+   * expired. Redis-backed limiters only.
+   */
+  lease?: boolean | LeaseOptions;
 }
 
 /** The per-call options of rate-limiter-flexible: refused by name (a bucket's refill is its duration). */
@@ -139,6 +154,34 @@ export interface LimiterStatus {
   fallbackEntries?: number;
   knownRefusedEntries?: number;
   decisions: LimiterDecisions;
+  /** With option lease only. */
+  leases?: LeaseStatus;
+}
+
+/** status().leases: the token leases of this process (option lease). */
+export interface LeaseStatus {
+  /** Keys with a lease entry. */
+  keys: number;
+  /** Unexpired tokens held here now. */
+  tokensHeld: number;
+  maxTokens: number;
+  ttlMs: number;
+  /** Lease calls sent to Redis. */
+  calls: number;
+  /** Tokens Redis granted. */
+  tokensLeased: number;
+  /** Consumes admitted from a held lease, without a Redis call. */
+  admittedLocally: number;
+  /** Reward calls that gave unused tokens back, and their tokens. */
+  returns: number;
+  tokensReturned: number;
+  /** Tokens neither spent nor given back (outcome unknown, the key deleted here, a failed return). */
+  tokensLost: number;
+  /** Lease calls whose outcome is unknown (counted as spent). */
+  unknown: number;
+  /** What the last lease call asked for and what Redis gave. */
+  lastAsked: number;
+  lastGranted: number;
 }
 
 export interface RateLimiter {

@@ -25,6 +25,8 @@ const { HirecacheStore } = require('./ratelimit/express-store');
  *   enables it, else memory). options.client: the Redis client (default getRedisClient()).
  * options.fallback: true (default: a local limiter with the same numbers, per process, while
  *   Redis is unreachable) | false | { points, duration, burst, maxEntries }.
+ * options.lease: false (default) | true | { maxTokens, ttlMs }: take tokens from Redis a few
+ *   at a time and spend them here (lib/ratelimit/lease.js); Redis-backed limiters only.
  * Throws a TypeError / RangeError naming the option for any invalid option.
  */
 function createLimiter(options) {
@@ -36,7 +38,7 @@ function createLimiter(options) {
     else store = require('./redis').isRedisEnabled() ? 'redis' : 'memory';
   }
   if (store === 'memory') {
-    for (const name of ['insuranceLimiter', 'rejectIfRedisNotReady']) {
+    for (const name of ['insuranceLimiter', 'rejectIfRedisNotReady', 'lease']) {
       if (config[name]) throw new TypeError(`createLimiter: option ${name} is for a limiter on Redis; this one is in memory (store 'memory', or no Redis configured)`);
     }
     return new MemoryRateLimiter(config);

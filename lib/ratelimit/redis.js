@@ -211,6 +211,13 @@ class RedisRateLimiter extends BaseLimiter {
     this._rejectIfNotReady = config.rejectIfRedisNotReady;
     this._openInfo = null;
     this._held = null;
+    // Token leases (option lease): consume() takes tokens from Redis a few at a time and
+    // spends them here (lib/ratelimit/lease.js, loaded only when asked for).
+    this._leases = null;
+    if (config.lease) {
+      const { TokenLeases } = require('./lease');
+      this._leases = new TokenLeases(this, config.lease, config.maxEntries);
+    }
     attachToClient(this, client);
   }
 
@@ -504,18 +511,29 @@ class RedisRateLimiter extends BaseLimiter {
     if (points !== 1 && !validPoints(points)) return Promise.reject(pointsArgError(points));
     if (points > this.burst) return Promise.reject(overBurst(this, points));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
+    // With leases, a token held here admits first (lib/ratelimit/lease.js asks the shadow
+    // before anything else).
+    if (this._leases !== null) return this._leases.consume(k, points);
     if (this._shadow !== null) {
-      // Known to be over the limit: refuse here, without a Redis call. The shadow only
-      // ever refuses, and trusts what Redis said for at most KNOWN_REFUSED_TRUST_MS; anything
-      // it might admit goes to Redis, so it never admits more.
-      const flags = this._shadowCheck(k, points);
-      if (flags > 0 && (flags & ALLOWED) === 0) {
-        const out = this._shadowOut;
-        this._knownRefused += 1;
-        return refuseLater(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
-      }
+      const refused = this._knownRefusal(k, points);
+      if (refused !== null) return refused;
     }
     return this._route('c', k, points, false);
+  }
+
+  /**
+   * Known to be over the limit: the refusal of `points` on `k` made here, without a Redis
+   * call, or null. The shadow only ever refuses, and trusts what Redis said for at most
+   * KNOWN_REFUSED_TRUST_MS; anything it might admit goes to Redis, so it never admits more.
+   */
+  _knownRefusal(k, points) {
+    const flags = this._shadowCheck(k, points);
+    if (flags > 0 && (flags & ALLOWED) === 0) {
+      const out = this._shadowOut;
+      this._knownRefused += 1;
+      return refuseLater(makeResult(out[0], out[1] > FOREVER_MS ? -1 : out[1], out[2], false));
+    }
+    return null;
   }
 
   _settleConsume(key, cost, reply, refusedPoints) {
@@ -598,6 +616,8 @@ class RedisRateLimiter extends BaseLimiter {
   set(key, points, secDuration = 0) {
     const err = setDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
+    const k = keyString(key);
+    if (this._leases !== null && k !== null) this._leases.forget(k);
     return this._change('s', key, points);
   }
 
@@ -647,6 +667,7 @@ class RedisRateLimiter extends BaseLimiter {
     const err = secDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
     const ms = Math.ceil(secDuration * 1000);
+    if (this._leases !== null) this._leases.forget(k);
     return this._route('b', k, ms, false);
   }
 
@@ -667,6 +688,7 @@ class RedisRateLimiter extends BaseLimiter {
     if (k === null) return Promise.reject(keyArgError(key));
     if (k.length > this.maxKeyLength) return Promise.reject(keyTooLong(this));
     if (this._shadow !== null) this._shadow.delete(k);
+    if (this._leases !== null) this._leases.forget(k);
     if (this._fallback !== null) this._fallback._native.delete(k);
     if (this._insurance !== null) Promise.resolve(this._insurance.delete(k)).catch(ignore);
     if (this._local !== null && this._client.breakerState !== 'closed') return Promise.resolve(false);
@@ -694,6 +716,7 @@ class RedisRateLimiter extends BaseLimiter {
     const sh = this._shadow !== null ? this._shadow.stats() : null;
     const fbAllowed = this._fallback !== null ? this._fallback._allowed : 0;
     const fbRefused = this._fallback !== null ? this._fallback._refused : 0;
+    const leases = this._leases !== null ? { leases: this._leases.stats() } : null;
     return {
       store: 'redis',
       usingFallback: this._local !== null && (this._client.breakerState !== 'closed' || this._unreachable),
@@ -709,6 +732,7 @@ class RedisRateLimiter extends BaseLimiter {
         unknownCharged: this._unknownCharged,
         errors: this._errors,
       },
+      ...leases,
     };
   }
 }
@@ -750,4 +774,5 @@ function attachToClient(limiter, client) {
   }
 }
 
-module.exports = { RedisRateLimiter, SCRIPT, SCRIPT_SHA };
+// loadScript and the reply and error helpers are lib/ratelimit/lease.js's too.
+module.exports = { RedisRateLimiter, SCRIPT, SCRIPT_SHA, loadScript, isUnavailable, outcomeUnknown, statusOf, valueOf };

@@ -133,6 +133,8 @@ const KNOWN_OPTIONS = [
   // rate-limiter-flexible's, with its meaning (see docs/ratelimit.md).
   'insuranceLimiter', 'inMemoryBlockOnConsumed', 'inmemoryBlockOnConsumed', 'inMemoryBlockDuration',
   'inmemoryBlockDuration', 'execEvenly', 'execEvenlyMinDelayMs', 'rejectIfRedisNotReady',
+  // Token leases for a limiter on Redis (lib/ratelimit/lease.js).
+  'lease',
 ];
 // rate-limiter-flexible's options that mean nothing here, and what to do instead.
 const FOREIGN_OPTIONS = {
@@ -151,6 +153,33 @@ const KNOWN_FALLBACK_OPTIONS = ['points', 'duration', 'burst', 'maxEntries', 'gr
 // unreachable Redis) decisions wait for it to close before the fallback decides.
 const DEFAULT_FALLBACK_GRACE_MS = 250;
 const MAX_FALLBACK_GRACE_MS = 60000;
+const KNOWN_LEASE_OPTIONS = ['maxTokens', 'ttlMs'];
+// A lease holds at most a sixteenth of the bucket, and never more than 64 tokens, unless
+// maxTokens says otherwise; it is spent within a second of its grant.
+const DEFAULT_LEASE_SHARE = 16;
+const DEFAULT_LEASE_MAX_TOKENS = 64;
+const DEFAULT_LEASE_TTL_MS = 1000;
+const MAX_LEASE_TTL_MS = 3600000;
+
+/**
+ * The lease option: false (default), true, or { maxTokens, ttlMs }; false or the numbers of
+ * the leases (lib/ratelimit/lease.js). maxTokens cannot exceed the burst: a lease never holds
+ * more than the bucket.
+ */
+function leaseOptions(lease, burst) {
+  if (lease === undefined || lease === false) return false;
+  if (lease !== true && (lease === null || typeof lease !== 'object')) {
+    throw invalidParameterError('option lease', 'true, false or { maxTokens, ttlMs }', lease, CREATE);
+  }
+  const given = lease === true ? {} : lease;
+  checkKnownOptions(given, KNOWN_LEASE_OPTIONS, { ...CREATE, path: 'lease.' });
+  const of = (name) => `option ${name} of option lease`;
+  const maxTokens = given.maxTokens === undefined
+    ? Math.max(1, Math.min(DEFAULT_LEASE_MAX_TOKENS, Math.floor(burst / DEFAULT_LEASE_SHARE)))
+    : checkInteger(of('maxTokens'), given.maxTokens, { ...CREATE, min: 1, max: burst, expected: `an integer from 1 to the burst (${burst})` });
+  const ttlMs = checkInteger(of('ttlMs'), given.ttlMs === undefined ? DEFAULT_LEASE_TTL_MS : given.ttlMs, { ...CREATE, min: 1, max: MAX_LEASE_TTL_MS });
+  return { maxTokens, ttlMs };
+}
 
 /** Validates createLimiter's options; throws a TypeError / RangeError naming the option. */
 function normalizeOptions(options) {
@@ -221,9 +250,11 @@ function normalizeOptions(options) {
     ? Math.ceil((duration * 1000) / points)
     : checkInteger('option execEvenlyMinDelayMs', options.execEvenlyMinDelayMs, { ...CREATE, min: 0, max: 2 ** 31 - 1 });
   const rejectIfRedisNotReady = checkType('option rejectIfRedisNotReady', options.rejectIfRedisNotReady === undefined ? false : options.rejectIfRedisNotReady, 'boolean', CREATE);
+  const lease = leaseOptions(options.lease, burst);
   const config = {
     keyPrefix, points, duration, burst, blockDuration, store, client: options.client, fallback, rejectLocally, maxEntries, maxKeyLength,
     insuranceLimiter: insurance, inMemoryBlockOnConsumed, inMemoryBlockDuration, execEvenly, execEvenlyMinDelayMs, rejectIfRedisNotReady,
+    lease,
   };
   // The bucket must fit the exact-integer range of the script (see token_bucket.h).
   if (LocalLimiter.shape(points, Math.round(duration * 1e6), burst) === null) {

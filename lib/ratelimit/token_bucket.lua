@@ -18,14 +18,20 @@
 -- deleted (never written with PX 0). The clock is Redis's TIME: every app server sees the
 -- same one.
 -- ARGV: op ('c' consume, 'p' penalty, 'r' reward, 'g' get, 'b' block, 's' set the points in
--- use, ending any block), cost in tokens (in
+-- use, ending any block, 'l' lease), cost in tokens (in
 -- ms for 'b', 0 for a block without end), interval and tolerance in units, scale in units
--- per microsecond, and the block in ms that a refused consume starts (0 for none).
+-- per microsecond, and the block in ms that a refused consume starts (0 for none); for 'l'
+-- only, ARGV[7]: the most tokens to take.
 -- Replies one integer, value * 4 + status (cheaper for Redis and for the client than an
 -- array): status 1 admitted (or the answer to p/r/g), value the debt before the operation;
 -- 0 refused, nothing taken, value the debt; 2 blocked, value the ms until the block has
 -- ended and the cost fits; -1 blocked for ever. When the key holds refused points (after a
 -- refused consume, or for g/p/r on such a key), the reply is { that integer, refused }.
+-- A lease ('l', lib/ratelimit/lease.js) is a consume of `cost` tokens that also takes more,
+-- up to ARGV[7] in all, when they are in the bucket now: n = min(ARGV[7], the whole tokens
+-- there). Refused or blocked, it does exactly what a refused consume does (a blocked key
+-- leases nothing). Admitted, it replies { debt before * 4 + 1, n } and the bucket owes n
+-- tokens more, written as a consume writes it.
 -- A number passed to redis.call reaches Redis written exactly (below 2^53 it is an integer).
 local key = KEYS[1]
 local op = ARGV[1]
@@ -123,12 +129,12 @@ if bend then
     save(debt, bend, 0)
     return blocked(bend, debt, 0)
   end
-  if op == 'c' then return blocked(bend, debt, cost) end
+  if op == 'c' or op == 'l' then return blocked(bend, debt, cost) end
   return blocked(bend, debt, 0)
 end
 if op == 'g' then return reply(debt * 4 + 1, refused) end
 local after = cost * interval
-if op == 'c' then
+if op == 'c' or op == 'l' then
   after = debt + after
   if after > tolerance then
     local block = tonumber(ARGV[6])
@@ -142,6 +148,14 @@ if op == 'c' then
     return reply(debt * 4, refused)
   end
   refused = 0
+  if op == 'l' then
+    -- Every whole token there now, up to the most asked for (never fewer than cost, which
+    -- fits); the division is checked, so a rounding can never take one token too many.
+    local n = math.min(math.max(tonumber(ARGV[7]), cost), math.floor((tolerance - debt) / interval))
+    if debt + n * interval > tolerance then n = n - 1 end
+    save(debt + n * interval, false, 0)
+    return { debt * 4 + 1, n }
+  end
 elseif op == 'p' then
   after = math.min(debt + after, MAX_DEBT)
 else
