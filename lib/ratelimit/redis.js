@@ -39,10 +39,12 @@ const WAIT_FOR_REPLY = UNSENT_EARLY;
 const SCRIPT_BYTES = fs.readFileSync(path.join(__dirname, 'token_bucket.lua'));
 const SCRIPT = SCRIPT_BYTES.toString('latin1');
 const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT_BYTES).digest('hex');
-if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`)) {
+// The cap on refused points, src/ratelimit/token_bucket.h's kMaxRefused.
+const MAX_REFUSED = 2 ** 31 - 1;
+if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`) || !SCRIPT.includes(`\nlocal MAX_REFUSED = ${MAX_REFUSED}\n`)) {
   // A script whose bytes differ from what Redis hashes, or whose debt cap differs from the
   // C++ core's, would break EVALSHA or the agreement between the limiters.
-  throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS}`);
+  throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS} and refused points at ${MAX_REFUSED}`);
 }
 
 // Redis answers that mean "not able to decide now", as opposed to a mistake (WRONGTYPE on
@@ -173,7 +175,11 @@ class RedisRateLimiter extends BaseLimiter {
     this._fallback = null;
     this._mirrorTo = null;
     if (config.fallback) {
-      const fb = new MemoryRateLimiter({ ...config, ...config.fallback, maxEntries: config.fallback.maxEntries || config.maxEntries });
+      // Only the numbers: execEvenly and the in-memory block wrap this limiter's consume, not
+      // the fallback's as well (they would apply twice).
+      const fb = new MemoryRateLimiter({
+        ...config, ...config.fallback, maxEntries: config.fallback.maxEntries || config.maxEntries, execEvenly: false, inMemoryBlockOnConsumed: 0,
+      });
       this._fallback = fb;
       this._mirrorTo = fb._native.observe;
       this._mirrorBlockTo = fb._native.block;
@@ -209,6 +215,12 @@ class RedisRateLimiter extends BaseLimiter {
     // read once, and the decisions waiting.
     this._graceMs = config.fallback ? config.fallback.graceMs : this._insurance !== null ? DEFAULT_FALLBACK_GRACE_MS : 0;
     this._rejectIfNotReady = config.rejectIfRedisNotReady;
+    // rejectIfRedisNotReady: the client's state, read once (status() is a native call) and
+    // forgotten at each client event, since every change of state comes with one.
+    this._stateSeen = null;
+    // Consume decisions the insurance limiter made.
+    this._insAllowed = 0;
+    this._insRefused = 0;
     this._openInfo = null;
     this._held = null;
     // Token leases (option lease): consume() takes tokens from Redis a few at a time and
@@ -302,7 +314,7 @@ class RedisRateLimiter extends BaseLimiter {
    * loaded for this operation, so a NOSCRIPT now is not retried.
    */
   _route(op, key, cost, reloaded) {
-    if (this._rejectIfNotReady && this._client.status().state !== 'ready') return this._notReady(op, key, cost);
+    if (this._rejectIfNotReady && this._clientState() !== 'ready') return this._notReady(op, key, cost);
     if (this._local !== null && this._client.breakerState !== 'closed') {
       const wait = this._holdFor();
       if (wait === null) return this._decideLocally(op, key, cost);
@@ -316,8 +328,13 @@ class RedisRateLimiter extends BaseLimiter {
    * for it: the insurance limiter or the fallback decides, else it rejects at once. A client
    * that has not connected yet is asked to (a lazy client would otherwise never be ready).
    */
+  _clientState() {
+    if (this._stateSeen === null) this._stateSeen = this._client.status().state;
+    return this._stateSeen;
+  }
+
   _notReady(op, key, cost) {
-    const state = this._client.status().state;
+    const state = this._clientState();
     if (state === 'idle') this._client.connect().catch(ignore);
     if (this._local !== null) return this._decideLocally(op, key, cost);
     if (op === 'c') this._errors += 1;
@@ -352,6 +369,7 @@ class RedisRateLimiter extends BaseLimiter {
    * report).
    */
   _onClientEvent(type, detail) {
+    this._stateSeen = null;
     if (type !== 'breaker' || this._local === null) return;
     this._openInfo = null;
     // Closed: the held decisions go to Redis. Unreachable: to the fallback at once.
@@ -491,13 +509,30 @@ class RedisRateLimiter extends BaseLimiter {
   _decideLocally(op, key, cost) {
     const fb = this._local;
     switch (op) {
-      case 'c': return fb.consume(key, cost);
+      case 'c':
+        if (fb === this._insurance) return this._countInsured(fb.consume(key, cost));
+        return fb.consume(key, cost);
       case 'g': return fb.get(key);
       case 'p': return fb.penalty(key, cost);
       case 'r': return fb.reward(key, cost);
       case 's': return typeof fb.set === 'function' ? fb.set(key, cost, 0) : Promise.resolve(fb.delete(key)).then(() => fb.penalty(key, cost));
       default: return fb.block(key, cost / 1000);
     }
+  }
+
+  /** Counts a consume the insurance limiter decided, for status(). */
+  _countInsured(decision) {
+    return Promise.resolve(decision).then(
+      (result) => {
+        this._insAllowed += 1;
+        return result;
+      },
+      (result) => {
+        if (result instanceof Error) this._errors += 1;
+        else this._insRefused += 1;
+        throw result;
+      },
+    );
   }
 
   /** Takes `points` (default 1) from the key's bucket; rejects with the result when they are not there. */
@@ -714,8 +749,9 @@ class RedisRateLimiter extends BaseLimiter {
   status() {
     const fb = this._fallback !== null ? this._fallback._native.stats() : null;
     const sh = this._shadow !== null ? this._shadow.stats() : null;
-    const fbAllowed = this._fallback !== null ? this._fallback._allowed : 0;
-    const fbRefused = this._fallback !== null ? this._fallback._refused : 0;
+    // The fallback's decisions, or the insurance limiter's (counted here, as it is any object).
+    const fbAllowed = (this._fallback !== null ? this._fallback._allowed : 0) + this._insAllowed;
+    const fbRefused = (this._fallback !== null ? this._fallback._refused : 0) + this._insRefused;
     const leases = this._leases !== null ? { leases: this._leases.stats() } : null;
     return {
       store: 'redis',

@@ -17,6 +17,8 @@ const DEFAULT_MAX_KEY_LENGTH = 512;
 const MAX_POINTS = 2 ** 31 - 1;
 const MAX_DURATION_SEC = 10 * 365 * 86400;
 const MAX_BLOCK_SEC = 2 ** 31 - 1;
+// The longest delay setTimeout takes.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 // A block "for ever" is a block of 2^53 ms locally; any wait past 2^52 ms reads as -1.
 const FOREVER_MS = 2 ** 52;
 // The cap on a bucket's debt, defined once by the C++ core (kMaxDebtUnits); the Lua script
@@ -242,12 +244,13 @@ function normalizeOptions(options) {
   const blockForName = pick('inMemoryBlockDuration', 'inmemoryBlockDuration');
   const inMemoryBlockOnConsumed = options[blockOnName] === undefined || options[blockOnName] === 0 ? 0 : positiveInteger(options, blockOnName, undefined, MAX_POINTS);
   const inMemoryBlockDuration = seconds(options, blockForName, 0, { max: MAX_BLOCK_SEC, allowZero: true });
-  if (inMemoryBlockOnConsumed > 0 && inMemoryBlockOnConsumed < points) {
-    throw integerError(`option ${blockOnName}`, inMemoryBlockOnConsumed, { ...CREATE, min: points, max: MAX_POINTS });
+  // At least the bucket: below it, keys still admitted would be blocked.
+  if (inMemoryBlockOnConsumed > 0 && inMemoryBlockOnConsumed < Math.max(points, burst)) {
+    throw integerError(`option ${blockOnName}`, inMemoryBlockOnConsumed, { ...CREATE, min: Math.max(points, burst), max: MAX_POINTS });
   }
   const execEvenly = checkType('option execEvenly', options.execEvenly === undefined ? false : options.execEvenly, 'boolean', CREATE);
   const execEvenlyMinDelayMs = options.execEvenlyMinDelayMs === undefined
-    ? Math.ceil((duration * 1000) / points)
+    ? Math.min(Math.ceil((duration * 1000) / points), MAX_TIMER_MS)
     : checkInteger('option execEvenlyMinDelayMs', options.execEvenlyMinDelayMs, { ...CREATE, min: 0, max: 2 ** 31 - 1 });
   const rejectIfRedisNotReady = checkType('option rejectIfRedisNotReady', options.rejectIfRedisNotReady === undefined ? false : options.rejectIfRedisNotReady, 'boolean', CREATE);
   const lease = leaseOptions(options.lease, burst);
@@ -472,7 +475,8 @@ function wrapExecEvenly(limiter) {
   const minDelay = limiter.execEvenlyMinDelayMs;
   limiter.consume = (key, points, options) =>
     inner(key, points, options).then((result) => {
-      const delay = Math.max(Math.ceil(result.msBeforeNext / (result.remainingPoints + 2)), minDelay);
+      // setTimeout takes at most 2^31 - 1 ms (a longer delay would fire at once).
+      const delay = Math.min(Math.max(Math.ceil(result.msBeforeNext / (result.remainingPoints + 2)), minDelay), MAX_TIMER_MS);
       if (!(delay > 0) || result.isFirstInDuration) return result;
       return new Promise((resolve) => setTimeout(resolve, delay, result));
     });

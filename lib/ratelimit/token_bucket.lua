@@ -40,6 +40,8 @@ local M, H = 4503599627370496, 67108864
 -- LocalLimiter.MAX_DEBT_UNITS; lib/ratelimit/redis.js refuses to load a script whose cap
 -- differs.
 local MAX_DEBT = 1125899906842624
+-- The cap on refused points: the C++ core's kMaxRefused (2^31 - 1), checked by redis.js too.
+local MAX_REFUSED = 2147483647
 local scale = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local us = t[1] * 1000000 + t[2]
@@ -50,23 +52,29 @@ local exists = v
 local bend = false
 local debt = 0
 local refused = 0
+-- A field of ours is digits ('-1' for a block without end), nothing else: tonumber alone
+-- would take '1e15', 'inf' or '0x10' from a value someone else wrote.
+local function int(text, signed)
+  if text and string.match(text, signed and '^%-?%d+$' or '^%d+$') then return tonumber(text) end
+  return nil
+end
 if v then
   local tag = string.byte(v, 1)
   local tat
   if tag == 116 then
     local i = string.find(v, ':', 2, true)
     if i then
-      tat = tonumber(string.sub(v, 2, i - 1))
-      refused = tonumber(string.sub(v, i + 1))
+      tat = int(string.sub(v, 2, i - 1))
+      refused = int(string.sub(v, i + 1))
     else
-      tat = tonumber(string.sub(v, 2))
+      tat = int(string.sub(v, 2))
     end
   elseif tag == 98 and string.byte(v, 2) == 58 then
     local i = string.find(v, ':', 3, true)
     if i then
-      bend = tonumber(string.sub(v, 3, i - 1))
+      bend = int(string.sub(v, 3, i - 1), true)
       tat = string.sub(v, i + 1)
-      if tat == '' then tat = false else tat = tonumber(tat) end
+      if tat == '' then tat = false else tat = int(tat) end
       if bend and bend >= 0 and bend <= us then bend = false end
     end
   end
@@ -143,7 +151,7 @@ if op == 'c' or op == 'l' then
       save(debt, ends, 0)
       return blocked(ends, debt, cost)
     end
-    refused = math.min(refused + cost, 65535)
+    refused = math.min(refused + cost, MAX_REFUSED)
     save(debt, false, refused)
     return reply(debt * 4, refused)
   end

@@ -98,3 +98,33 @@ test.each(['memory', 'redis'])('%s: set() says whether the bucket was full befor
   await expect(l.set('k', 2)).resolves.toMatchObject({ isFirstInDuration: true });
   await expect(l.set('k', 3)).resolves.toMatchObject({ isFirstInDuration: false, consumedPoints: 3 });
 });
+
+test('decisions of the insurance limiter count in status()', async () => {
+  const { RateLimiterMemory } = require('rate-limiter-flexible');
+  const { freePort } = require('../helpers/redis-server');
+  const dead = createClient({ url: `redis://127.0.0.1:${await freePort()}`, logger: false });
+  try {
+    const l = createLimiter({ client: dead, points: 5, duration: 60, insuranceLimiter: new RateLimiterMemory({ points: 1, duration: 60 }) });
+    await l.consume('k');
+    await l.consume('k').catch(() => {});
+    expect(l.status().decisions).toMatchObject({ allowed: 1, refused: 1, local: 2, fallback: 2 });
+  } finally {
+    dead.disconnect();
+  }
+});
+
+test('inMemoryBlockOnConsumed below the burst is refused (admitted keys would be blocked); execEvenly never asks setTimeout for more than it takes', () => {
+  expect(() => createLimiter({ store: 'memory', points: 5, burst: 10, duration: 60, inMemoryBlockOnConsumed: 8 })).toThrow(/inMemoryBlockOnConsumed/);
+  const l = createLimiter({ store: 'memory', points: 1, duration: 0, execEvenly: true });
+  expect(l.execEvenlyMinDelayMs).toBeLessThanOrEqual(2 ** 31 - 1);
+});
+
+test('a refusal of any cost reads over the points on Redis too; a value in almost our form is still foreign', async () => {
+  const l = createLimiter({ client, keyPrefix: 'rl:big', points: 200000, duration: 600, rejectLocally: false });
+  await l.consume('k', 100000);
+  await expect(l.consume('k', 150000)).rejects.toMatchObject({ consumedPoints: 250000 });
+  for (const foreign of ['t1e15', 'tinf', 't12:x', 'b:0x10:', 'b:-1:1.5']) {
+    await client.call('SET', l.getKey('f'), foreign);
+    await expect(l.get('f')).rejects.toMatchObject({ code: 'FOREIGNKEY' });
+  }
+});
