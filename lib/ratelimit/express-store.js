@@ -11,9 +11,9 @@
 // SCRIPT LOAD on NOSCRIPT, one load per client). A failure of Redis rejects with the
 // client's error and is never turned into a count: express-rate-limit's own
 // passOnStoreError option decides what the request gets. See docs/ratelimit.md.
-const crypto = require('crypto');
 const { ReplyError } = require('../errors');
-const { RedisClient, BREAKER_EARLY, UNSENT_EARLY, REPLY_LATIN1 } = require('../client/client');
+const { RedisClient, UNSENT_EARLY, REPLY_LATIN1 } = require('../client/client');
+const { luaScript, loadScript } = require('./scripts');
 const { prefixKey } = require('../client/commands');
 const { escapeGlob } = require('../cache/cache');
 const { describe, invalidParameterError, checkType, checkNumber, checkKnownOptions } = require('../util/validate');
@@ -43,75 +43,9 @@ const UNLINK_BATCH = 500;
 // A count below 1 after INCR (a foreign DECR took it below zero) starts over as a new key;
 // a key without expiry (a foreign SET) gets one, the count kept. '-' never creates a key
 // and never takes a count below zero; a key at zero keeps its window, as rate-limit-redis's.
-// The script is ASCII, so the string's SHA1 is that of the bytes SCRIPT LOAD sends.
-const SCRIPT = `local key = KEYS[1]
-local op = ARGV[1]
-local window = tonumber(ARGV[2])
-if op == '+' then
-  local hits = redis.call('INCR', key)
-  local ttl = -1
-  if hits < 1 then
-    redis.call('SET', key, 1, 'PX', window)
-    hits = 1
-    ttl = window
-  elseif ARGV[3] ~= '1' then
-    ttl = redis.call('PTTL', key)
-  end
-  if ttl < 0 then
-    redis.call('PEXPIRE', key, window)
-    ttl = window
-  end
-  if ttl <= window then
-    local packed = hits * (window + 1) + ttl
-    if packed < 9007199254740992 then return packed end
-  end
-  return { hits, ttl }
-elseif op == '-' then
-  local v = redis.call('GET', key)
-  if v == false or (tonumber(v) or 1) <= 0 then return 0 end
-  redis.call('DECR', key)
-  if ARGV[3] == '1' then redis.call('PEXPIRE', key, window) end
-  return 0
-end
-if op == 'x' then
-  local n = 0
-  for i = 1, #KEYS do
-    local ok, v = pcall(redis.call, 'GET', KEYS[i])
-    if ok and v and string.match(v, '^%-?%d+$') then
-      redis.call('UNLINK', KEYS[i])
-      n = n + 1
-    end
-  end
-  return n
-end
-local v = redis.call('GET', key)
-if v == false then return false end
-return { v, redis.call('PTTL', key) }
-`;
-const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT).digest('hex');
+// lib/ratelimit/express_store.lua.
+const SCRIPT = luaScript('express_store.lua');
 
-// One SCRIPT LOAD at a time per client, shared by every store on it.
-const scriptLoads = new WeakMap();
-
-function loadScript(client) {
-  let p = scriptLoads.get(client);
-  if (p === undefined) {
-    // BREAKER_EARLY: a load still waiting when the breaker opens settles at once; the
-    // commands waiting for it have not run.
-    p = client._command(BREAKER_EARLY, 'SCRIPT', 'LOAD', SCRIPT).then(
-      (sha) => {
-        scriptLoads.delete(client);
-        if (sha !== SCRIPT_SHA) throw new Error(`HirecacheStore: Redis answered SCRIPT LOAD with ${sha}, expected ${SCRIPT_SHA}`);
-      },
-      (err) => {
-        scriptLoads.delete(client);
-        throw err;
-      },
-    );
-    scriptLoads.set(client, p);
-  }
-  return p;
-}
 
 /** NOSCRIPT: the script is not loaded (SCRIPT FLUSH, a restart, a failover); the call did not run. */
 const isNoScript = (err) => err instanceof ReplyError && err.code === 'NOSCRIPT';
@@ -255,7 +189,7 @@ class HirecacheStore {
   // waits for its reply or its deadline (then rejects, its outcome unknown). A read ('g')
   // needs no window: '0' stands in for one before init().
   _send(key, op) {
-    return this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT_SHA, 1, key, op, this._argWindow || '0', this._argReset);
+    return this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT.sha, 1, key, op, this._argWindow || '0', this._argReset);
   }
 
   /**
@@ -265,7 +199,7 @@ class HirecacheStore {
   _run(key, op) {
     return this._send(key, op).catch((err) => {
       if (!isNoScript(err)) throw err;
-      return loadScript(this.client).then(() => this._send(key, op));
+      return loadScript(this.client, SCRIPT).then(() => this._send(key, op));
     });
   }
 
@@ -284,7 +218,7 @@ class HirecacheStore {
     }
     return this._send(k, '+').then(this._decodeHit, (err) => {
       if (!isNoScript(err)) throw err;
-      return loadScript(this.client).then(() => this._send(k, '+').then(this._decodeHit));
+      return loadScript(this.client, SCRIPT).then(() => this._send(k, '+').then(this._decodeHit));
     });
   }
 
@@ -361,8 +295,8 @@ class HirecacheStore {
       // Only counts go (the script checks each value): a hirecache limiter's buckets under the
       // same prefix (`${keyPrefix}:tb:…`) are not this store's. Handled at once, so a failure
       // is no unhandled rejection while the walk goes on.
-      const send = () => this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT_SHA, keys.length, ...keys, 'x', '0', '0');
-      unlinks.push(send().catch((err) => (isNoScript(err) ? loadScript(this.client).then(send) : Promise.reject(err))).catch((err) => {
+      const send = () => this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT.sha, keys.length, ...keys, 'x', '0', '0');
+      unlinks.push(send().catch((err) => (isNoScript(err) ? loadScript(this.client, SCRIPT).then(send) : Promise.reject(err))).catch((err) => {
         failure = failure || err;
       }));
     };
@@ -390,4 +324,4 @@ class HirecacheStore {
   }
 }
 
-module.exports = { HirecacheStore, EXPRESS_STORE_SCRIPT: SCRIPT, EXPRESS_STORE_SCRIPT_SHA: SCRIPT_SHA };
+module.exports = { HirecacheStore, EXPRESS_STORE_SCRIPT: SCRIPT.text, EXPRESS_STORE_SCRIPT_SHA: SCRIPT.sha };

@@ -2,9 +2,6 @@
 // The Redis limiter: one Lua script per decision on one key, with a local fallback while
 // the client's circuit breaker says Redis cannot be used, and a local memory of refusals
 // Redis answered.
-const crypto = require('crypto');
-const fs = require('fs');
-const path = require('path');
 const binding = require('../binding');
 const {
   ReplyError,
@@ -23,28 +20,28 @@ const {
 const { MemoryRateLimiter } = require('./memory');
 
 const { LocalLimiter } = binding;
-// SCRIPT LOAD carries BREAKER_EARLY: when the breaker opens while it waits, the client
-// settles it at once, and the decisions waiting for it (which have not run) go on at once.
-// A decision's own EVALSHA carries UNSENT_EARLY instead: one already written when the breaker
+// SCRIPT LOAD carries BREAKER_EARLY (lib/ratelimit/scripts.js): when the breaker opens while
+// it waits, the client settles it at once, and the decisions waiting for it (which have not
+// run) go on at once. A decision's own EVALSHA carries UNSENT_EARLY instead: one already written when the breaker
 // opens for a stall waits for its reply or its deadline (settled with ERR_OUTCOME_UNKNOWN, a
 // stall shorter than the grace (see _holdFor) would turn every decision in flight into an
 // error, although Redis is about to answer it); one still waiting to be written (behind a
 // connect that hangs) is settled at once and has not run.
-const { BREAKER_EARLY, UNSENT_EARLY } = require('../client/client');
+const { UNSENT_EARLY } = require('../client/client');
+const { luaScript, loadScript: loadLua } = require('./scripts');
 const WAIT_FOR_REPLY = UNSENT_EARLY;
 
 // The script that makes one decision on one bucket in Redis: lib/ratelimit/token_bucket.lua,
-// read once when this module loads. Its SHA1 (for EVALSHA) is computed from the file's bytes,
-// which are exactly what SCRIPT LOAD sends: the file is ASCII, so the string is the bytes.
-const SCRIPT_BYTES = fs.readFileSync(path.join(__dirname, 'token_bucket.lua'));
-const SCRIPT = SCRIPT_BYTES.toString('latin1');
-const SCRIPT_SHA = crypto.createHash('sha1').update(SCRIPT_BYTES).digest('hex');
+// read once when this module loads (lib/ratelimit/scripts.js).
+const BUCKET_SCRIPT = luaScript('token_bucket.lua');
+const SCRIPT = BUCKET_SCRIPT.text;
+const SCRIPT_SHA = BUCKET_SCRIPT.sha;
 // The cap on refused points, src/ratelimit/token_bucket.h's kMaxRefused.
 const MAX_REFUSED = 2 ** 31 - 1;
-if (/[\u0080-\uffff]/.test(SCRIPT) || !SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`) || !SCRIPT.includes(`\nlocal MAX_REFUSED = ${MAX_REFUSED}\n`)) {
-  // A script whose bytes differ from what Redis hashes, or whose debt cap differs from the
-  // C++ core's, would break EVALSHA or the agreement between the limiters.
-  throw new Error(`hirecache: ${path.join(__dirname, 'token_bucket.lua')} must be ASCII and cap debts at ${MAX_DEBT_UNITS} and refused points at ${MAX_REFUSED}`);
+if (!SCRIPT.includes(`\nlocal MAX_DEBT = ${MAX_DEBT_UNITS}\n`) || !SCRIPT.includes(`\nlocal MAX_REFUSED = ${MAX_REFUSED}\n`)) {
+  // A script whose caps differ from the C++ core's would break the agreement between the
+  // limiters.
+  throw new Error(`hirecache: ${BUCKET_SCRIPT.file} must cap debts at ${MAX_DEBT_UNITS} and refused points at ${MAX_REFUSED}`);
 }
 
 // Redis answers that mean "not able to decide now", as opposed to a mistake (WRONGTYPE on
@@ -59,25 +56,9 @@ const UNAVAILABLE_CODES = new Set([
 ]);
 const UNAVAILABLE_CLASSES = [ConnectionError, CommandTimeoutError, OutcomeUnknownError, QueueFullError, ClientClosedError];
 
-// One SCRIPT LOAD at a time per client, shared by every limiter on it.
-const scriptLoads = new WeakMap();
-
+/** Loads the bucket script on `client` (after a NOSCRIPT), one load at a time per client. */
 function loadScript(client) {
-  let p = scriptLoads.get(client);
-  if (!p) {
-    p = client._command(BREAKER_EARLY, 'SCRIPT', 'LOAD', SCRIPT).then(
-      (sha) => {
-        scriptLoads.delete(client);
-        if (sha !== SCRIPT_SHA) throw new Error(`rate limiter: Redis answered SCRIPT LOAD with ${sha}, expected ${SCRIPT_SHA}`);
-      },
-      (err) => {
-        scriptLoads.delete(client);
-        throw err;
-      },
-    );
-    scriptLoads.set(client, p);
-  }
-  return p;
+  return loadLua(client, BUCKET_SCRIPT);
 }
 
 // The script's reply: value * 4 + status, or -1 for a block without end; or, when the key
