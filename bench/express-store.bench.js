@@ -19,7 +19,6 @@
 // Every result is checked: a request must reach next() without an error, with express-rate-
 // limit's headers set from the store's count; an increment must resolve a positive whole
 // totalHits and a resetTime in the window. A store that fails fast cannot look fast.
-const { spawnSync } = require('child_process');
 const path = require('path');
 const IORedis = require('ioredis');
 const { rateLimit, MemoryStore } = require('express-rate-limit');
@@ -44,24 +43,8 @@ const CEILING_PIPELINE = 32; // 256 in flight, as the clients have
 const KEYS = Array.from({ length: KEY_SPACE }, (_, i) => `user:${String(i).padStart(12, '0')}`);
 const keyOf = (seq) => KEYS[(seq * 7919) % KEY_SPACE];
 
-/** redis-benchmark with `args`, median ops/s of `runs` runs. */
-function redisBenchmark(port, args, runs = 3) {
-  const rates = [];
-  for (let r = 0; r < runs; r++) {
-    const res = spawnSync(
-      'redis-benchmark',
-      ['-p', String(port), '-c', String(CEILING_CONNECTIONS), '-P', String(CEILING_PIPELINE), '-r', String(KEY_SPACE), '-q', '--csv', ...args],
-      { encoding: 'utf8' },
-    );
-    if (res.error) throw res.error;
-    if (res.status !== 0) throw new Error(`redis-benchmark failed: ${res.stderr}`);
-    const line = res.stdout.trim().split('\n').pop() || '';
-    const rps = Number((line.split(',')[1] || '').replace(/"/g, ''));
-    if (!Number.isFinite(rps) || rps <= 0) throw new Error(`cannot read redis-benchmark output: ${res.stdout}`);
-    rates.push(rps);
-  }
-  return h.median(rates);
-}
+/** redis-benchmark with `args` at this bench's connections, pipeline and key space. */
+const redisBenchmark = (port, args) => h.redisBenchmark(port, { connections: CEILING_CONNECTIONS, pipeline: CEILING_PIPELINE, keySpace: KEY_SPACE }, args);
 
 // ---- the fake request and response, the same for every contender ---------------------------
 

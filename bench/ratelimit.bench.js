@@ -20,7 +20,7 @@
 //
 // Every decision is checked (a result with numbers; refusals caught and checked alike on
 // both sides), so a limiter that fails fast cannot look fast.
-const { spawn, spawnSync } = require('child_process');
+const { spawn } = require('child_process');
 const path = require('path');
 const IORedis = require('ioredis');
 const { RateLimiterMemory, RateLimiterRedis } = require('rate-limiter-flexible');
@@ -51,24 +51,8 @@ function loadRateLimit() {
   return require(path.join(h.ROOT, 'lib', 'ratelimit'));
 }
 
-/** redis-benchmark with `args`, median ops/s of `runs` runs. */
-function redisBenchmark(port, args, runs = 3) {
-  const rates = [];
-  for (let r = 0; r < runs; r++) {
-    const res = spawnSync(
-      'redis-benchmark',
-      ['-p', String(port), '-c', String(CEILING_CONNECTIONS), '-P', String(CEILING_PIPELINE), '-r', String(KEY_SPACE), '-q', '--csv', ...args],
-      { encoding: 'utf8' },
-    );
-    if (res.error) throw res.error;
-    if (res.status !== 0) throw new Error(`redis-benchmark failed: ${res.stderr}`);
-    const line = res.stdout.trim().split('\n').pop() || '';
-    const rps = Number((line.split(',')[1] || '').replace(/"/g, ''));
-    if (!Number.isFinite(rps) || rps <= 0) throw new Error(`cannot read redis-benchmark output: ${res.stdout}`);
-    rates.push(rps);
-  }
-  return h.median(rates);
-}
+/** redis-benchmark with `args` at this bench's connections, pipeline and key space. */
+const redisBenchmark = (port, args) => h.redisBenchmark(port, { connections: CEILING_CONNECTIONS, pipeline: CEILING_PIPELINE, keySpace: KEY_SPACE }, args);
 
 async function runCase(contenders, fnName, check) {
   const med = await h.alternate(contenders, (c) => h.runInFlight(c[fnName], IN_FLIGHT, ROUND_MS, { check }), { rounds: ROUNDS });

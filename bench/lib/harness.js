@@ -329,7 +329,30 @@ function targetLine(label, ok, detail) {
   return `  [${ok === null ? 'n/a ' : ok ? 'met ' : 'MISS'}] ${label}${detail ? ` (${detail})` : ''}`;
 }
 
+/**
+ * redis-benchmark against `port` with `connections` clients, `pipeline` deep, keys drawn from
+ * `keySpace` (-r), and `args` (the command); the median ops/s of `runs` runs.
+ */
+function redisBenchmark(port, { connections, pipeline, keySpace }, args, runs = 3) {
+  const rates = [];
+  for (let r = 0; r < runs; r++) {
+    const res = spawnSync(
+      'redis-benchmark',
+      ['-p', String(port), '-c', String(connections), '-P', String(pipeline), '-r', String(keySpace), '-q', '--csv', ...args],
+      { encoding: 'utf8' },
+    );
+    if (res.error) throw res.error;
+    if (res.status !== 0) throw new Error(`redis-benchmark failed: ${res.stderr}`);
+    const line = res.stdout.trim().split('\n').pop() || '';
+    const rps = Number((line.split(',')[1] || '').replace(/"/g, ''));
+    if (!Number.isFinite(rps) || rps <= 0) throw new Error(`cannot read redis-benchmark output: ${res.stdout}`);
+    rates.push(rps);
+  }
+  return median(rates);
+}
+
 module.exports = {
+  redisBenchmark,
   ROOT,
   now,
   envNumber,
