@@ -203,8 +203,8 @@ export interface RateLimiter {
   penalty(key: RateLimitKey, points?: number, options?: LimiterCallOptions): Promise<RateLimitResult>;
   /** Gives back `points`, up to a full bucket, and forgives refused attempts. */
   reward(key: RateLimitKey, points?: number, options?: LimiterCallOptions): Promise<RateLimitResult>;
-  /** Sets the points in use to exactly `points`, ending any block; `secDuration` must be 0 or left out. */
-  set(key: RateLimitKey, points: number, secDuration?: 0): Promise<RateLimitResult>;
+  /** Sets the points in use to exactly `points`, ending any block (no secDuration: use block() to hold a key). */
+  set(key: RateLimitKey, points: number): Promise<RateLimitResult>;
   /** Refuses the key for `secDuration` seconds (0: until delete()); what the key owes outlives the block. */
   block(key: RateLimitKey, secDuration: number): Promise<RateLimitResult>;
   /** Forgets the key; resolves whether it had a bucket. */

@@ -86,10 +86,10 @@ class MemoryRateLimiter extends BaseLimiter {
 
   /**
    * Sets the points in use to `points` exactly (rate-limiter-flexible's set), ending any
-   * block and forgetting refused attempts. `secDuration` must be 0 or left out: a bucket
-   * repays at its own rate (to hold a key for a time, use block()).
+   * block and forgetting refused attempts. `secDuration` must be left out: a bucket repays at
+   * its own rate (to hold a key for a time, use block()).
    */
-  set(key, points, secDuration = 0) {
+  set(key, points, secDuration) {
     const err = setDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
     let wasFull = true;

@@ -496,7 +496,9 @@ class RedisRateLimiter extends BaseLimiter {
       case 'g': return fb.get(key);
       case 'p': return fb.penalty(key, cost);
       case 'r': return fb.reward(key, cost);
-      case 's': return typeof fb.set === 'function' ? fb.set(key, cost, 0) : Promise.resolve(fb.delete(key)).then(() => fb.penalty(key, cost));
+      // An insurance limiter's own set() may mean something else (rate-limiter-flexible's takes
+      // an expiry): the same through delete and penalty.
+      case 's': return fb === this._fallback ? fb.set(key, cost) : Promise.resolve(fb.delete(key)).then(() => fb.penalty(key, cost));
       default: return fb.block(key, cost / 1000);
     }
   }
@@ -626,10 +628,10 @@ class RedisRateLimiter extends BaseLimiter {
 
   /**
    * Sets the points in use to `points` exactly (rate-limiter-flexible's set), ending any
-   * block and forgetting refused attempts. `secDuration` must be 0 or left out: a bucket
-   * repays at its own rate (to hold a key for a time, use block()).
+   * block and forgetting refused attempts. `secDuration` must be left out: a bucket repays at
+   * its own rate (to hold a key for a time, use block()).
    */
-  set(key, points, secDuration = 0) {
+  set(key, points, secDuration) {
     const err = setDurationError(secDuration);
     if (err !== null) return Promise.reject(err);
     const k = keyString(key);

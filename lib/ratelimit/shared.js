@@ -244,6 +244,9 @@ function normalizeOptions(options) {
   const blockForName = pick('inMemoryBlockDuration', 'inmemoryBlockDuration');
   const inMemoryBlockOnConsumed = options[blockOnName] === undefined || options[blockOnName] === 0 ? 0 : positiveInteger(options, blockOnName, undefined, MAX_POINTS);
   const inMemoryBlockDuration = seconds(options, blockForName, 0, { max: MAX_BLOCK_SEC, allowZero: true });
+  if (inMemoryBlockDuration > 0 && inMemoryBlockOnConsumed === 0) {
+    throw invalidParameterError(`option ${blockForName}`, `given with ${blockOnName} (what starts the block)`, inMemoryBlockDuration, CREATE);
+  }
   // At least the bucket: below it, keys still admitted would be blocked.
   if (inMemoryBlockOnConsumed > 0 && inMemoryBlockOnConsumed < Math.max(points, burst)) {
     throw integerError(`option ${blockOnName}`, inMemoryBlockOnConsumed, { ...CREATE, min: Math.max(points, burst), max: MAX_POINTS });
@@ -316,11 +319,13 @@ function callOptionsError(options) {
   return invalidParameterError(`options.${name}`, 'left out (no per-call options are taken)', options[name], METHOD);
 }
 
-/** set()'s secDuration: 0 or left out. */
+/**
+ * set()'s secDuration: left out. Any value is refused, 0 included: rate-limiter-flexible's
+ * 0 means "never expires", and a bucket repays at its own rate.
+ */
 function setDurationError(secDuration) {
-  if (secDuration === 0 || secDuration === undefined) return null;
-  const err = numberError('secDuration', secDuration, { ...METHOD, min: 0, max: 0, expected: '0 or left out (a bucket repays at its own rate; to hold a key for a time, use block(key, secDuration))' });
-  return err || invalidParameterError('secDuration', '0 or left out', secDuration, METHOD);
+  if (secDuration === undefined) return null;
+  return invalidParameterError('secDuration', 'left out (a bucket repays at its own rate: to hold a key for a time, or for good with 0, use block(key, secDuration))', secDuration, METHOD);
 }
 
 function keyTooLong(limiter) {
@@ -427,13 +432,16 @@ function wrapInMemoryBlock(limiter, maxEntries) {
   const inner = limiter.consume.bind(limiter);
   const threshold = limiter.inMemoryBlockOnConsumed;
   const forMs = Math.ceil(limiter.inMemoryBlockDuration * 1000);
-  const note = (key, result) => {
+  const note = (key, result, refused) => {
     if (result instanceof Error || result.consumedPoints < threshold) return;
     const ms = forMs > 0 ? forMs : result.msBeforeNext;
     if (!(ms > 0)) return;
     blocks.delete(key);
     if (blocks.size >= maxEntries) blocks.delete(blocks.keys().next().value);
     blocks.set(key, Date.now() + ms);
+    // The refusal that starts the block says how long it lasts: waiting its msBeforeNext must
+    // be enough.
+    if (refused && result.msBeforeNext >= 0 && result.msBeforeNext < ms) result.msBeforeNext = ms;
   };
   limiter.consume = (key, points = 1, options) => {
     const k = keyString(key);
@@ -447,11 +455,11 @@ function wrapInMemoryBlock(limiter, maxEntries) {
     }
     return inner(key, points, options).then(
       (result) => {
-        if (k !== null) note(k, result);
+        if (k !== null) note(k, result, false);
         return result;
       },
       (result) => {
-        if (k !== null) note(k, result);
+        if (k !== null) note(k, result, true);
         throw result;
       },
     );

@@ -82,6 +82,8 @@ describe('set() and parseKey()', () => {
     await expect(l.set('k', 0)).resolves.toMatchObject({ consumedPoints: 0, remainingPoints: 5 });
     expect(await l.get('k')).toBeNull();
     await expect(l.set('k', 1, 30)).rejects.toThrow(/secDuration.*block\(key, secDuration\)/);
+    // rate-limiter-flexible's 0, "never expires", is refused too: the points would refill.
+    await expect(l.set('k', 1, 0)).rejects.toThrow(/secDuration/);
   });
 
   test('parseKey() undoes getKey() on both stores', () => {
@@ -148,6 +150,15 @@ describe('inMemoryBlockOnConsumed / inMemoryBlockDuration', () => {
     expect(calls(await client.call('INFO', 'commandstats'))).toBe(calls(before)); // no EVALSHA
     await l.delete('k');
     await expect(l.consume('k')).resolves.toMatchObject({ remainingPoints: 2 });
+  });
+
+  test('the refusal that starts the block says how long it lasts', async () => {
+    const l = createLimiter({ store: 'memory', points: 1, duration: 5, inMemoryBlockOnConsumed: 2, inMemoryBlockDuration: 10 });
+    await l.consume('k');
+    const first = await settle(l.consume('k'));
+    expect(first.ok).toBe(false);
+    expect(first.r.msBeforeNext).toBeGreaterThanOrEqual(9900);
+    expect(() => createLimiter({ store: 'memory', points: 1, duration: 5, inMemoryBlockDuration: 10 })).toThrow(/inMemoryBlockDuration/);
   });
 });
 
