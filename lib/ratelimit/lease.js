@@ -105,7 +105,7 @@ class TokenLeases {
     if (!closed || points === 0) return limiter._route('c', key, points, false);
     if (e === undefined) e = this._add(key);
     else if (e.waiters !== null) return new Promise((resolve, reject) => e.waiters.push({ points, resolve, reject }));
-    if (limiter._rejectIfNotReady && limiter._client.status().state !== 'ready') return limiter._notReady('c', key, points);
+    if (limiter._rejectIfNotReady && limiter._clientState() !== 'ready') return limiter._notReady('c', key, points);
     this._adapt(e, now);
     return new Promise((resolve, reject) => {
       e.waiters = [{ points, resolve, reject }];
