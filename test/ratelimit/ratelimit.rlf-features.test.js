@@ -164,14 +164,15 @@ describe('inMemoryBlockOnConsumed / inMemoryBlockDuration', () => {
 
 describe('execEvenly', () => {
   test('admitted consumes are spread out: each after at least execEvenlyMinDelayMs, the first at once', async () => {
-    const l = createLimiter({ store: 'memory', points: 10, duration: 1, execEvenly: true, execEvenlyMinDelayMs: 40 });
+    const l = createLimiter({ store: 'memory', points: 10, duration: 1, execEvenly: true, execEvenlyMinDelayMs: 300 });
     const t0 = Date.now();
     await l.consume('k');
     const first = Date.now() - t0;
     await l.consume('k');
     const second = Date.now() - t0 - first;
-    expect(first).toBeLessThan(40);
-    expect(second).toBeGreaterThanOrEqual(38);
+    // Wide margins: only "not delayed" against "delayed by at least the minimum" is judged.
+    expect(first).toBeLessThan(200);
+    expect(second).toBeGreaterThanOrEqual(295);
     // A refusal is not delayed.
     const tight = createLimiter({ store: 'memory', points: 1, duration: 60, execEvenly: true, execEvenlyMinDelayMs: 1000 });
     await tight.consume('k');
