@@ -22,7 +22,7 @@ const { performance } = require('perf_hooks');
 const { ReplyError } = require('../errors');
 const { UNSENT_EARLY } = require('../client/client');
 const { makeResult } = require('./shared');
-const { SCRIPT_SHA, loadScript, outcomeUnknown, isUnavailable, statusOf, valueOf } = require('./redis');
+const { SCRIPT_SHA, loadScript, outcomeUnknown, isUnavailable, statusOf, valueOf, decodeReply, unexpectedReply } = require('./redis');
 
 // A lease asks for at most this share of the whole tokens Redis last reported left in the
 // key's bucket: P processes holding a quarter of what each saw leave most of it to the rest.
@@ -183,14 +183,13 @@ class TokenLeases {
   }
 
   /** Redis answered the lease call of `e` (which asked for up to `want` tokens). */
-  _settle(e, reply, want) {
+  _settle(e, raw, want) {
     const limiter = this._limiter;
     if (limiter._unreachable) limiter._answered();
-    let second = 0;
-    if (typeof reply !== 'number') {
-      second = reply[1];
-      reply = reply[0];
-    }
+    const decoded = decodeReply(raw);
+    // Not a decision: whatever Redis did with the lease is unknown, so its tokens count as taken.
+    if (decoded === null) return this._failed(e, unexpectedReply(raw), true, want);
+    const [reply, second] = decoded;
     const status = statusOf(reply);
     const value = valueOf(reply);
     const waiters = e.waiters;

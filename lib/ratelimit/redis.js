@@ -10,6 +10,7 @@ const {
   OutcomeUnknownError,
   QueueFullError,
   ClientClosedError,
+  ProtocolError,
 } = require('../errors');
 const {
   ALLOWED, FOREVER_MS, MAX_DEBT_UNITS, KNOWN_REFUSED_TRUST_MS,
@@ -65,6 +66,22 @@ function loadScript(client) {
 // holds refused points, [that number, refused points].
 const statusOf = (reply) => (reply < 0 ? 2 : reply % 4);
 const valueOf = (reply) => (reply < 0 ? -1 : (reply - (reply % 4)) / 4);
+const isCount = (n) => Number.isSafeInteger(n) && n >= -1;
+/**
+ * The script's reply as [number, second] (second: refused points, or a lease's tokens; 0 when
+ * the reply is one number), or null when it is neither form: a server (or something posing as
+ * one) that answers otherwise never makes a decision.
+ */
+function decodeReply(reply) {
+  if (typeof reply === 'number') return isCount(reply) ? [reply, 0] : null;
+  if (Array.isArray(reply) && reply.length === 2 && isCount(reply[0]) && isCount(reply[1]) && reply[1] >= 0) return reply;
+  return null;
+}
+
+function unexpectedReply(reply) {
+  return new ProtocolError(`rate limiter: Redis answered the script with ${Array.isArray(reply) ? 'an array' : typeof reply === 'string' ? 'a string' : String(reply)}, not a decision`, 'ERR_UNEXPECTED_REPLY');
+}
+
 // What distinguishes the buckets' key names from other programs' under the same keyPrefix.
 const BUCKET_TAG = 'tb:';
 
@@ -435,13 +452,14 @@ class RedisRateLimiter extends BaseLimiter {
     );
   }
 
-  _settle(op, key, cost, reply) {
+  _settle(op, key, cost, raw) {
     if (this._unreachable) this._answered();
-    let refused = 0;
-    if (typeof reply !== 'number') {
-      refused = reply[1];
-      reply = reply[0];
+    const decoded = decodeReply(raw);
+    if (decoded === null) {
+      if (op === 'c') this._errors += 1;
+      return Promise.reject(unexpectedReply(raw));
     }
+    const [reply, refused] = decoded;
     switch (op) {
       case 'c': return this._settleConsume(key, cost, reply, refused);
       case 'g': return this._settleGet(key, reply, refused);
@@ -794,4 +812,6 @@ function attachToClient(limiter, client) {
 }
 
 // loadScript and the reply and error helpers are lib/ratelimit/lease.js's too.
-module.exports = { RedisRateLimiter, SCRIPT, SCRIPT_SHA, loadScript, isUnavailable, outcomeUnknown, statusOf, valueOf };
+module.exports = {
+  RedisRateLimiter, SCRIPT, SCRIPT_SHA, loadScript, isUnavailable, outcomeUnknown, statusOf, valueOf, decodeReply, unexpectedReply,
+};

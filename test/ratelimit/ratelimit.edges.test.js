@@ -128,3 +128,21 @@ test('a refusal of any cost reads over the points on Redis too; a value in almos
     await expect(l.get('f')).rejects.toMatchObject({ code: 'FOREIGNKEY' });
   }
 });
+
+test('a server that answers the script with anything but a decision never admits: ERR_UNEXPECTED_REPLY', async () => {
+  const net = require('net');
+  for (const reply of ['+OK\r\n', '$-1\r\n', '*2\r\n$1\r\na\r\n$1\r\nb\r\n', ':-5\r\n', ':9223372036854775807\r\n']) {
+    const fake = net.createServer((s) => s.on('data', () => s.write(reply))).listen(0, '127.0.0.1');
+    await new Promise((r) => fake.once('listening', r));
+    const c = createClient({ url: `redis://127.0.0.1:${fake.address().port}`, logger: false });
+    try {
+      for (const lease of [false, true]) {
+        const l = createLimiter({ client: c, points: 5, duration: 60, fallback: false, lease });
+        await expect(l.consume('k')).rejects.toMatchObject({ code: 'ERR_UNEXPECTED_REPLY' });
+      }
+    } finally {
+      c.disconnect();
+      fake.close();
+    }
+  }
+});
