@@ -30,11 +30,11 @@
 // compared in full, and every SET 'OK'. Ratios are the median over rounds of the two
 // contenders' speeds in the same round (they ran about a second apart, so the machine's
 // drift mostly cancels), with the lowest and highest round in brackets.
-const fs = require('fs');
 const os = require('os');
 const IORedis = require('ioredis');
 const nodeRedis = require('redis');
 const h = require('./lib/harness');
+const { TICKS_PER_SEC, procTicks, machineBusyTicks } = h;
 
 const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
 const ROUND_MS = h.envNumber('BENCH_ROUND_MS', 300);
@@ -71,25 +71,6 @@ function pairedRatio(a, b, field) {
 function fmtSpread(r, digits = 2) {
   if (!r || !Number.isFinite(r.median)) return '-';
   return `${h.fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
-}
-
-// /proc counts CPU time in ticks of 1/100 s (USER_HZ) on Linux.
-const TICKS_PER_SEC = 100;
-
-/** The CPU time process `pid` has used, in ticks (utime + stime); NaN without /proc. */
-function procTicks(pid) {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-/** The busy time of all CPUs together (all but idle and iowait), in ticks. */
-function machineBusyTicks() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4];
 }
 
 let serverPid = 0; // redis-server's, for its CPU time per operation

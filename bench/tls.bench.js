@@ -30,6 +30,7 @@ const path = require('path');
 const IORedis = require('ioredis');
 const nodeRedis = require('redis');
 const h = require('./lib/harness');
+const { TICKS_PER_SEC, procTicks, machineBusyTicks } = h;
 const { freePort } = require('../test/helpers/redis-server');
 
 const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
@@ -240,25 +241,6 @@ function benchmarkHasTls() {
 
 // ---------------------------------------------------------------------------------------
 // Measuring
-
-// /proc counts CPU time in ticks of 1/100 s (USER_HZ) on Linux.
-const TICKS_PER_SEC = 100;
-
-/** The CPU time process `pid` has used, in ticks (utime + stime); NaN without /proc. */
-function procTicks(pid) {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-/** The busy time of all CPUs together (all but idle and iowait), in ticks. */
-function machineBusyTicks() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4];
-}
 
 /**
  * One round of a client at `inFlight`, with the CPU time per operation of this process (the

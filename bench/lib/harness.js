@@ -5,6 +5,7 @@
 // and a plain table printer. Nothing here asserts a timing: a benchmark reports, it does
 // not pass or fail.
 const { spawnSync } = require('child_process');
+const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { performance } = require('perf_hooks');
@@ -351,7 +352,29 @@ function redisBenchmark(port, { connections, pipeline, keySpace }, args, runs = 
   return median(rates);
 }
 
+// /proc counts CPU time in ticks of 1/100 s (USER_HZ) on Linux.
+const TICKS_PER_SEC = 100;
+
+/** The CPU time process `pid` has used, in ticks (utime + stime); NaN without /proc. */
+function procTicks(pid) {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** The busy time of all CPUs together (all but idle and iowait), in ticks. */
+function machineBusyTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4];
+}
+
 module.exports = {
+  TICKS_PER_SEC,
+  procTicks,
+  machineBusyTicks,
   redisBenchmark,
   ROOT,
   now,
