@@ -58,9 +58,10 @@ test('a bucket is one key, expiring when the bucket is full again', async () => 
   const ttl5 = await admin.call('PTTL', `${p}:tb:k`);
   expect(ttl5).toBeGreaterThan(9000);
   expect(ttl5).toBeLessThanOrEqual(10000);
-  // A refusal writes nothing: the expiry stays where it was.
+  // A refusal records the refused point but owes nothing more: the expiry stays where it was,
+  // to the millisecond the script's rounding up (PX of a whole ms) may add.
   await l.consume('k').catch(() => {});
-  expect(await admin.call('PTTL', `${p}:tb:k`)).toBeLessThanOrEqual(ttl5);
+  expect(await admin.call('PTTL', `${p}:tb:k`)).toBeLessThanOrEqual(ttl5 + 1);
   await l.reward('k', 5);
   expect(await admin.call('EXISTS', `${p}:tb:k`)).toBe(0);
 });
