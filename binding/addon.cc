@@ -14,6 +14,7 @@ HirecacheAddon::HirecacheAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("MemoryStore", DefineMemoryStore(env));
   exports.Set("Client", ClientWrap::Define(env));
   exports.Set("clientConstants", ClientConstants(env));
+  exports.Set("keySlot", Napi::Function::New<KeySlotOf>(env, "keySlot"));
 
   napi_add_async_cleanup_hook(env, OnEnvCleanup, this, &cleanup_handle_);
 }

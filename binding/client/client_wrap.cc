@@ -65,10 +65,56 @@ class OrphanedClient : public ReplyListener {
 
 }  // namespace
 
+namespace {
+
+// A client's (or a cluster node's) state, counts, last error and breaker, as status() shows
+// them.
+void SetStats(Napi::Env env, Napi::Object s, const ClientStats& st) {
+  s.Set("state", ClientStateName(st.state));
+  s.Set("reconnectAttempts", static_cast<double>(st.reconnect_attempts));
+  s.Set("connectionsOpened", static_cast<double>(st.connections_opened));
+  s.Set("inFlight", static_cast<double>(st.in_flight));
+  s.Set("queued", static_cast<double>(st.queued));
+  if (st.has_last_error) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("code", st.last_error.code);
+    e.Set("message", st.last_error.message);
+    e.Set("at", static_cast<double>(st.last_error_at_ms));
+    s.Set("lastError", e);
+  } else {
+    s.Set("lastError", env.Null());
+  }
+  s.Set("breaker", BreakerStateName(st.breaker));
+  const char* reason = BreakerReasonName(st.breaker_reason);
+  s.Set("breakerReason",
+        reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
+  s.Set("breakerOpenedAt", static_cast<double>(st.breaker_opened_at_ms));
+  s.Set("breakerOpened", static_cast<double>(st.breaker_opened));
+  s.Set("breakerClosed", static_cast<double>(st.breaker_closed));
+}
+
+}  // namespace
+
+Napi::Value KeySlotOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "keySlot(key)");
+  if (info[0].IsString()) {
+    std::string key = info[0].As<Napi::String>().Utf8Value();
+    return Napi::Number::New(env, KeySlot(key));
+  }
+  if (info[0].IsBuffer()) {
+    Napi::Buffer<char> b = info[0].As<Napi::Buffer<char>>();
+    return Napi::Number::New(env, KeySlot(std::string_view(b.Data(), b.Length())));
+  }
+  throw Napi::TypeError::New(env, "keySlot(key): the key must be a string or a Buffer");
+}
+
 Napi::Function ClientWrap::Define(Napi::Env env) {
   return DefineClass(env, "Client",
                      {
                          InstanceMethod<&ClientWrap::Command>("command"),
+                         InstanceMethod<&ClientWrap::CommandOn>("commandOn"),
+                         InstanceMethod<&ClientWrap::Nodes>("nodes"),
                          InstanceMethod<&ClientWrap::Unit>("unit"),
                          InstanceMethod<&ClientWrap::ReconnectIn>("reconnectIn"),
                          InstanceMethod<&ClientWrap::Get>("get"),
@@ -181,7 +227,27 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  core_ = std::make_unique<RedisClient>(loop, std::move(options), this);
+  Napi::Value cluster = info[0].As<Napi::Object>().Get("cluster");
+  if (cluster.IsObject()) {
+    // A Redis Cluster: { nodes: [{ host, port }…], maxRedirections, refreshInterval,
+    // readFromReplicas }, checked in lib/client/config.js.
+    OptionReader c(cluster.As<Napi::Object>());
+    ClusterOptions co;
+    Napi::Array seeds = cluster.As<Napi::Object>().Get("nodes").As<Napi::Array>();
+    for (uint32_t i = 0; i < seeds.Length(); ++i) {
+      OptionReader seed(seeds.Get(i).As<Napi::Object>());
+      co.seeds.emplace_back(seed.String("host"), static_cast<uint16_t>(seed.Uint32("port", 0)));
+    }
+    co.max_redirections = c.Uint32("maxRedirections", co.max_redirections);
+    co.refresh_interval_ms = c.Uint32("refreshInterval", co.refresh_interval_ms);
+    co.read_from_replicas = c.Bool("readFromReplicas", co.read_from_replicas);
+    co.node = std::move(options);
+    auto router = std::make_unique<ClusterRouter>(loop, std::move(co), this);
+    router_ = router.get();
+    core_ = std::move(router);
+  } else {
+    core_ = std::make_unique<RedisClient>(loop, std::move(options), this);
+  }
   addon_ = env.GetInstanceData<HirecacheAddon>();
   addon_->AddClient(this);
   addon_->CoreOpened();
@@ -311,6 +377,54 @@ Napi::Value ClientWrap::Command(const Napi::CallbackInfo& info) {
   return SubmitCommand(flags);
 }
 
+// commandOn(endpoint, flags, name, ...args) => Promise: one command to one node of a
+// cluster ("host:port", as nodes() names it), as it is: SCAN on each primary.
+Napi::Value ClientWrap::CommandOn(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  if (router_ == nullptr) throw Napi::TypeError::New(env_, "commandOn: not a cluster client");
+  if (info.Length() < 3 || !info[0].IsString()) {
+    throw Napi::TypeError::New(env_, "commandOn(endpoint, flags, name, ...args)");
+  }
+  std::string endpoint = info[0].As<Napi::String>().Utf8Value();
+  args_.Clear();
+  arg_refs_.clear();
+  unit_argcs_.clear();
+  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
+  for (size_t i = 2; i < info.Length(); ++i) AddArgument(info[i]);
+  argv_.clear();
+  for (const ArgRef& a : arg_refs_) {
+    argv_.emplace_back(a.literal != nullptr ? a.literal : args_.data() + a.offset, a.length);
+  }
+  arg_refs_.clear();
+  napi_deferred deferred = nullptr;
+  napi_value promise = nullptr;
+  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) return Napi::Value();
+  SubmitResult result =
+      closed_ ? SubmitResult::kClosed
+              : router_->SubmitTo(endpoint, argv_.data(), argv_.size(), deferred, flags);
+  if (result == SubmitResult::kClosed) {
+    OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
+  }
+  return Napi::Value(env_, promise);
+}
+
+// nodes() => [{ endpoint, role, slots, state, … }] for a cluster client; [] otherwise.
+Napi::Value ClientWrap::Nodes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  if (router_ == nullptr || closed_) return out;
+  uint32_t i = 0;
+  for (const ClusterNodeStats& n : router_->NodeStats()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("endpoint", n.endpoint);
+    o.Set("role", n.primary ? "primary" : "replica");
+    o.Set("slots", static_cast<double>(n.slots));
+    SetStats(env, o, n.stats);
+    out.Set(i++, o);
+  }
+  return out;
+}
+
 // unit(flags, replies, commands) => Promise: `commands` (an array of [name, ...args] arrays)
 // queued as one unit that nothing else can come between, resolving with an array of their
 // replies (error replies as Error elements). `replies` is how many replies the unit asks
@@ -415,27 +529,11 @@ Napi::Value ClientWrap::Status(const Napi::CallbackInfo& info) {
   Napi::Object s = Napi::Object::New(env);
   ClientStats st = closed_ || core_ == nullptr ? ClientStats{} : core_->Stats();
   if (closed_ || core_ == nullptr) st.state = ClientState::kClosed;
-  s.Set("state", ClientStateName(st.state));
-  s.Set("reconnectAttempts", static_cast<double>(st.reconnect_attempts));
-  s.Set("connectionsOpened", static_cast<double>(st.connections_opened));
-  s.Set("inFlight", static_cast<double>(st.in_flight));
-  s.Set("queued", static_cast<double>(st.queued));
-  if (st.has_last_error) {
-    Napi::Object e = Napi::Object::New(env);
-    e.Set("code", st.last_error.code);
-    e.Set("message", st.last_error.message);
-    e.Set("at", static_cast<double>(st.last_error_at_ms));
-    s.Set("lastError", e);
-  } else {
-    s.Set("lastError", env.Null());
+  SetStats(env, s, st);
+  if (router_ != nullptr && !closed_) {
+    s.Set("mapReads", static_cast<double>(router_->map_reads()));
+    s.Set("redirections", static_cast<double>(router_->redirections()));
   }
-  s.Set("breaker", BreakerStateName(st.breaker));
-  const char* reason = BreakerReasonName(st.breaker_reason);
-  s.Set("breakerReason",
-        reason != nullptr ? Napi::Value(Napi::String::New(env, reason)) : env.Null());
-  s.Set("breakerOpenedAt", static_cast<double>(st.breaker_opened_at_ms));
-  s.Set("breakerOpened", static_cast<double>(st.breaker_opened));
-  s.Set("breakerClosed", static_cast<double>(st.breaker_closed));
   return s;
 }
 

@@ -12,6 +12,7 @@
 
 #include "client/argument_buffer.h"
 #include "client/command_sink.h"
+#include "cluster/cluster_router.h"
 
 namespace hirecache::binding {
 
@@ -42,6 +43,9 @@ constexpr size_t kMaxCommandBytes = 1024 * 1024 * 1024;
 // Exports the constants JS shares with this side: command flags, state names, defaults.
 Napi::Object ClientConstants(Napi::Env env);
 
+// keySlot(key): the Redis Cluster hash slot of a string or Buffer key.
+Napi::Value KeySlotOf(const Napi::CallbackInfo& info);
+
 class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -68,6 +72,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   void CallOnEvent(const char* type, napi_value detail);
   void CallProperty(const char* name, size_t argc, napi_value* argv);
   Napi::Value Command(const Napi::CallbackInfo& info);
+  Napi::Value CommandOn(const Napi::CallbackInfo& info);
+  Napi::Value Nodes(const Napi::CallbackInfo& info);
   Napi::Value Unit(const Napi::CallbackInfo& info);
   Napi::Value ReconnectIn(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);
@@ -88,6 +94,7 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   napi_env env_;
   HirecacheAddon* addon_ = nullptr;
   std::unique_ptr<CommandSink> core_;
+  ClusterRouter* router_ = nullptr;        // core_, when it routes over a cluster's nodes
   ClientMetrics final_metrics_;            // the core's counts, once it has closed (zero before)
   size_t max_value_bytes_;                 // the largest argument accepted (maxValueBytes)
   Napi::FunctionReference error_factory_;  // (kind, code, message) => Error, from lib/errors.js

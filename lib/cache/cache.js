@@ -229,26 +229,50 @@ class RedisCache {
       ));
       batch = [];
     };
-    let cursor = '0';
+    const add = (key) => {
+      batch.push(key);
+      if (batch.length >= this.deleteBatch) flush();
+    };
+    // One SCAN over one node: the only one, or each primary of a cluster in turn.
+    const scan = this.client._isCluster
+      ? (endpoint, cursor) => this.client._commandOn(endpoint, REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount)
+      : (endpoint, cursor) => this.client._command(REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
     try {
-      do {
-        const [next, keys] = await this.client._command(REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
-        cursor = next;
-        for (const key of keys) {
-          // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
-          if (key.startsWith(wanted)) {
-            // ASCII names go as they are; others as their exact bytes.
-            batch.push(ASCII.test(key) ? key : Buffer.from(key, 'latin1'));
-            if (batch.length >= this.deleteBatch) flush();
+      if (!this.client._isCluster) {
+        await this.#scanNode(null, scan, wanted, add, flush, () => failure);
+      } else {
+        // Every primary of the map, and any that became one while the scan went on (a
+        // failover): a node scanned once is not scanned again.
+        const done = new Set();
+        for (;;) {
+          const todo = (await this.client._primaries()).filter((p) => !done.has(p));
+          if (todo.length === 0 || failure !== null) break;
+          for (const endpoint of todo) {
+            await this.#scanNode(endpoint, scan, wanted, add, flush, () => failure);
+            done.add(endpoint);
           }
         }
-        flush();
-      } while (cursor !== '0' && failure === null);
+      }
     } finally {
       await Promise.all(deletes);
     }
     if (failure) throw failure;
     return deleted;
+  }
+
+  // SCAN of one node to its end, each page's keys that start with `wanted` added to `batch`.
+  async #scanNode(endpoint, scan, wanted, add, flush, failed) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await scan(endpoint, cursor);
+      cursor = next;
+      for (const key of keys) {
+        // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
+        // ASCII names go as they are; others as their exact bytes.
+        if (key.startsWith(wanted)) add(ASCII.test(key) ? key : Buffer.from(key, 'latin1'));
+      }
+      flush();
+    } while (cursor !== '0' && failed() === null);
   }
 
   /**

@@ -16,6 +16,7 @@ const { REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSE
 const { createLogSink } = require('./log');
 const { nativeTls, warnIfUnverified, redactTls } = require('./tls');
 const { installCommands, prefixKey, prefixKeysOf, withCallback, transformOf } = require('./commands');
+const { splitBySlot, SPLIT } = require('./cluster');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -85,6 +86,7 @@ class RedisClient extends EventEmitter {
   #reports = new Map();
   #log;
   #breakerCell;
+  #cluster = false; // a Redis Cluster: the native side routes by slot; multi-key commands split here
 
   /**
    * @param {object} [options] see README "Configuration"; options override the environment.
@@ -102,6 +104,7 @@ class RedisClient extends EventEmitter {
     this.#dedicated = internal.dedicated === true;
     this.#keyPrefix = config.keyPrefix;
     this.#retryStrategy = config.retryStrategy;
+    this.#cluster = config.cluster !== null;
     this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
     try {
@@ -286,6 +289,9 @@ class RedisClient extends EventEmitter {
   #dispatch(flags, command, lower, args) {
     if (SPECIAL.has(lower)) return this.#special(flags, command, lower, args);
     if (this.#keyPrefix !== '') args = prefixKeysOf(lower, args, this.#keyPrefix);
+    if (this.#cluster && args.length > 1 && SPLIT.has(lower)) {
+      return splitBySlot(lower, args, (keys) => this.#native.command(flags, command, ...keys));
+    }
     return this.#native.command(flags, command, ...args);
   }
 
@@ -513,7 +519,35 @@ class RedisClient extends EventEmitter {
    * failure resolves (null / false) instead of rejecting.
    */
   _command(flags, ...args) {
+    if (this.#cluster && args.length > 2) {
+      const lower = String(args[0]).toLowerCase();
+      if (SPLIT.has(lower)) return splitBySlot(lower, args.slice(1), (keys) => this.#native.command(flags, args[0], ...keys));
+    }
     return this.#native.command(flags, ...args);
+  }
+
+  /** Internal: whether this client talks to a Redis Cluster. */
+  get _isCluster() {
+    return this.#cluster;
+  }
+
+  /**
+   * Internal: the primaries of the cluster's current slot map ("host:port"); reads the map
+   * first if no command has yet. [] for a single Redis.
+   */
+  async _primaries() {
+    if (!this.#cluster) return [];
+    let nodes = this.#native.nodes();
+    if (!nodes.some((n) => n.role === 'primary')) {
+      await this.#native.command(0, 'PING');
+      nodes = this.#native.nodes();
+    }
+    return nodes.filter((n) => n.role === 'primary').map((n) => n.endpoint);
+  }
+
+  /** Internal: one command to one node of the cluster ("host:port"), as it is (SCAN on each primary). */
+  _commandOn(endpoint, flags, ...args) {
+    return this.#native.commandOn(endpoint, flags, ...args);
   }
 
   /** Internal fast paths for the cache module: GET and SET … EX without the verb's conversion. */
@@ -580,6 +614,27 @@ class RedisClient extends EventEmitter {
       inFlight: s.inFlight,
       queued: s.queued,
       fallbacks: [...this.#fallbacks.keys()],
+      ...(this.#cluster ? { cluster: this.#clusterStatus(s) } : {}),
+    };
+  }
+
+  // Each node's connection as status() shows the client's, with its role and slots.
+  #clusterStatus(s) {
+    return {
+      mapReads: s.mapReads || 0,
+      redirections: s.redirections || 0,
+      nodes: this.#native.nodes().map((n) => ({
+        endpoint: n.endpoint,
+        role: n.role,
+        slots: n.slots,
+        state: n.state,
+        breaker: n.breaker,
+        lastError: n.lastError,
+        reconnectAttempts: n.reconnectAttempts,
+        connectionsOpened: n.connectionsOpened,
+        inFlight: n.inFlight,
+        queued: n.queued,
+      })),
     };
   }
 
@@ -592,7 +647,11 @@ class RedisClient extends EventEmitter {
   [util.inspect.custom](depth, opts, inspect) {
     const c = this.#config;
     const user = c.username ? `${c.username}:***@` : c.password ? ':***@' : '';
-    const where = `${c.tls ? 'rediss' : 'redis'}://${user}${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}/${c.db}`;
+    const scheme = `${c.tls ? 'rediss' : 'redis'}://${user}`;
+    const hostPort = ({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const where = c.cluster !== null
+      ? `cluster ${scheme}${c.cluster.nodes.map(hostPort).join(',')}`
+      : `${scheme}${hostPort(c)}/${c.db}`;
     return `RedisClient { ${where}, state: ${inspect(this.#native.status().state, opts)} }`;
   }
 }

@@ -5,6 +5,7 @@ const net = require('net');
 const { inspect } = require('util');
 const { ConfigError } = require('../errors');
 const { resolveTls } = require('./tls');
+const { resolveCluster } = require('./cluster');
 const { clientConstants } = require('../binding');
 const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = require('../util/validate');
 
@@ -276,7 +277,7 @@ const CLIENT_OPTIONS = new Set([
   'commandTimeout', 'keepAlive', 'noDelay', 'maxQueue', 'maxInFlight', 'maxQueueBytes', 'maxValueBytes',
   'maxBulkBytes', 'maxAggregateElements', 'maxLineBytes', 'maxDepth', 'reconnectBaseDelay',
   'reconnectMaxDelay', 'tls', 'metrics', 'breaker', 'logger', 'lazyConnect', 'keyPrefix', 'retryStrategy',
-  'maxRetriesPerRequest', 'maxBlockingConnections',
+  'maxRetriesPerRequest', 'maxBlockingConnections', 'cluster',
 ]);
 // Options of ioredis and node-redis that users bring along, and what to do instead.
 const FOREIGN_OPTIONS = {
@@ -413,8 +414,41 @@ function resolveConfig(env = process.env, options = {}) {
     }
   }
   if (config.reconnectMaxDelay < config.reconnectBaseDelay) config.reconnectMaxDelay = config.reconnectBaseDelay;
+  config.cluster = config.enabled ? clusterConfig(env, options, config) : null;
   config.keepAliveSeconds = config.keepAlive === 0 ? 0 : Math.max(1, Math.round(config.keepAlive / 1000));
   return config;
+}
+
+/**
+ * The cluster settings (option cluster, else REDIS_CLUSTER_NODES), with what node URLs say
+ * about credentials and TLS moved into `config`; null for a single Redis.
+ */
+function clusterConfig(env, options, config) {
+  const fromEnv = options.cluster === undefined && options.url === undefined && env.REDIS_CLUSTER_NODES !== undefined
+    && String(env.REDIS_CLUSTER_NODES).trim() !== '';
+  if (fromEnv && env.REDIS_URL !== undefined && String(env.REDIS_URL).trim() !== '') {
+    throw configError('REDIS_URL and REDIS_CLUSTER_NODES are both set: set REDIS_CLUSTER_NODES alone for a cluster '
+      + '(credentials in REDIS_USERNAME / REDIS_PASSWORD or in the node URLs), or REDIS_URL alone for one Redis');
+  }
+  const cluster = resolveCluster(options.cluster, options.url !== undefined ? {} : env, config, parseRedisUrl);
+  if (cluster === null) return null;
+  const where = fromEnv ? 'REDIS_CLUSTER_NODES' : 'option cluster';
+  const { fromUrls } = cluster;
+  delete cluster.fromUrls;
+  if (fromUrls.username !== undefined && options.username === undefined) config.username = fromUrls.username;
+  if (fromUrls.password !== undefined && options.password === undefined) config.password = fromUrls.password;
+  if (config.username && !config.password) throw configError('a Redis username was given without a password');
+  if (config.db !== 0 || (fromUrls.db !== undefined && fromUrls.db !== 0)) {
+    throw configError(`a Redis Cluster has one database (0), but database ${config.db || fromUrls.db} was asked for (${where})`);
+  }
+  if (fromUrls.tls === true && config.tls === null) config.tls = resolveTls(options.tls, where, env);
+  if (config.retryStrategy !== null) {
+    throw configError('option retryStrategy does not apply to a cluster: each node reconnects on its own '
+      + '(reconnectBaseDelay, reconnectMaxDelay) and the slot map moves slots away from a node that failed');
+  }
+  config.host = cluster.nodes[0].host;
+  config.port = cluster.nodes[0].port;
+  return cluster;
 }
 
 module.exports = { resolveConfig, parseRedisUrl, redactUrl, DEFAULTS };

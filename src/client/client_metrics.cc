@@ -79,4 +79,15 @@ void ClientMetrics::CountReply(Verb verb, const redisReply* reply, uint64_t late
   ++h.count;
 }
 
+void ClientMetrics::Add(const ClientMetrics& other) {
+  for (size_t v = 0; v < kVerbCount; ++v) {
+    for (size_t o = 0; o < kOutcomeCount; ++o) outcomes_[v][o] += other.outcomes_[v][o];
+    LatencyHistogram& mine = latency_[v];
+    const LatencyHistogram& theirs = other.latency_[v];
+    for (size_t b = 0; b < kLatencyBuckets; ++b) mine.counts[b] += theirs.counts[b];
+    mine.sum_us += theirs.sum_us;
+    mine.count += theirs.count;
+  }
+}
+
 }  // namespace hirecache

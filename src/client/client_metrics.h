@@ -56,6 +56,8 @@ class ClientMetrics {
     return outcomes_[static_cast<size_t>(verb)][static_cast<size_t>(outcome)];
   }
   const LatencyHistogram& latency(Verb verb) const { return latency_[static_cast<size_t>(verb)]; }
+  // Adds another client's counts to these (a cluster's total over its nodes).
+  void Add(const ClientMetrics& other);
 
  private:
   std::array<std::array<uint64_t, kOutcomeCount>, kVerbCount> outcomes_{};

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cassert>
 #include <chrono>
+#include <utility>
 
 #include "client/command_encoder.h"
 #include "client/reply_policy.h"
@@ -114,6 +115,7 @@ SubmitResult RedisClient::SubmitUnit(const CommandUnit& unit, void* token, uint3
 // Queues one command, or (is_unit) a unit, as one entry.
 SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* token,
                                  uint32_t flags) {
+  uint64_t issued_us = std::exchange(next_issued_us_, 0);
   if (quit_requested_ || state_ == ClientState::kClosing || state_ == ClientState::kClosed) {
     return SubmitResult::kClosed;
   }
@@ -150,7 +152,7 @@ SubmitResult RedisClient::Accept(const CommandUnit& unit, bool is_unit, void* to
     return SubmitResult::kAccepted;
   }
 
-  uint64_t now_us = MonotonicNowUs();
+  uint64_t now_us = issued_us != 0 ? issued_us : MonotonicNowUs();
   uint64_t deadline = options_.command_timeout_ms == 0 || (flags & kNoDeadline) != 0
                           ? 0
                           : now_us / 1000 + options_.command_timeout_ms;

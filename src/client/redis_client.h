@@ -103,6 +103,9 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   void SetListener(ReplyListener* listener) override { listener_ = listener; }
 
   ClientState state() const { return state_; }
+  // The next Submit's command counts as issued at `submitted_us` (MonotonicNowUs): its
+  // deadline runs from then. A router sending a redirected command again keeps its deadline.
+  void IssueNextAt(uint64_t submitted_us) { next_issued_us_ = submitted_us; }
 
  private:
   // ConnectionEvents.
@@ -246,6 +249,7 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   uint64_t connect_started_ms_ = 0;     // the current connect attempt
   uint64_t timer_wake_ms_ = 0;          // when the armed deadline timer fires
   uint64_t stall_judged_after_ms_ = 0;  // after a held loop: no stall before one more poll
+  uint64_t next_issued_us_ = 0;         // IssueNextAt, for the next Accept only
   ClientMetrics metrics_;
   std::vector<ClientEvent> events_;  // delivered by the idle handle
 };
