@@ -289,8 +289,19 @@ class RedisClient extends EventEmitter {
   #dispatch(flags, command, lower, args) {
     if (SPECIAL.has(lower)) return this.#special(flags, command, lower, args);
     if (this.#keyPrefix !== '') args = prefixKeysOf(lower, args, this.#keyPrefix);
-    if (this.#cluster && args.length > 1 && SPLIT.has(lower)) {
+    if (this.#cluster) return this.#clusterCommand(flags, command, lower, args);
+    return this.#native.command(flags, command, ...args);
+  }
+
+  // On a cluster: multi-key commands split by slot, SCRIPT LOAD on every primary (EVALSHA
+  // then finds the script wherever its key lives), anything else routed by the native side.
+  #clusterCommand(flags, command, lower, args) {
+    if (args.length > 1 && SPLIT.has(lower)) {
       return splitBySlot(lower, args, (keys) => this.#native.command(flags, command, ...keys));
+    }
+    if (lower === 'script' && args.length > 0 && String(args[0]).toLowerCase() === 'load') {
+      return this._primaries().then((primaries) => Promise.all(primaries.map((p) => this.#native.commandOn(p, flags, command, ...args))))
+        .then((shas) => shas[0]);
     }
     return this.#native.command(flags, command, ...args);
   }
@@ -519,10 +530,7 @@ class RedisClient extends EventEmitter {
    * failure resolves (null / false) instead of rejecting.
    */
   _command(flags, ...args) {
-    if (this.#cluster && args.length > 2) {
-      const lower = String(args[0]).toLowerCase();
-      if (SPLIT.has(lower)) return splitBySlot(lower, args.slice(1), (keys) => this.#native.command(flags, args[0], ...keys));
-    }
+    if (this.#cluster) return this.#clusterCommand(flags, args[0], String(args[0]).toLowerCase(), args.slice(1));
     return this.#native.command(flags, ...args);
   }
 

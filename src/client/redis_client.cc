@@ -329,6 +329,7 @@ void RedisClient::StartHandshake() {
   std::string db = std::to_string(options_.db);
   if (options_.db != 0) add({"SELECT", db});
   if (!options_.client_name.empty()) add({"CLIENT", "SETNAME", options_.client_name});
+  if (options_.readonly) add({"READONLY"});
   // Over TLS 1.3 the server judges the client's certificate after the client has finished
   // its side of the handshake, so a refusal arrives with the first read. A PING makes that
   // read part of connecting: a refused certificate fails the attempt, not a caller's command.

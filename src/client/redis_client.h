@@ -79,6 +79,8 @@ struct ClientOptions {
   uint32_t max_retries_per_request = 0;
   // Set: every connection speaks TLS with this context (shared by the client's connections).
   std::shared_ptr<TlsContext> tls;
+  // Sends READONLY in the handshake: a cluster replica then serves reads of its slots.
+  bool readonly = false;
 };
 
 constexpr uint32_t kRetryForever = UINT32_MAX;

@@ -29,7 +29,8 @@ struct ClusterRouter::Routed {
   bool asking = false;     // sent as [ASKING, command]: the reply is the second
   bool map_read = false;   // the router's own CLUSTER SHARDS / SLOTS
   bool shards = false;
-  bool fixed = false;  // SubmitTo: to one node as it is, never redirected
+  bool readonly = false;  // a read a replica may serve (read_from_replicas)
+  bool fixed = false;     // SubmitTo: to one node as it is, never redirected
   std::string fixed_to;
   bool early = false;  // settled from the timer (refused before any node had it)
   ClientError early_error;
@@ -42,6 +43,7 @@ struct ClusterRouter::Node {
   std::unique_ptr<NodeListener> listener;
   std::unique_ptr<RedisClient> client;
   bool primary = false;
+  bool replica = false;  // a replica of the map's (its connection sends READONLY)
   uint32_t slots = 0;
   bool busy = false;
   bool retiring = false;  // Quit() asked: it serves nothing in the map
@@ -150,6 +152,7 @@ SubmitResult ClusterRouter::Submit(const std::string_view* argv, size_t argc, vo
   }
   int key = RoutingKeyIndex(argv, argc);
   r->slot = key < 0 ? -1 : KeySlot(argv[key]);
+  r->readonly = options_.read_from_replicas && key >= 0 && IsReadOnlyCommand(argv[0]);
   Dispatch(r);
   return SubmitResult::kAccepted;
 }
@@ -188,13 +191,7 @@ SubmitResult ClusterRouter::SubmitTo(std::string_view endpoint, const std::strin
   }
   r->fixed = true;
   r->fixed_to = std::string(endpoint);
-  auto it = nodes_.find(r->fixed_to);
-  if (it == nodes_.end() || it->second->retiring) {
-    RefuseEarly(r, {ErrorKind::kConnection, "ERR_UNKNOWN_NODE",
-                    "no node " + r->fixed_to + " in the cluster's slot map"});
-    return SubmitResult::kAccepted;
-  }
-  SendTo(it->second.get(), r);
+  Dispatch(r);
   return SubmitResult::kAccepted;
 }
 
@@ -227,6 +224,7 @@ void ClusterRouter::Release(Routed* r) {
   r->asking = false;
   r->map_read = false;
   r->shards = false;
+  r->readonly = false;
   r->fixed = false;
   r->fixed_to.clear();
   r->early = false;
@@ -258,6 +256,17 @@ void ClusterRouter::Dispatch(Routed* r) {
     ArmTimer();
     return;
   }
+  if (r->fixed) {
+    auto it = nodes_.find(r->fixed_to);
+    if (it == nodes_.end()) {
+      RefuseEarly(r, {ErrorKind::kConnection, "ERR_UNKNOWN_NODE",
+                      "no node " + r->fixed_to + " in the cluster's slot map"});
+      return;
+    }
+    SendTo(it->second.get(), r);
+    return;
+  }
+  if (r->target != nullptr && r->target->retiring) r->target = nullptr;
   Node* node = r->target != nullptr ? r->target : NodeFor(*r);
   if (node == nullptr) {
     RequestRefresh(true);
@@ -270,7 +279,25 @@ void ClusterRouter::Dispatch(Routed* r) {
 }
 
 ClusterRouter::Node* ClusterRouter::NodeFor(const Routed& r) {
-  if (r.slot < 0) return AnyPrimary();
+  if (r.slot < 0) {
+    // A command without a key goes where the last one went while that node is a primary:
+    // MULTI and EXEC on a connection of the caller's own follow its WATCHed key, and a
+    // subscriber's SUBSCRIBE and UNSUBSCRIBE reach the same node.
+    if (sticky_ != nullptr && sticky_->primary && !sticky_->retiring) return sticky_;
+    return AnyPrimary();
+  }
+  if (r.readonly && r.redirects == 0) {
+    // A read goes to a replica of its slot whose breaker is closed, in turn; else to the
+    // primary. A replica that cannot serve it answers MOVED, which sends it to the primary.
+    const std::vector<Node*>& reps = replicas_[static_cast<size_t>(r.slot)];
+    for (size_t i = 0; i < reps.size(); ++i) {
+      Node* rep = reps[(next_replica_ + i) % reps.size()];
+      if (rep->breaker == BreakerState::kClosed) {
+        ++next_replica_;
+        return rep;
+      }
+    }
+  }
   return slots_[static_cast<size_t>(r.slot)];
 }
 
@@ -282,7 +309,15 @@ ClusterRouter::Node* ClusterRouter::AnyPrimary() {
 }
 
 void ClusterRouter::SendTo(Node* node, Routed* r) {
-  if (node->client == nullptr) StartNode(node);
+  if (node->client == nullptr) {
+    if (node->retiring || quit_requested_) {
+      RefuseEarly(r, {ErrorKind::kConnection, "ERR_NODE_CLOSED",
+                      node->retiring ? node->endpoint + " left the cluster's slot map"
+                                     : "the client was closed before the command was sent"});
+      return;
+    }
+    StartNode(node);
+  }
   r->argv.clear();
   if (r->asking) r->argv.emplace_back("ASKING");
   size_t at = 0;
@@ -290,6 +325,7 @@ void ClusterRouter::SendTo(Node* node, Routed* r) {
     r->argv.emplace_back(r->bytes.data() + at, len);
     at += len;
   }
+  if (!r->fixed && !r->readonly) sticky_ = node;
   node->client->IssueNextAt(r->issued_us);
   SubmitResult result;
   if (r->asking) {
@@ -312,14 +348,8 @@ void ClusterRouter::SendTo(Node* node, Routed* r) {
 ClusterRouter::Node* ClusterRouter::EnsureNode(const std::string& host, uint16_t port) {
   std::string endpoint = EndpointOf(host, port);
   auto it = nodes_.find(endpoint);
-  if (it != nodes_.end() && !it->second->retiring) return it->second.get();
-  if (it != nodes_.end()) {
-    // A node being retired that the map wants again: a new connection object under a new
-    // key for the old one, which closes on its own.
-    std::unique_ptr<Node> old = std::move(it->second);
-    nodes_.erase(it);
-    retired_.push_back(std::move(old));
-  }
+  if (it != nodes_.end()) return it->second.get();
+  // New, or back after being retired: a new record (the old one's connection closes alone).
   auto node = std::make_unique<Node>();
   node->endpoint = endpoint;
   node->host = host;
@@ -335,6 +365,7 @@ void ClusterRouter::StartNode(Node* node) {
   o.port = node->port;
   // The router decides when a node is tried again; the node's client its own backoff.
   o.owner_schedules_reconnect = false;
+  o.readonly = node->replica && options_.read_from_replicas;
   node->listener = std::make_unique<NodeListener>(this, node);
   node->client = std::make_unique<RedisClient>(loop_, std::move(o), node->listener.get());
 }
@@ -496,9 +527,8 @@ void ClusterRouter::OnNodeClosed(Node* node) {
   node->client.reset();
   node->listener.reset();
   if (node->busy) OnNodeBusy(node, false);
-  auto it = std::find_if(retired_.begin(), retired_.end(),
-                         [node](const std::unique_ptr<Node>& n) { return n.get() == node; });
-  if (it != retired_.end()) retired_.erase(it);
+  // A retired node's record stays until the router goes (commands on their way may still
+  // name it); it never opens a connection again.
   MaybeFinishClose();
 }
 
@@ -637,6 +667,10 @@ void ClusterRouter::ApplyMap(const SlotMap& map) {
   for (auto& entry : nodes_) {
     entry.second->slots = 0;
     entry.second->primary = false;
+    entry.second->replica = false;
+  }
+  for (const SlotRange& range : map.ranges) {
+    for (size_t rep : range.replicas) nodes[rep]->replica = true;
   }
   if (options_.read_from_replicas) {
     for (auto& list : replicas_) list.clear();
@@ -699,10 +733,10 @@ void ClusterRouter::RetireUnused(const SlotMap& map) {
     std::unique_ptr<Node> node = std::move(it->second);
     nodes_.erase(it);
     node->retiring = true;
-    if (node->client != nullptr) {
-      node->client->Quit();  // Answers what it was given, then closes (OnNodeClosed).
-      retired_.push_back(std::move(node));
-    }
+    if (sticky_ == node.get()) sticky_ = nullptr;
+    // Answers what it was given, then closes (OnNodeClosed).
+    if (node->client != nullptr) node->client->Quit();
+    retired_.push_back(std::move(node));
   }
 }
 
@@ -968,6 +1002,9 @@ void ClusterRouter::Quit() {
   for (auto& entry : nodes_) {
     if (entry.second->client != nullptr) entry.second->client->Quit();
   }
+  for (auto& node : retired_) {
+    if (node->client != nullptr) node->client->Quit();
+  }
   CloseIfDone();
 }
 
@@ -1018,7 +1055,9 @@ void ClusterRouter::MaybeFinishClose() {
   for (const auto& entry : nodes_) {
     if (entry.second->client != nullptr) return;
   }
-  if (!retired_.empty()) return;
+  for (const auto& node : retired_) {
+    if (node->client != nullptr) return;
+  }
   closed_notified_ = true;
   closed_ = true;
   listener_->OnClosed();  // The owner may delete the router here: nothing follows.

@@ -157,6 +157,8 @@ class ClusterRouter final : public CommandSink {
   std::vector<std::vector<Node*>> replicas_;  // per slot, when read_from_replicas
   std::vector<Node*> primaries_;              // of the current map
   size_t next_primary_ = 0;                   // keyless commands go round the primaries
+  size_t next_replica_ = 0;                   // reads go round a slot's replicas
+  Node* sticky_ = nullptr;                    // where the last routed command went
   size_t next_seed_ = 0;
   bool has_map_ = false;
   bool refresh_in_flight_ = false;

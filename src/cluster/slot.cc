@@ -156,6 +156,92 @@ uint16_t KeySlot(std::string_view key) {
   return Crc16(key) & (kSlotCount - 1);
 }
 
+bool IsReadOnlyCommand(std::string_view name) {
+  static const auto* reads = new std::unordered_map<std::string, bool>{
+      {"GET", true},
+      {"MGET", true},
+      {"STRLEN", true},
+      {"GETRANGE", true},
+      {"EXISTS", true},
+      {"TTL", true},
+      {"PTTL", true},
+      {"TYPE", true},
+      {"EXPIRETIME", true},
+      {"PEXPIRETIME", true},
+      {"HGET", true},
+      {"HMGET", true},
+      {"HGETALL", true},
+      {"HLEN", true},
+      {"HEXISTS", true},
+      {"HKEYS", true},
+      {"HVALS", true},
+      {"HSTRLEN", true},
+      {"HRANDFIELD", true},
+      {"HSCAN", true},
+      {"LRANGE", true},
+      {"LLEN", true},
+      {"LINDEX", true},
+      {"LPOS", true},
+      {"SMEMBERS", true},
+      {"SISMEMBER", true},
+      {"SMISMEMBER", true},
+      {"SCARD", true},
+      {"SRANDMEMBER", true},
+      {"SSCAN", true},
+      {"SINTER", true},
+      {"SUNION", true},
+      {"SDIFF", true},
+      {"ZRANGE", true},
+      {"ZRANGEBYSCORE", true},
+      {"ZREVRANGE", true},
+      {"ZREVRANGEBYSCORE", true},
+      {"ZSCORE", true},
+      {"ZMSCORE", true},
+      {"ZCARD", true},
+      {"ZCOUNT", true},
+      {"ZRANK", true},
+      {"ZREVRANK", true},
+      {"ZSCAN", true},
+      {"ZRANGEBYLEX", true},
+      {"ZLEXCOUNT", true},
+      {"XRANGE", true},
+      {"XREVRANGE", true},
+      {"XLEN", true},
+      {"BITCOUNT", true},
+      {"GETBIT", true},
+      {"BITPOS", true},
+      {"PFCOUNT", true},
+      {"GEOPOS", true},
+      {"GEODIST", true},
+      {"GEOSEARCH", true},
+      {"GEOHASH", true},
+      {"DUMP", true},
+      {"OBJECT", true},
+      {"MEMORY", true},
+      {"EVAL_RO", true},
+      {"EVALSHA_RO", true},
+      {"FCALL_RO", true},
+      {"SORT_RO", true},
+      {"TOUCH", true},
+      {"SUBSTR", true},
+      {"LCS", true},
+      {"ZINTER", true},
+      {"ZUNION", true},
+      {"ZDIFF", true},
+      {"ZINTERCARD", true},
+      {"SINTERCARD", true},
+      {"ZRANDMEMBER", true},
+      {"JSON.GET", true},
+  };
+  char upper[24];
+  if (name.size() > sizeof(upper)) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    upper[i] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  return reads->count(std::string(upper, name.size())) != 0;
+}
+
 int RoutingKeyIndex(const std::string_view* argv, size_t argc) {
   if (argc < 2) return -1;
   std::string_view name = argv[0];

@@ -25,6 +25,10 @@ uint16_t KeySlot(std::string_view key);
 // routed by its first; Redis refuses it (CROSSSLOT) when the others live in other slots.
 int RoutingKeyIndex(const std::string_view* argv, size_t argc);
 
+// Whether a command only reads (GET, MGET, HGETALL, ZRANGE…), so that a replica may serve it
+// when the cluster client reads from replicas. Commands not known to be reads are false.
+bool IsReadOnlyCommand(std::string_view name);
+
 }  // namespace hirecache
 
 #endif  // HIRECACHE_CLUSTER_SLOT_H_
