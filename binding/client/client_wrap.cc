@@ -115,6 +115,8 @@ Napi::Function ClientWrap::Define(Napi::Env env) {
                          InstanceMethod<&ClientWrap::Command>("command"),
                          InstanceMethod<&ClientWrap::CommandOn>("commandOn"),
                          InstanceMethod<&ClientWrap::Nodes>("nodes"),
+                         InstanceMethod<&ClientWrap::SetEndpoint>("setEndpoint"),
+                         InstanceMethod<&ClientWrap::FailResolve>("failResolve"),
                          InstanceMethod<&ClientWrap::Unit>("unit"),
                          InstanceMethod<&ClientWrap::ReconnectIn>("reconnectIn"),
                          InstanceMethod<&ClientWrap::Get>("get"),
@@ -164,6 +166,7 @@ ClientWrap::ClientWrap(const Napi::CallbackInfo& info)
   options.subscriber = o.Bool("subscriber", options.subscriber);
   options.reconnect = o.Bool("reconnect", options.reconnect);
   options.owner_schedules_reconnect = o.Bool("ownerSchedulesReconnect", false);
+  options.endpoint_from_owner = o.Bool("endpointFromOwner", false);
   // null (wait until the deadline) arrives as -1.
   Napi::Value retries = info[0].As<Napi::Object>().Get("maxRetriesPerRequest");
   if (retries.IsNumber()) {
@@ -406,6 +409,35 @@ Napi::Value ClientWrap::CommandOn(const Napi::CallbackInfo& info) {
     OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
   }
   return Napi::Value(env_, promise);
+}
+
+// setEndpoint(host, port): where a single-node client connects from now on (Sentinel's
+// primary); an attempt waiting on a 'resolve' event goes ahead.
+Napi::Value ClientWrap::SetEndpoint(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env_, "setEndpoint(host, port)");
+  }
+  auto* client = router_ == nullptr ? static_cast<RedisClient*>(core_.get()) : nullptr;
+  if (client != nullptr && !closed_) {
+    client->SetEndpoint(info[0].As<Napi::String>().Utf8Value(),
+                        static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()));
+  }
+  return info.Env().Undefined();
+}
+
+// failResolve(code, message): the attempt waiting on a 'resolve' event fails with this error.
+Napi::Value ClientWrap::FailResolve(const Napi::CallbackInfo& info) {
+  JsCallScope js(addon_);
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    throw Napi::TypeError::New(env_, "failResolve(code, message)");
+  }
+  auto* client = router_ == nullptr ? static_cast<RedisClient*>(core_.get()) : nullptr;
+  if (client != nullptr && !closed_) {
+    client->FailResolve({ErrorKind::kConnection, info[0].As<Napi::String>().Utf8Value(),
+                         info[1].As<Napi::String>().Utf8Value()});
+  }
+  return info.Env().Undefined();
 }
 
 // nodes() => [{ endpoint, role, slots, state, … }] for a cluster client; [] otherwise.
@@ -728,6 +760,9 @@ void ClientWrap::OnEvent(const ClientEvent& event) {
         napi_get_boolean(env_, true, &yes);
         set("ownerDecides", yes);
       }
+      break;
+    case ClientEventType::kResolve:
+      type = "resolve";
       break;
     case ClientEventType::kBreaker:
       type = "breaker";

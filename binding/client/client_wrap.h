@@ -74,6 +74,8 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::Value Command(const Napi::CallbackInfo& info);
   Napi::Value CommandOn(const Napi::CallbackInfo& info);
   Napi::Value Nodes(const Napi::CallbackInfo& info);
+  Napi::Value SetEndpoint(const Napi::CallbackInfo& info);
+  Napi::Value FailResolve(const Napi::CallbackInfo& info);
   Napi::Value Unit(const Napi::CallbackInfo& info);
   Napi::Value ReconnectIn(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);

@@ -17,6 +17,7 @@ const { createLogSink } = require('./log');
 const { nativeTls, warnIfUnverified, redactTls } = require('./tls');
 const { installCommands, prefixKey, prefixKeysOf, withCallback, transformOf } = require('./commands');
 const { splitBySlot, SPLIT } = require('./cluster');
+const { SentinelResolver } = require('./sentinel');
 
 // The breaker's states by the number the native side writes into breakerCell.
 const BREAKER_STATES = binding.clientConstants.breakerStates;
@@ -87,6 +88,7 @@ class RedisClient extends EventEmitter {
   #log;
   #breakerCell;
   #cluster = false; // a Redis Cluster: the native side routes by slot; multi-key commands split here
+  #sentinel = null; // Sentinel mode: asked where the primary is before each connect attempt
 
   /**
    * @param {object} [options] see README "Configuration"; options override the environment.
@@ -114,6 +116,7 @@ class RedisClient extends EventEmitter {
         subscriber: internal.subscriber === true,
         reconnect: internal.reconnect !== false,
         ownerSchedulesReconnect: config.retryStrategy !== null,
+        endpointFromOwner: config.sentinel !== null,
         maxRetriesPerRequest: config.maxRetriesPerRequest === null ? -1 : config.maxRetriesPerRequest,
       }, nativeError);
     } catch (err) {
@@ -123,6 +126,15 @@ class RedisClient extends EventEmitter {
     }
     warnIfUnverified(config, this.#log);
     this.#breakerCell = this.#native.breakerCell;
+    if (config.sentinel !== null) {
+      const native = this.#native;
+      this.#sentinel = new SentinelResolver(config.sentinel, {
+        connect: (o) => new RedisClient(o, {}, { dedicated: false }),
+        timeouts: { connect: Math.min(config.connectTimeout, 2000), command: Math.min(config.commandTimeout || 2000, 2000) },
+        onSwitch: (host, port) => native.setEndpoint(host, port),
+        log: (level, message) => this.#log.write(level, message),
+      });
+    }
     // A property, not a closure the native side holds: the client and its native half stay
     // collectable together.
     const self = new WeakRef(this);
@@ -142,6 +154,10 @@ class RedisClient extends EventEmitter {
   }
 
   #onNativeEvent(type, detail) {
+    if (type === 'resolve') {
+      this.#resolvePrimary();
+      return;
+    }
     if (type === 'reconnecting' && detail.ownerDecides) {
       this.#askRetryStrategy(detail);
       return;
@@ -160,6 +176,15 @@ class RedisClient extends EventEmitter {
     // An error nobody listens to is the logger's to report, never a crash.
     if (args[0] === 'error' && this.listenerCount('error') === 0) return;
     this.emit(...args);
+  }
+
+  // A connect attempt waits for the primary's address: the sentinels are asked.
+  #resolvePrimary() {
+    const native = this.#native;
+    this.#sentinel.resolve().then(
+      ({ host, port }) => native.setEndpoint(host, port),
+      (err) => native.failResolve(err.code || 'ERR_SENTINEL', err.message),
+    );
   }
 
   // retryStrategy(times) → the wait before the next attempt in ms, or anything else to stop
@@ -573,6 +598,7 @@ class RedisClient extends EventEmitter {
     const others = [...this.#isolated].map((conn) => conn.quit());
     if (this.#subscriptions !== null) others.push(this.#subscriptions.close(true));
     if (this.#blocking !== null) others.push(this.#blocking.close(true));
+    if (this.#sentinel !== null) others.push(this.#sentinel.close());
     const done = Promise.all([this.#native.quit(), ...others]).then(() => 'OK');
     return withCallback(done, callback);
   }
@@ -583,6 +609,7 @@ class RedisClient extends EventEmitter {
     for (const conn of this.#isolated) conn.disconnect();
     if (this.#subscriptions !== null) this.#subscriptions.close(false);
     if (this.#blocking !== null) this.#blocking.close(false);
+    if (this.#sentinel !== null) this.#sentinel.close();
     this.#native.disconnect();
   }
 
@@ -608,8 +635,9 @@ class RedisClient extends EventEmitter {
     return {
       state: s.state,
       ready: s.state === 'ready',
-      host: this.#config.host,
-      port: this.#config.port,
+      // In Sentinel mode, the primary last named (null before the first answer).
+      host: this.#sentinel !== null ? this.#sentinel.address?.host ?? null : this.#config.host,
+      port: this.#sentinel !== null ? this.#sentinel.address?.port ?? null : this.#config.port,
       db: this.#config.db,
       tls: this.#config.tls !== null,
       breaker: s.breaker,
@@ -623,6 +651,13 @@ class RedisClient extends EventEmitter {
       queued: s.queued,
       fallbacks: [...this.#fallbacks.keys()],
       ...(this.#cluster ? { cluster: this.#clusterStatus(s) } : {}),
+      ...(this.#sentinel !== null ? {
+        sentinel: {
+          name: this.#sentinel.settings.name,
+          primary: this.#sentinel.primary,
+          sentinels: this.#sentinel.settings.sentinels.map(({ host, port }) => `${host}:${port}`),
+        },
+      } : {}),
     };
   }
 

@@ -6,6 +6,7 @@ const { inspect } = require('util');
 const { ConfigError } = require('../errors');
 const { resolveTls } = require('./tls');
 const { resolveCluster } = require('./cluster');
+const { resolveSentinel } = require('./sentinel');
 const { clientConstants } = require('../binding');
 const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = require('../util/validate');
 
@@ -277,7 +278,7 @@ const CLIENT_OPTIONS = new Set([
   'commandTimeout', 'keepAlive', 'noDelay', 'maxQueue', 'maxInFlight', 'maxQueueBytes', 'maxValueBytes',
   'maxBulkBytes', 'maxAggregateElements', 'maxLineBytes', 'maxDepth', 'reconnectBaseDelay',
   'reconnectMaxDelay', 'tls', 'metrics', 'breaker', 'logger', 'lazyConnect', 'keyPrefix', 'retryStrategy',
-  'maxRetriesPerRequest', 'maxBlockingConnections', 'cluster',
+  'maxRetriesPerRequest', 'maxBlockingConnections', 'cluster', 'sentinels', 'sentinelPassword', 'sentinelUsername', 'role',
 ]);
 // Options of ioredis and node-redis that users bring along, and what to do instead.
 const FOREIGN_OPTIONS = {
@@ -288,7 +289,9 @@ const FOREIGN_OPTIONS = {
   reconnectOnError: 'a READONLY reply (failover) reconnects by itself',
   enableAutoPipelining: 'every command issued in one turn of the event loop is written in one go, always',
   family: 'the address family follows what the host name resolves to',
-  sentinels: 'Sentinel is not supported yet',
+  enableTLSForSentinelMode: 'the connections to the sentinels are plaintext; the primary\'s take the tls option',
+  sentinelRetryStrategy: 'the sentinels are asked in turn at each connect attempt, within connectTimeout',
+  natMap: 'not supported: the nodes must be reachable at the addresses they announce',
   socket: 'use host, port, connectTimeout, keepAlive and noDelay; for TLS, tls (true or tls.connect options) or a rediss:// URL',
   database: 'use db',
 };
@@ -312,6 +315,19 @@ function checkOptionNames(options) {
 function resolveConfig(env = process.env, options = {}) {
   if (options === null || typeof options !== 'object') {
     throw invalidParameterError('options', 'an object', options, OPTION);
+  }
+  // Sentinel mode (option sentinels, or REDIS_SENTINELS when no address is given in code):
+  // `name` is then the primary's name as the sentinels know it, as in ioredis, and
+  // connectionName is CLIENT SETNAME.
+  const explicitAddress = options.url !== undefined || options.host !== undefined || options.cluster !== undefined;
+  const sentinel = resolveSentinel(options, options.sentinels === undefined && explicitAddress ? {} : env);
+  if (sentinel !== null) {
+    options = { ...options };
+    delete options.name;
+    if (options.cluster !== undefined) throw configError('options cluster and sentinels were both given: a client talks to a cluster or to a primary its sentinels name, not both');
+    if (options.url !== undefined || options.host !== undefined || options.port !== undefined) {
+      throw configError('option sentinels names where the primary is found: leave out url, host and port');
+    }
   }
   checkOptionNames(options);
   if (options.connectionName !== undefined && options.name === undefined) {
@@ -414,7 +430,21 @@ function resolveConfig(env = process.env, options = {}) {
     }
   }
   if (config.reconnectMaxDelay < config.reconnectBaseDelay) config.reconnectMaxDelay = config.reconnectBaseDelay;
-  config.cluster = config.enabled ? clusterConfig(env, options, config) : null;
+  config.sentinel = config.enabled ? sentinel : null;
+  if (config.sentinel !== null) {
+    if (options.sentinels === undefined) {
+      for (const other of ['REDIS_CLUSTER_NODES', 'REDIS_URL']) {
+        if (env[other] !== undefined && String(env[other]).trim() !== '') {
+          throw configError(`REDIS_SENTINELS and ${other} are both set: set the one that describes your Redis (the primary's password goes in REDIS_PASSWORD)`);
+        }
+      }
+    }
+    // Where the native client starts: replaced by the primary the sentinels name before any
+    // connection is opened.
+    config.host = sentinel.sentinels[0].host;
+    config.port = sentinel.sentinels[0].port;
+  }
+  config.cluster = config.enabled && config.sentinel === null ? clusterConfig(env, options, config) : null;
   config.keepAliveSeconds = config.keepAlive === 0 ? 0 : Math.max(1, Math.round(config.keepAlive / 1000));
   return config;
 }

@@ -58,6 +58,7 @@ enum class ClientEventType {
   kClose,         // an established connection closed
   kReconnecting,  // a reconnect is scheduled in delay_ms
   kBreaker,       // the breaker changed state
+  kResolve,       // a connect attempt waits for the owner to name the address (SetEndpoint)
 };
 
 struct ClientEvent {

@@ -280,6 +280,43 @@ void RedisClient::StartConnect() {
   state_ = ClientState::kConnecting;
   connect_started_ms_ = MonotonicNowMs();
   StartStateTimer(options_.connect_timeout_ms);
+  if (options_.endpoint_from_owner) {
+    awaiting_endpoint_ = true;
+    Emit({ClientEventType::kResolve});
+    return;
+  }
+  OpenConnection();
+}
+
+void RedisClient::SetEndpoint(const std::string& host, uint16_t port) {
+  if (closing_handles_) return;
+  options_.host = host;
+  options_.port = port;
+  endpoint_ = EndpointOf(host, port);
+  if (awaiting_endpoint_) {
+    awaiting_endpoint_ = false;
+    if (state_ == ClientState::kConnecting) OpenConnection();
+    return;
+  }
+  if (conn_ != nullptr && connected_endpoint_ != endpoint_ && !drain_then_reconnect_) {
+    // Finish what was written on the old address, then reconnect to the new one. With
+    // nothing written, the drain is over now.
+    drain_then_reconnect_ = true;
+    if (pipeline_.written() == 0) {
+      SettleScope scope(listener_);
+      DrainThenReconnect("the primary moved to " + endpoint_ + "; reconnecting");
+    }
+  }
+}
+
+void RedisClient::FailResolve(const ClientError& error) {
+  if (!awaiting_endpoint_ || state_ != ClientState::kConnecting) return;
+  awaiting_endpoint_ = false;
+  FailConnectAttempt(error);
+}
+
+void RedisClient::OpenConnection() {
+  connected_endpoint_ = endpoint_;
   ConnectionOptions co;
   co.host = options_.host;
   co.port = options_.port;
@@ -385,6 +422,7 @@ void RedisClient::RecordError(const ClientError& error) {
 
 void RedisClient::FailConnectAttempt(const ClientError& error) {
   SettleScope scope(listener_);
+  awaiting_endpoint_ = false;
   RecordError(error);
   Emit({ClientEventType::kError, error});
   CloseConnection();
@@ -730,12 +768,9 @@ void RedisClient::OnReadEnd() {
     if (breaker_.reason() == BreakerReason::kStalled) CloseBreaker();
   }
   if (drain_then_reconnect_ && pipeline_.written() == 0 && conn_ != nullptr) {
-    ClientError readonly{ErrorKind::kConnection, "READONLY",
-                         "Redis answered READONLY (a failover happened); reconnecting"};
-    RecordError(readonly);
-    CloseConnection();
-    drain_then_reconnect_ = false;
-    LoseConnection(readonly);
+    DrainThenReconnect(connected_endpoint_ != endpoint_
+                           ? "the primary moved to " + endpoint_ + "; reconnecting"
+                           : "Redis answered READONLY (a failover happened); reconnecting");
   }
   listener_->EndSettle();  // JS continuations run here and may call back into the client.
   // Commands held back by the in-flight bound go out now that replies made room.
@@ -743,6 +778,17 @@ void RedisClient::OnReadEnd() {
       (state_ == ClientState::kReady || state_ == ClientState::kClosing)) {
     RequestFlush();
   }
+}
+
+// The written commands of a connection that must go (READONLY, a new primary) are answered:
+// it closes, and the client reconnects at once.
+void RedisClient::DrainThenReconnect(const std::string& why) {
+  ClientError error{ErrorKind::kConnection,
+                    connected_endpoint_ != endpoint_ ? "ERR_MOVED" : "READONLY", why};
+  RecordError(error);
+  CloseConnection();
+  drain_then_reconnect_ = false;
+  LoseConnection(error);
 }
 
 void RedisClient::OnFailed(const ClientError& error) {

@@ -81,6 +81,9 @@ struct ClientOptions {
   std::shared_ptr<TlsContext> tls;
   // Sends READONLY in the handshake: a cluster replica then serves reads of its slots.
   bool readonly = false;
+  // Every connect attempt first asks the owner where to connect (a kResolve event) and waits,
+  // within connect_timeout_ms, for SetEndpoint() or FailResolve(): Sentinel's current primary.
+  bool endpoint_from_owner = false;
 };
 
 constexpr uint32_t kRetryForever = UINT32_MAX;
@@ -108,6 +111,13 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   // The next Submit's command counts as issued at `submitted_us` (MonotonicNowUs): its
   // deadline runs from then. A router sending a redirected command again keeps its deadline.
   void IssueNextAt(uint64_t submitted_us) { next_issued_us_ = submitted_us; }
+  // The address to connect to from now on. An attempt waiting for it (endpoint_from_owner)
+  // goes ahead; a connection to another address finishes the commands it has written, then
+  // reconnects here (as after READONLY).
+  void SetEndpoint(const std::string& host, uint16_t port);
+  // The owner could not name an address: the waiting attempt fails with `error`.
+  void FailResolve(const ClientError& error);
+  const std::string& endpoint() const { return endpoint_; }
 
  private:
   // ConnectionEvents.
@@ -130,6 +140,8 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
 
   // Connection lifecycle.
   void StartConnect();
+  void OpenConnection();
+  void DrainThenReconnect(const std::string& why);
   void StartHandshake();
   void OnHandshakeDone();
   void RecordError(const ClientError& error);
@@ -219,6 +231,8 @@ class RedisClient final : public CommandSink, private ConnectionEvents {
   bool has_deferred_connect_failure_ = false;
   ClientError deferred_connect_failure_;
   bool drain_then_reconnect_ = false;  // after READONLY: finish written commands, reconnect
+  bool awaiting_endpoint_ = false;     // a connect attempt waits for SetEndpoint()
+  std::string connected_endpoint_;     // the address of the current connection
   bool quit_requested_ = false;
   bool flush_scheduled_ = false;
   bool deadline_armed_ = false;

@@ -504,6 +504,7 @@ void ClusterRouter::OnNodeEvent(Node* node, const ClientEvent& event) {
     case ClientEventType::kReady:
     case ClientEventType::kClose:
     case ClientEventType::kReconnecting:
+    case ClientEventType::kResolve:
     case ClientEventType::kBreaker:
       // The cluster's own: 'ready' when the first map arrives, 'breaker' when every primary
       // is unusable (UpdateBreaker). A node's own comings and goings show in NodeStats.

@@ -270,8 +270,15 @@ int RoutingKeyIndex(const std::string_view* argv, size_t argc) {
     case KeyRule::kNumkeys2:
       return CountAt(argv, argc, 2) > 0 ? IfPresent(3, argc) : -1;
     case KeyRule::kStreams:
-      for (size_t i = 1; i + 1 < argc; ++i) {
-        if (EqualsUpper(argv[i], "STREAMS")) return static_cast<int>(i + 1);
+      // The options' values are stepped over (GROUP takes two names of the caller's, which
+      // may well be "streams"); the first stream follows STREAMS.
+      for (size_t i = 1; i < argc; ++i) {
+        if (EqualsUpper(argv[i], "STREAMS")) return IfPresent(i + 1, argc);
+        if (EqualsUpper(argv[i], "GROUP")) {
+          i += 2;
+        } else if (EqualsUpper(argv[i], "COUNT") || EqualsUpper(argv[i], "BLOCK")) {
+          i += 1;
+        }
       }
       return -1;
   }

@@ -105,6 +105,7 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
     }
     if (slots->elements == 0) continue;  // a shard that serves no slot (a node being added)
     long long primary = -1;
+    bool primary_healthy = false;
     std::vector<size_t> replicas;
     for (size_t n = 0; n < nodes->elements; ++n) {
       const redisReply* node = nodes->element[n];
@@ -115,6 +116,7 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
       ClusterNodeInfo info;
       std::string_view ip;
       std::string_view endpoint;
+      bool has_endpoint = false;
       uint16_t port = 0;
       uint16_t tls_port = 0;
       bool role_known = false;
@@ -126,6 +128,7 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
         } else if (name == "ip") {
           ip = Text(value);
         } else if (name == "endpoint") {
+          has_endpoint = true;
           endpoint = Text(value);
         } else if (name == "port") {
           if (!Port(value, &port)) {
@@ -149,12 +152,20 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
         *error = "CLUSTER SHARDS: a node has no port or no role";
         return false;
       }
-      info.host = HostOr(!endpoint.empty() && endpoint != "?" ? endpoint : ip, source);
+      // The endpoint is where clients go: "?" or "" there means "where you reached me", even
+      // though the node still sends its ip (which clients may not reach: a load balancer, a
+      // NAT). The ip stands in only for a server that sends no endpoint at all.
+      info.host = HostOr(has_endpoint ? endpoint : ip, source);
       bool is_primary = info.primary;
       bool healthy = info.healthy;
       size_t index = AddNode(map, std::move(info));
       if (is_primary) {
-        primary = static_cast<long long>(index);
+        // A failed primary stays listed as one until the cluster forgets it: an online one
+        // of the same shard (its promoted replica) wins whatever the order.
+        if (primary < 0 || (healthy && !primary_healthy)) {
+          primary = static_cast<long long>(index);
+          primary_healthy = healthy;
+        }
       } else if (healthy) {
         replicas.push_back(index);
       }
