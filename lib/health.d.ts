@@ -30,6 +30,25 @@ export interface HealthReport {
     reconnectAttempts: number;
     inFlight: number;
     queued: number;
+    /** Absent for a single Redis. */
+    mode?: 'cluster' | 'sentinel';
+    /**
+     * A cluster's nodes, each with its own connection's state (a node never needed yet is
+     * 'idle'). A primary whose breaker is not closed makes the status 'degraded'.
+     */
+    nodes?: Array<{
+      node: string;
+      role: 'primary' | 'replica';
+      slots: number;
+      state: ClientState;
+      breaker: 'closed' | 'open' | 'half-open';
+      lastError: { code: string | null; message: string } | null;
+      inFlight: number;
+      queued: number;
+    }>;
+    /** Sentinel mode: the primary the sentinels named ("host:port"), null before they answered. */
+    primary?: string | null;
+    sentinelName?: string;
   };
   /**
    * The pub/sub connection, once anything was subscribed (absent before). Informational: it

@@ -51,6 +51,17 @@ export interface ClientMetrics {
   queued: number;
 }
 
+/** One node's connection (hirecache_node_up, _node_breaker_state, _node_in_flight). */
+export interface NodeMetrics {
+  /** "host:port" */
+  node: string;
+  role: 'primary' | 'replica';
+  state: string;
+  breakerState: BreakerState;
+  inFlight: number;
+  queued: number;
+}
+
 /** A client whose metrics can be read: a RedisClient from hirecache/redis. */
 export interface MetricsClient {
   metrics(): ClientMetrics;
@@ -89,6 +100,8 @@ export interface MetricsSnapshot {
   breakerClosed: number;
   inFlight: number;
   queued: number;
+  /** Each node of a cluster client, or the primary of a Sentinel client; [] for one Redis. */
+  nodes: NodeMetrics[];
   /** Cache reads that found a value: Redis GET / MGET keys, plus fallback store hits. */
   hits: number;
   /** Cache reads that found none, from Redis or from the fallback store. */

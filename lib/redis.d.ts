@@ -88,6 +88,58 @@ export interface ClientOptions {
    * (pino, winston…), or false for none.
    */
   logger?: false | null | Logger;
+  /**
+   * Redis Cluster: true (the host and port, or url, are a seed node), the seed nodes
+   * ('host:port', a redis:// or rediss:// URL, or { host, port }), or the settings. Default:
+   * REDIS_CLUSTER_NODES ('host1:6379,host2:6379') when set. Every node's connection takes
+   * the other options (password, tls, timeouts, breaker).
+   */
+  cluster?: boolean | ClusterNode[] | ClusterOptions;
+  /**
+   * Redis Sentinel: the sentinels to ask where the primary is (default port 26379). With it,
+   * `name` is the primary's name as the sentinels know it (ioredis's meaning), and
+   * connectionName is CLIENT SETNAME. Default: REDIS_SENTINELS and REDIS_SENTINEL_NAME.
+   */
+  sentinels?: ClusterNode[];
+  /** AUTH for the sentinels (REDIS_SENTINEL_PASSWORD); the primary's is `password`. */
+  sentinelPassword?: string;
+  sentinelUsername?: string;
+  /** Only 'master': a Sentinel client talks to the primary. */
+  role?: 'master';
+}
+
+export type ClusterNode = string | { host: string; port?: number };
+
+export interface ClusterOptions {
+  /** The seed nodes; any reachable one gives the slot map. node-redis's name: rootNodes. */
+  nodes?: ClusterNode[];
+  rootNodes?: ClusterNode[];
+  /** MOVED / ASK / TRYAGAIN followed per command, at most. Default 16. */
+  maxRedirections?: number;
+  /** Milliseconds between two reads of the slot map when nothing asks for one; 0: never. Default 5000. ioredis: slotsRefreshInterval. */
+  refreshInterval?: number;
+  slotsRefreshInterval?: number;
+  /** Reads (GET, MGET, HGETALL…) go to a replica of their slot (READONLY). Default false. node-redis: useReplicas; ioredis: scaleReads 'slave'. */
+  readFromReplicas?: boolean;
+  useReplicas?: boolean;
+  scaleReads?: 'master' | 'slave';
+}
+
+/** One node of a cluster client, in status().cluster.nodes. */
+export interface ClusterNodeStatus {
+  /** "host:port" */
+  endpoint: string;
+  role: 'primary' | 'replica';
+  /** Slots it serves as primary in the current map. */
+  slots: number;
+  /** 'idle' until a command needs it. */
+  state: ClientState;
+  breaker: BreakerState;
+  lastError: { code: string; message: string; at: number } | null;
+  reconnectAttempts: number;
+  connectionsOpened: number;
+  inFlight: number;
+  queued: number;
 }
 
 /** The TLS settings hirecache takes; any other tls.connect name is refused by name. */
@@ -147,8 +199,9 @@ export const CLIENT_STATES: readonly ClientState[];
 export interface ClientStatus {
   state: ClientState;
   ready: boolean;
-  host: string;
-  port: number;
+  /** null for a Sentinel client before the sentinels named the primary. */
+  host: string | null;
+  port: number | null;
   db: number;
   /** Whether the connection speaks TLS. */
   tls: boolean;
@@ -164,6 +217,10 @@ export interface ClientStatus {
   inFlight: number;
   queued: number;
   fallbacks: string[];
+  /** A cluster client: the slot map reads and redirections so far, and each node's connection. */
+  cluster?: { mapReads: number; redirections: number; nodes: ClusterNodeStatus[] };
+  /** A Sentinel client: the primary last named ("host:port"; host and port above say the same). */
+  sentinel?: { name: string; primary: string | null; sentinels: string[] };
 }
 
 /** A message listener: strings, or Buffers when subscribed with { buffers: true }. */

@@ -83,7 +83,42 @@ function redisSection(client, usingFallback) {
     reconnectAttempts: s.reconnectAttempts,
     inFlight: s.inFlight,
     queued: s.queued,
+    ...nodeSections(s),
   };
+}
+
+/**
+ * Which node serves: for a cluster, each node's connection (role, slots, state, breaker,
+ * last error; a node never needed yet reads 'idle'); in Sentinel mode, the primary the
+ * sentinels named. Nothing for a single Redis.
+ */
+function nodeSections(s) {
+  if (s.cluster) {
+    return {
+      mode: 'cluster',
+      nodes: s.cluster.nodes.map((n) => ({
+        node: n.endpoint,
+        role: n.role,
+        slots: n.slots,
+        state: n.state,
+        breaker: n.breaker,
+        lastError: n.lastError ? errorSummary(n.lastError) : null,
+        inFlight: n.inFlight,
+        queued: n.queued,
+      })),
+    };
+  }
+  if (s.sentinel) return { mode: 'sentinel', primary: s.sentinel.primary, sentinelName: s.sentinel.name };
+  return {};
+}
+
+/**
+ * The primaries of a cluster that cannot serve their slots now (breaker not closed, or down
+ * after a failure): with some of them, Redis serves part of the keys, which is 'degraded'.
+ */
+function primariesDown(redis) {
+  if (redis.mode !== 'cluster') return [];
+  return redis.nodes.filter((n) => n.role === 'primary' && (n.breaker !== 'closed' || n.state === 'down')).map((n) => n.node);
 }
 
 const NO_FALLBACK = Object.freeze({ enabled: false, active: false, entries: 0, bytes: 0 });
@@ -212,6 +247,10 @@ function buildReport({ client: clientSource, cache, limiters, connect }) {
   const redisServes = usable && (redis.state === 'ready' || starting);
   const authRefused = redis.state !== 'ready' && redis.lastError !== null && AUTH_REFUSED.has(redis.lastError.code);
   const decided = decide({ redisServes, fallbackServes: fallback.enabled, authRefused });
+  // A cluster with a shard down serves the other shards' keys; the rest fail fast (or use the
+  // fallback): degraded, and still ready.
+  const down = primariesDown(redis);
+  if (down.length > 0 && decided.status === 'ok') decided.status = 'degraded';
   // A cache whose settings are refused serves nothing at all.
   if (cacheError) Object.assign(decided, { status: 'error' });
   const report = {

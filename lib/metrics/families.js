@@ -131,6 +131,27 @@ const FAMILIES = [
     samples: (s) => ifRedis(s, s.breakerClosed),
   },
   {
+    name: 'node_up',
+    help: 'Each Redis node the client talks to (a cluster\'s nodes, or the primary Sentinel named): 1 when its connection is ready and its breaker closed, 0 otherwise.',
+    type: 'gauge',
+    aggregator: 'min',
+    samples: (s) => s.nodes.map((n) => ({ suffix: '', labels: { node: n.node, role: n.role }, value: n.state === 'ready' && n.breakerState === 'closed' ? 1 : 0 })),
+  },
+  {
+    name: 'node_breaker_state',
+    help: 'Each node\'s circuit breaker: 0 closed, 1 half-open, 2 open.',
+    type: 'gauge',
+    aggregator: 'max',
+    samples: (s) => s.nodes.map((n) => ({ suffix: '', labels: { node: n.node, role: n.role }, value: BREAKER_GAUGE[n.breakerState] ?? 0 })),
+  },
+  {
+    name: 'node_in_flight',
+    help: 'Commands written to each node and not yet answered.',
+    type: 'gauge',
+    aggregator: 'sum',
+    samples: (s) => s.nodes.map((n) => ({ suffix: '', labels: { node: n.node, role: n.role }, value: n.inFlight })),
+  },
+  {
     name: 'fallback_active',
     help: 'Whether the cache serves from its in-memory fallback store (1) or from Redis (0).',
     type: 'gauge',

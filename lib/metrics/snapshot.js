@@ -104,6 +104,24 @@ function cacheList(cache) {
 const LIMITER_REPORT = 'ratelimit:';
 
 /**
+ * Each node's connection of a cluster client ({ node, role, state, breakerState, inFlight,
+ * queued }); for a Sentinel client its primary, as a one-node list; [] otherwise.
+ */
+function nodesOf(client) {
+  const s = safely(() => client.status());
+  if (!isObject(s)) return [];
+  if (isObject(s.cluster) && Array.isArray(s.cluster.nodes)) {
+    return s.cluster.nodes.map((n) => ({
+      node: String(n.endpoint), role: n.role, state: n.state, breakerState: n.breaker, inFlight: num(n.inFlight), queued: num(n.queued),
+    }));
+  }
+  if (isObject(s.sentinel) && s.sentinel.primary) {
+    return [{ node: String(s.sentinel.primary), role: 'primary', state: s.state, breakerState: s.breaker, inFlight: num(s.inFlight), queued: num(s.queued) }];
+  }
+  return [];
+}
+
+/**
  * Everything hirecache counts, as a plain object (see lib/metrics.d.ts, MetricsSnapshot):
  * the client's metrics() (outcomes by command, latency histograms with per-bucket counts,
  * connection and breaker counters, in-flight and queued gauges), `hits`, `misses` and
@@ -134,6 +152,7 @@ function metricsSnapshot(client, extras = {}) {
     breakerClosed: m ? num(m.breakerClosed) : 0,
     inFlight: m ? num(m.inFlight) : 0,
     queued: m ? num(m.queued) : 0,
+    nodes: client == null ? [] : nodesOf(client),
     hits: 0,
     misses: 0,
     hitRate: null,

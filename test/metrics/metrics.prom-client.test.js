@@ -154,7 +154,7 @@ test('get() returns the shape prom-client reads: metricName for histogram series
     expect(Object.keys(item).sort()).toEqual(['aggregator', 'help', 'name', 'type', 'values']);
     expect(item.name.startsWith('app_')).toBe(true);
     expect(['counter', 'gauge', 'histogram']).toContain(item.type);
-    expect(['sum', 'max']).toContain(item.aggregator);
+    expect(['sum', 'max', 'min']).toContain(item.aggregator);
     for (const v of item.values) {
       expect(typeof v.value).toBe('number');
       if (item.type === 'histogram') expect(v.metricName).toMatch(/^app_command_duration_seconds_(bucket|sum|count)$/);
