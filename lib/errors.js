@@ -78,8 +78,17 @@ function nativeError(kind, code, message) {
     return err;
   }
   const Class = byKind[kind] || HirecacheError;
-  return new Class(message, code);
+  return new Class(code in EXPLAINED ? `${message} (${EXPLAINED[code]})` : message, code);
 }
+
+// Cluster error replies whose text leaves a user guessing: what they mean, and what to do.
+const EXPLAINED = {
+  CROSSSLOT: 'in a Redis Cluster the keys of one command, transaction or script must share a hash slot: '
+    + 'give them a common {hash tag}, as in {user:1}:name and {user:1}:mail. MGET, DEL, UNLINK, EXISTS and '
+    + 'TOUCH are split by slot for you',
+  CLUSTERDOWN: 'the cluster cannot serve this slot now (a failover in progress, or no primary for it); '
+    + 'retried within the command\'s deadline before this error',
+};
 
 module.exports = {
   HirecacheError,

@@ -1,0 +1,237 @@
+'use strict';
+// A client on a real 3-primary + 3-replica Redis Cluster: every command reaches the primary
+// of its key's slot (checked against the node itself), hash tags keep keys together, the
+// multi-key commands split by slot come back in the caller's order, cacheDelPrefix deletes
+// on every primary, the limiter decides on every node, reads may go to replicas, and the
+// settings users bring from ioredis and node-redis are honoured or refused by name.
+const { createClient, RedisClient } = require('../../lib/redis');
+const { createCache } = require('../../lib/cache');
+const { createLimiter } = require('../../lib/ratelimit');
+const { createHealth } = require('../../lib/health');
+const { metricsSnapshot } = require('../../lib/metrics');
+const binding = require('../../lib/binding');
+const { startCluster } = require('../helpers/cluster');
+const { freePort } = require('../helpers/redis-server');
+const { watchUnhandledRejections } = require('../helpers/async');
+
+let cluster;
+let unhandled;
+const clients = [];
+
+function client(options = {}) {
+  const c = createClient({ cluster: cluster.seeds.split(','), logger: false, ...options });
+  clients.push(c);
+  return c;
+}
+
+/** The primary's port serving `key`, as the cluster itself says (CLUSTER KEYSLOT + its map). */
+async function ownerOf(key) {
+  return cluster.slotOwner(await cluster.keySlot(key));
+}
+
+beforeAll(async () => {
+  unhandled = watchUnhandledRejections();
+  cluster = await startCluster();
+}, 60000);
+
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.quit()));
+  if (cluster) await cluster.stop();
+  expect(unhandled.stop()).toEqual([]);
+});
+
+beforeEach(async () => {
+  await cluster.flushAll();
+});
+
+test('the slot of a key is Redis\'s own, hash tags included', async () => {
+  for (const key of ['foo', '', 'user:1000', '{user1000}.following', '{user1000}.followers', 'a{}b', 'x{{y}}z', 'é€🙂']) {
+    expect(binding.keySlot(key)).toBe(await cluster.keySlot(key));
+  }
+  expect(binding.keySlot(Buffer.from([0, 255, 10]))).toBe(binding.keySlot(Buffer.from([0, 255, 10])));
+  expect(binding.keySlot('{user1000}.following')).toBe(binding.keySlot('{user1000}.followers'));
+  expect(() => binding.keySlot(42)).toThrow(/a string or a Buffer/);
+});
+
+test('each command goes to the primary of its key\'s slot, with no redirection once the map is read', async () => {
+  const c = client();
+  const keys = Array.from({ length: 300 }, (_, i) => `route:${i}`);
+  await Promise.all(keys.map((k, i) => c.set(k, `v${i}`)));
+  expect(await Promise.all(keys.map((k) => c.get(k)))).toEqual(keys.map((_, i) => `v${i}`));
+  // Each key lives on the node the cluster says owns its slot, and only there.
+  const ports = (await cluster.primaries()).map((p) => p.port);
+  for (const k of keys.slice(0, 30)) {
+    const owner = await ownerOf(k);
+    for (const port of ports) {
+      const v = await cluster.command(port, 'EXISTS', k).catch((e) => e);
+      if (port === owner) expect(v).toBe(1);
+      else expect(String(v)).toMatch(/MOVED/);
+    }
+  }
+  const s = c.status().cluster;
+  expect(s.redirections).toBe(0);
+  const primaries = s.nodes.filter((n) => n.role === 'primary');
+  expect(primaries).toHaveLength(3);
+  expect(primaries.reduce((sum, n) => sum + n.slots, 0)).toBe(16384);
+  expect(primaries.every((n) => n.state === 'ready')).toBe(true);
+  expect(s.nodes.filter((n) => n.role === 'replica')).toHaveLength(3);
+  // Replicas are known but never connected to unless reads go there.
+  expect(s.nodes.filter((n) => n.role === 'replica').every((n) => n.state === 'idle')).toBe(true);
+});
+
+test('keys sharing a hash tag share a node and can be used together (MULTI, MSET, SUNIONSTORE)', async () => {
+  const c = client();
+  await c.mset('{cart:7}:items', '3', '{cart:7}:total', '42');
+  expect(await c.mget('{cart:7}:items', '{cart:7}:total')).toEqual(['3', '42']);
+  const replies = await c.multi().incr('{cart:7}:items').incrby('{cart:7}:total', 8).exec();
+  expect(replies).toEqual([4, 50]);
+  await c.sadd('{s}:a', 'x', 'y');
+  await c.sadd('{s}:b', 'y', 'z');
+  expect(await c.sunionstore('{s}:u', '{s}:a', '{s}:b')).toBe(3);
+});
+
+test('MGET, DEL, UNLINK, EXISTS and TOUCH over keys of many slots: split by slot, merged in the caller\'s order', async () => {
+  const c = client();
+  const keys = Array.from({ length: 200 }, (_, i) => `multi:${i}`);
+  await Promise.all(keys.map((k, i) => (i % 3 === 0 ? null : c.set(k, `v${i}`))));
+  const wanted = [...keys].reverse();
+  const got = await c.mget(wanted);
+  expect(got).toEqual(wanted.map((k) => {
+    const i = Number(k.split(':')[1]);
+    return i % 3 === 0 ? null : `v${i}`;
+  }));
+  // The same key twice answers twice, in place.
+  expect(await c.mget('multi:1', 'multi:0', 'multi:1')).toEqual(['v1', null, 'v1']);
+  const present = keys.filter((_, i) => i % 3 !== 0).length;
+  expect(await c.exists(keys)).toBe(present);
+  expect(await c.touch(...keys)).toBe(present);
+  expect(await c.unlink(keys.slice(0, 100))).toBe(keys.slice(0, 100).filter((_, i) => i % 3 !== 0).length);
+  expect(await c.del(...keys)).toBe(present - keys.slice(0, 100).filter((_, i) => i % 3 !== 0).length);
+  expect(await c.exists(keys)).toBe(0);
+  // The cache's MGET too, with the client's keyPrefix.
+  const pc = client({ keyPrefix: 'app:' });
+  const cache = createCache({ client: pc });
+  await Promise.all(keys.slice(0, 50).map((k, i) => cache.cacheSet(k, `c${i}`, 60)));
+  expect(await cache.cacheMGet([keys[49], 'nope', keys[0], keys[25]])).toEqual(['c49', null, 'c0', 'c25']);
+  expect(await c.get(`app:${keys[3]}`)).toBe('c3');
+});
+
+test('a command over several slots that cannot be split is refused by Redis with CROSSSLOT, said plainly', async () => {
+  const c = client();
+  const err = await c.mset('cross:a', '1', 'cross:b', '2').catch((e) => e);
+  expect(err.code).toBe('CROSSSLOT');
+  expect(err.message).toMatch(/hash slot|hash tag/i);
+  const multi = await c.multi().set('cross:a', '1').set('cross:b', '2').exec().catch((e) => e);
+  expect(JSON.stringify(multi)).toMatch(/CROSSSLOT|EXECABORT/);
+});
+
+test('cacheDelPrefix deletes the prefix on every primary and returns the total, glob characters literal', async () => {
+  const c = client();
+  const cache = createCache({ client: c });
+  const n = 3000;
+  await Promise.all(Array.from({ length: n }, (_, i) => c.set(`del:${i}`, 'x')));
+  await Promise.all(Array.from({ length: 50 }, (_, i) => c.set(`del*:${i}`, 'x')));
+  await Promise.all(Array.from({ length: 50 }, (_, i) => c.set(`keep:${i}`, 'x')));
+  // Every primary holds some of them.
+  for (const p of await cluster.primaries()) expect(await cluster.command(p.port, 'DBSIZE')).toBeGreaterThan(500);
+  expect(await cache.cacheDelPrefix('del*:')).toBe(50);
+  expect(await cache.cacheDelPrefix('del:')).toBe(n);
+  expect(await c.exists(Array.from({ length: n }, (_, i) => `del:${i}`))).toBe(0);
+  expect(await c.exists(Array.from({ length: 50 }, (_, i) => `keep:${i}`))).toBe(50);
+  expect(await cache.cacheDelPrefix('del:')).toBe(0);
+});
+
+test('the limiter decides on the node of each key and loads its script on every primary', async () => {
+  const c = client();
+  for (const p of await cluster.primaries()) await cluster.command(p.port, 'SCRIPT', 'FLUSH');
+  const limiter = createLimiter({ client: c, keyPrefix: 'rl', points: 3, duration: 60 });
+  const users = Array.from({ length: 60 }, (_, i) => `user${i}`);
+  const slotsOwners = new Set(await Promise.all(users.map((u) => ownerOf(`rl:tb:${u}`))));
+  expect(slotsOwners.size).toBe(3);
+  let admitted = 0;
+  let refused = 0;
+  for (let round = 0; round < 5; round++) {
+    const r = await Promise.allSettled(users.map((u) => limiter.consume(u)));
+    for (const x of r) {
+      if (x.status === 'fulfilled') admitted += 1;
+      else if (typeof x.reason.msBeforeNext === 'number') refused += 1;
+      else throw x.reason;
+    }
+  }
+  expect(admitted).toBe(3 * users.length);
+  expect(refused).toBe(2 * users.length);
+  expect((await limiter.get('user7')).consumedPoints).toBeGreaterThan(3);
+});
+
+test('reads may go to replicas (READONLY on their connections); writes never do', async () => {
+  // A replica that has received nothing yet reports itself 'loading' (Redis 7.0's CLUSTER
+  // SHARDS) and is not read from: every shard gets a write, replicated, before the map is read.
+  const writer = client();
+  await Promise.all(Array.from({ length: 30 }, (_, i) => writer.set(`rr:warm:${i}`, 'x')));
+  for (const p of await cluster.primaries()) await cluster.command(p.port, 'WAIT', 1, 2000);
+  const c = client({ cluster: { nodes: cluster.seeds.split(','), readFromReplicas: true } });
+  await c.set('rr:k', 'v');
+  const owner = await ownerOf('rr:k');
+  const [replica] = await cluster.replicasOf(owner);
+  await cluster.command(owner, 'WAIT', 1, 2000);
+  const primaryBefore = await cluster.command(owner, 'INFO', 'commandstats');
+  const before = await cluster.command(replica, 'INFO', 'commandstats');
+  const reads = Number((/cmdstat_get:calls=(\d+)/.exec(before) || [0, 0])[1]);
+  for (let i = 0; i < 20; i++) expect(await c.get('rr:k')).toBe('v');
+  const after = await cluster.command(replica, 'INFO', 'commandstats');
+  expect(Number(/cmdstat_get:calls=(\d+)/.exec(after)[1]) - reads).toBeGreaterThanOrEqual(20);
+  // The primary served none of those reads, and the write went to it.
+  const onPrimary = await cluster.command(owner, 'INFO', 'commandstats');
+  const calls = (stats, verb) => Number((new RegExp(`cmdstat_${verb}:calls=(\\d+)`).exec(stats) || [0, 0])[1]);
+  expect(calls(onPrimary, 'get')).toBe(calls(primaryBefore, 'get'));
+  expect(calls(onPrimary, 'set')).toBeGreaterThanOrEqual(1);
+  expect(c.status().cluster.nodes.find((n) => n.endpoint === `127.0.0.1:${replica}`).state).toBe('ready');
+  // ioredis's and node-redis's names for it.
+  for (const cluster2 of [{ scaleReads: 'slave' }, { useReplicas: true }]) {
+    const other = client({ cluster: { nodes: cluster.seeds.split(','), ...cluster2 } });
+    expect(await other.get('rr:k')).toBe('v');
+  }
+});
+
+test('a seed that is down is skipped; no seed reachable fails fast and says why', async () => {
+  const dead = await freePort();
+  const c = client({ cluster: [`127.0.0.1:${dead}`, ...cluster.seeds.split(',')] });
+  expect(await c.ping()).toBe('PONG');
+  const nowhere = client({ cluster: [`127.0.0.1:${dead}`], connectTimeout: 500 });
+  const t = Date.now();
+  const err = await nowhere.get('k').catch((e) => e);
+  expect(Date.now() - t).toBeLessThan(3000);
+  expect(err.code).toMatch(/ECONNREFUSED|ERR_CLUSTER_MAP/);
+  expect(String(err.message)).toContain(String(dead));
+  // A node that is no cluster member says so.
+});
+
+test('health and metrics report each node', async () => {
+  const c = client();
+  await Promise.all(Array.from({ length: 50 }, (_, i) => c.set(`h:${i}`, '1')));
+  const report = createHealth({ client: c })();
+  expect(report.status).toBe('ok');
+  expect(report.redis.mode).toBe('cluster');
+  expect(report.redis.nodes.filter((n) => n.role === 'primary').map((n) => n.state)).toEqual(['ready', 'ready', 'ready']);
+  const snap = metricsSnapshot(c);
+  expect(snap.nodes).toHaveLength(6);
+  expect(snap.nodes.filter((n) => n.state === 'ready')).toHaveLength(3);
+});
+
+test('REDIS_CLUSTER_NODES, and what a cluster cannot take, refused by name', () => {
+  const env = { REDIS_CLUSTER_NODES: cluster.seeds };
+  const c = new RedisClient({ logger: false }, env);
+  clients.push(c);
+  expect(c.options.cluster.nodes).toHaveLength(6);
+  expect(() => new RedisClient({}, { ...env, REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/both set/);
+  expect(() => createClient({ cluster: true, db: 2 })).toThrow(/one database/);
+  expect(() => createClient({ cluster: true, retryStrategy: () => 10 })).toThrow(/retryStrategy/);
+  for (const name of ['natMap', 'redisOptions', 'clusterRetryStrategy', 'retryDelayOnMoved', 'slotsRefreshTimeout']) {
+    expect(() => createClient({ cluster: { nodes: ['127.0.0.1:1'], [name]: 1 } })).toThrow(new RegExp(`cluster\\.${name}`));
+  }
+  expect(() => createClient({ cluster: { nodes: ['127.0.0.1:1'], bogus: 1 } })).toThrow(/bogus/);
+  expect(() => createClient({ cluster: ['not a node'] })).toThrow(/host:port/);
+  expect(() => createClient({ cluster: ['redis://a:1', 'rediss://b:1'] })).toThrow(/disagree/);
+  expect(() => createClient({ cluster: { nodes: ['127.0.0.1:1'], scaleReads: 'all' } })).toThrow(/scaleReads/);
+  expect(() => createClient({ cluster: [] })).toThrow(/no node/);
+});
