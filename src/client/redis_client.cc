@@ -820,12 +820,15 @@ void RedisClient::SettleReply(const PendingCommand& cmd, redisReply* reply) {
         }
       }
     }
-    if (judged->type == REDIS_REPLY_ERROR && IsUnavailableReply(judged)) {
+    std::string_view judged_code =
+        judged->type == REDIS_REPLY_ERROR ? ErrorCodeOf({judged->str, judged->len}) : "";
+    if (judged->type == REDIS_REPLY_ERROR && IsUnavailableReply(judged) &&
+        (options_.cluster_down_opens_breaker || judged_code != "CLUSTERDOWN")) {
       // The server is up but cannot serve (loading, busy with a script, no master, or it
       // wants a password that was not given): the last error, reported once per run of
       // such replies, and a failure for the breaker.
       std::string_view text(judged->str, judged->len);
-      std::string_view code = ErrorCodeOf(text);
+      std::string_view code = judged_code;
       if (!has_last_error_ || last_error_.code != code || !refusing_) {
         ClientError error{ErrorKind::kConnection, std::string(code),
                           "Redis at " + endpoint_ + " cannot serve: " + WithoutArguments(text)};

@@ -84,6 +84,10 @@ struct ClientOptions {
   // Every connect attempt first asks the owner where to connect (a kResolve event) and waits,
   // within connect_timeout_ms, for SetEndpoint() or FailResolve(): Sentinel's current primary.
   bool endpoint_from_owner = false;
+  // A CLUSTERDOWN reply counts as a failure for the breaker. A cluster router's node clients
+  // turn it off: the whole cluster answers CLUSTERDOWN while one shard fails over, and the
+  // router waits that out within each command's deadline instead.
+  bool cluster_down_opens_breaker = true;
 };
 
 constexpr uint32_t kRetryForever = UINT32_MAX;

@@ -366,6 +366,7 @@ void ClusterRouter::StartNode(Node* node) {
   // The router decides when a node is tried again; the node's client its own backoff.
   o.owner_schedules_reconnect = false;
   o.readonly = node->replica && options_.read_from_replicas;
+  o.cluster_down_opens_breaker = false;
   node->listener = std::make_unique<NodeListener>(this, node);
   node->client = std::make_unique<RedisClient>(loop_, std::move(o), node->listener.get());
 }
@@ -417,6 +418,9 @@ bool ClusterRouter::Redirect(Node* node, Routed* r, const redisReply* reply) {
                       kind == ReplyClass::kLoading;
   if (kind != ReplyClass::kMoved && kind != ReplyClass::kAsk && !busy_cluster) return false;
   if (quit_requested_) return false;  // closing: the reply is the caller's answer
+  // A caller with somewhere else to go (the cache, the limiter) hears at once that the
+  // cluster cannot serve; a plain one waits it out within its deadline.
+  if (busy_cluster && (r->flags & kHasFallback) != 0) return false;
   if (kind == ReplyClass::kMoved || StartsWith(reply, "CLUSTERDOWN")) RequestRefresh(false);
   uint64_t now_ms = MonotonicNowMs();
   if (r->redirects >= options_.max_redirections || PastDeadline(*r, now_ms)) return false;
