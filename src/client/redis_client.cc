@@ -290,9 +290,17 @@ void RedisClient::StartConnect() {
 
 void RedisClient::SetEndpoint(const std::string& host, uint16_t port) {
   if (closing_handles_) return;
+  std::string endpoint = EndpointOf(host, port);
+  bool changed = endpoint != endpoint_;
   options_.host = host;
   options_.port = port;
-  endpoint_ = EndpointOf(host, port);
+  endpoint_ = std::move(endpoint);
+  if (state_ == ClientState::kDown && changed && !quit_requested_) {
+    // Waiting out the backoff after failing on the old address: the new one is tried now.
+    uv_timer_stop(state_timer_.get());
+    StartConnect();
+    return;
+  }
   if (awaiting_endpoint_) {
     awaiting_endpoint_ = false;
     if (state_ == ClientState::kConnecting) OpenConnection();
