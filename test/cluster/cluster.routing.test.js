@@ -12,7 +12,7 @@ const { metricsSnapshot } = require('../../lib/metrics');
 const binding = require('../../lib/binding');
 const { startCluster } = require('../helpers/cluster');
 const { freePort } = require('../helpers/redis-server');
-const { watchUnhandledRejections } = require('../helpers/async');
+const { waitFor, watchUnhandledRejections } = require('../helpers/async');
 
 let cluster;
 let unhandled;
@@ -204,6 +204,21 @@ test('a seed that is down is skipped; no seed reachable fails fast and says why'
   expect(err.code).toMatch(/ECONNREFUSED|ERR_CLUSTER_MAP/);
   expect(String(err.message)).toContain(String(dead));
   // A node that is no cluster member says so.
+});
+
+test('pub/sub on a cluster: SUBSCRIBE is cluster-wide, SSUBSCRIBE goes to the channel\'s shard', async () => {
+  const sub = client();
+  const pub = client();
+  const got = [];
+  await sub.subscribe('news', (m) => got.push(['news', m]));
+  await sub.ssubscribe('{shard}:orders', (m) => got.push(['orders', m]));
+  await sub.ssubscribe('{other}:events', (m) => got.push(['events', m]));
+  expect(await pub.publish('news', 'hello')).toBe(1);
+  expect(await pub.call('SPUBLISH', '{shard}:orders', 'o1')).toBe(1);
+  expect(await pub.call('SPUBLISH', '{other}:events', 'e1')).toBe(1);
+  await waitFor(() => got.length === 3, { what: 'three messages' });
+  expect(got.sort()).toEqual([['events', 'e1'], ['news', 'hello'], ['orders', 'o1']]);
+  await sub.quit();
 });
 
 test('health and metrics report each node', async () => {
