@@ -111,7 +111,13 @@ class Subscriptions {
     const sent = [];
     for (const kind of Object.keys(KINDS)) {
       const list = [...this.#subs[kind].keys()];
-      if (list.length > 0) sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, list).then(confirmed));
+      if (list.length === 0) continue;
+      if (kind === 'shard' && this.#conn._isCluster) {
+        // Shard channels live on their slot's node: one SSUBSCRIBE each.
+        for (const name of list) sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, [name]).then(confirmed));
+      } else {
+        sent.push(this.#conn._unitReplies(KINDS[kind].subscribe, list).then(confirmed));
+      }
     }
     Promise.all(sent).then(
       () => {

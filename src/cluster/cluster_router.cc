@@ -505,8 +505,13 @@ void ClusterRouter::OnNodeEvent(Node* node, const ClientEvent& event) {
       listener_->OnEvent(event);
       break;
     case ClientEventType::kConnect:
-    case ClientEventType::kReady:
     case ClientEventType::kClose:
+      // A subscriber's subscriptions live on its connections: one that closed lost its own,
+      // and the owner renews every subscription on the next 'connect' (renewing one held
+      // elsewhere is harmless).
+      if (options_.node.subscriber && has_map_) listener_->OnEvent(event);
+      break;
+    case ClientEventType::kReady:
     case ClientEventType::kReconnecting:
     case ClientEventType::kResolve:
     case ClientEventType::kBreaker:
@@ -694,9 +699,16 @@ void ClusterRouter::ApplyMap(const SlotMap& map) {
       }
     }
   }
+  bool moved = has_map_ && slots != slots_;
   slots_ = slots;
   primaries_ = std::move(primaries);
   bool first = !has_map_;
+  if (moved && options_.node.subscriber) {
+    // Slots changed hands (a failover, a resharding): shard channels subscribed on the old
+    // owner are gone with it. A close and a connect make the owner renew them.
+    pending_events_.emplace_back(ClientEventType::kClose);
+    pending_events_.emplace_back(ClientEventType::kConnect);
+  }
   has_map_ = true;
   map_down_ = false;
   next_periodic_ms_ =

@@ -120,3 +120,39 @@ test('a primary killed under load: its slots fail fast, then move to the promote
   expect(await cache.cacheDelPrefix('before:')).toBe(N);
   await client.quit();
 }, 90000);
+
+test('subscriptions survive a failover: shard channels are renewed on the new owner, with a subscriptionGap', async () => {
+  const sub = createClient({ cluster: cluster.seeds.split(','), logger: false });
+  const pub = createClient({ cluster: cluster.seeds.split(','), logger: false });
+  const victim = (await cluster.primaries())[1];
+  // A shard channel whose slot the victim serves, and a plain channel.
+  let channel = null;
+  for (let i = 0; channel === null; i++) {
+    const name = `orders:${i}`;
+    if (victim.slots.some(([a, b]) => binding.keySlot(name) >= a && binding.keySlot(name) <= b)) channel = name;
+  }
+  const got = [];
+  const gaps = [];
+  sub.on('subscriptionGap', (gap) => gaps.push(gap));
+  await sub.ssubscribe(channel, (m) => got.push(['shard', m]));
+  await sub.subscribe('news', (m) => got.push(['news', m]));
+  await pub.call('SPUBLISH', channel, 'before');
+  await pub.publish('news', 'before');
+  await waitFor(() => got.length === 2, { what: 'the messages before the failover' });
+
+  const { ms } = await cluster.failover(victim.port);
+  // Once the subscriptions are renewed, messages flow again on both.
+  await waitFor(async () => {
+    await pub.call('SPUBLISH', channel, 'after').catch(() => 0);
+    return got.some(([k, m]) => k === 'shard' && m === 'after');
+  }, { what: 'a shard message after the failover', timeout: 20000 });
+  await waitFor(async () => {
+    await pub.publish('news', 'after').catch(() => 0);
+    return got.some(([k, m]) => k === 'news' && m === 'after');
+  }, { what: 'a channel message after the failover', timeout: 20000 });
+  console.log(`subscriptions after a failover (promoted in ${ms} ms): gaps ${JSON.stringify(gaps.map((g) => g.to - g.from))} ms`);
+  expect(gaps.length).toBeGreaterThan(0);
+  expect(gaps.at(-1)).toMatchObject({ channels: ['news'], shardChannels: [channel] });
+  await cluster.restart(victim.port);
+  await Promise.all([sub.quit(), pub.quit()]);
+}, 90000);
