@@ -136,7 +136,11 @@ ClusterRouter::ClusterRouter(uv_loop_t* loop, ClusterOptions options, ReplyListe
 }
 
 ClusterRouter::~ClusterRouter() {
-  for (Routed* r : free_) delete r;
+  // Every caller was settled before OnClosed; what is left are records of the router's own.
+  for (auto* list : {&early_, &retry_, &resend_, &free_}) {
+    for (Routed* r : *list) delete r;
+  }
+  for (Routed* r : waiting_) delete r;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -469,6 +473,14 @@ void ClusterRouter::Finish(Routed* r, const redisReply* reply) {
 }
 
 void ClusterRouter::FinishFailed(Routed* r, const ClientError& error) {
+  if (r->map_read) {
+    // The router's own read, refused before a node had it (the client is closing, or the
+    // node left the map): no caller to tell; the round ends here.
+    refresh_in_flight_ = false;
+    refresh_tried_.clear();
+    Release(r);
+    return;
+  }
   listener_->OnFailure(r->token, r->flags, error);
   Release(r);
 }
@@ -561,6 +573,10 @@ void ClusterRouter::RequestRefresh(bool urgent) {
 // Asks one node for the map: a primary of the current map in turn, else a seed in turn.
 // A node that cannot answer makes the round go on to the next one.
 void ClusterRouter::StartRefresh() {
+  if (quit_requested_ || closed_) {
+    refresh_in_flight_ = false;
+    return;
+  }
   refresh_wanted_ = false;
   refresh_in_flight_ = true;
   last_refresh_ms_ = MonotonicNowMs();

@@ -12,7 +12,8 @@ const { metricsSnapshot } = require('../../lib/metrics');
 const binding = require('../../lib/binding');
 const { startCluster } = require('../helpers/cluster');
 const { freePort } = require('../helpers/redis-server');
-const { waitFor, watchUnhandledRejections } = require('../helpers/async');
+const { sleep, waitFor, watchUnhandledRejections } = require('../helpers/async');
+const { startBlackhole } = require('../helpers/blackhole');
 
 let cluster;
 let unhandled;
@@ -204,6 +205,35 @@ test('a seed that is down is skipped; no seed reachable fails fast and says why'
   expect(err.code).toMatch(/ECONNREFUSED|ERR_CLUSTER_MAP/);
   expect(String(err.message)).toContain(String(dead));
   // A node that is no cluster member says so.
+});
+
+test('quit() while the slot map is being read from a seed that does not answer: every call settles, nothing crashes', async () => {
+  const hole = await startBlackhole();
+  try {
+    // The map read goes to the silent seed first; quit() makes its connection give up, and
+    // the round must end there instead of asking the next seed for a client that is closing.
+    const c = createClient({ cluster: [`127.0.0.1:${hole.port}`, ...cluster.seeds.split(',')], logger: false, connectTimeout: 2000 });
+    const calls = [c.get('a'), c.set('b', '1'), c.mget('x', 'y', 'z')].map((p) => p.then(() => 'ok', (e) => e.code));
+    await sleep(20);
+    await c.quit();
+    expect(await Promise.all(calls)).toEqual(['ERR_CLIENT_CLOSED', 'ERR_CLIENT_CLOSED', 'ERR_CLIENT_CLOSED']);
+    expect(c.status().state).toBe('closed');
+  } finally {
+    await hole.close();
+  }
+});
+
+test('quit() while the slot map read waits on a seed that is down (maxRetriesPerRequest): every call settles, nothing crashes', async () => {
+  const dead = await freePort();
+  // The map read waits through the dead seed's failed attempts; quit() fails it at once, and
+  // the router must not pass its own read on to a caller.
+  const c = createClient({ cluster: [`127.0.0.1:${dead}`, ...cluster.seeds.split(',')], logger: false, maxRetriesPerRequest: null });
+  const calls = [c.get('a'), c.mget('x', 'y', 'z')].map((p) => p.then(() => 'ok', (e) => e.code));
+  await sleep(50);
+  await c.quit();
+  expect(await Promise.all(calls)).toEqual(['ERR_CLIENT_CLOSED', 'ERR_CLIENT_CLOSED']);
+  await sleep(50);
+  expect(c.status().state).toBe('closed');
 });
 
 test('pub/sub on a cluster: SUBSCRIBE is cluster-wide, SSUBSCRIBE goes to the channel\'s shard', async () => {

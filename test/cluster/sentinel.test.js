@@ -171,7 +171,11 @@ test('the primary killed under load: the client follows the promotion; acknowled
 
 test('a graceful SENTINEL FAILOVER moves the client to the new primary', async () => {
   const c = client();
-  await c.set('g:before', '1');
+  // Acknowledged and replicated before the failover (WAIT counts its own connection's writes).
+  expect(await c.isolated(async (conn) => {
+    await conn.set('g:before', '1');
+    return conn.call('WAIT', 1, 5000);
+  })).toBe(1);
   const old = setup.primary.port;
   const { newPrimaryPort, ms } = await setup.failover({ kill: false });
   expect(newPrimaryPort).not.toBe(old);
