@@ -107,7 +107,9 @@ class RedisClient extends EventEmitter {
     this.#keyPrefix = config.keyPrefix;
     this.#retryStrategy = config.retryStrategy;
     this.#cluster = config.cluster !== null;
-    this.#log = createLogSink(options.logger, env, `${config.host}:${config.port}`, () => this.breakerState === 'closed');
+    const label = config.cluster !== null ? `cluster ${config.cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`
+      : config.sentinel !== null ? `sentinel primary ${config.sentinel.name}` : `${config.host}:${config.port}`;
+    this.#log = createLogSink(options.logger, env, label, () => this.breakerState === 'closed');
     // The native client opens no socket until the first command.
     try {
       this.#native = new binding.Client({

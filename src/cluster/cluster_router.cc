@@ -44,6 +44,7 @@ struct ClusterRouter::Node {
   std::unique_ptr<RedisClient> client;
   bool primary = false;
   bool replica = false;  // a replica of the map's (its connection sends READONLY)
+  bool failed = false;   // as the map says (a failed node stays listed until forgotten)
   uint32_t slots = 0;
   bool busy = false;
   bool retiring = false;  // Quit() asked: it serves nothing in the map
@@ -514,6 +515,7 @@ void ClusterRouter::OnNodeEvent(Node* node, const ClientEvent& event) {
   switch (event.type) {
     case ClientEventType::kError:
       RequestRefresh(false);
+      degraded_ = true;
       listener_->OnEvent(event);
       break;
     case ClientEventType::kConnect:
@@ -524,6 +526,10 @@ void ClusterRouter::OnNodeEvent(Node* node, const ClientEvent& event) {
       if (options_.node.subscriber && has_map_) listener_->OnEvent(event);
       break;
     case ClientEventType::kReady:
+      // A node back after errors: once every primary serves again, the cluster is 'ready'
+      // again (the owner's log says the outage is over).
+      MaybeRecovered();
+      break;
     case ClientEventType::kReconnecting:
     case ClientEventType::kResolve:
     case ClientEventType::kBreaker:
@@ -741,8 +747,23 @@ void ClusterRouter::ApplyMap(const SlotMap& map) {
   }
   UpdateBreaker();
   UpdateBusy();
+  MaybeRecovered();
   ArmSoon();
   ArmTimer();
+}
+
+void ClusterRouter::MaybeRecovered() {
+  if (!degraded_ || !has_map_) return;
+  for (Node* p : primaries_) {
+    if (p->breaker != BreakerState::kClosed) return;
+    if (p->client != nullptr && p->client->state() != ClientState::kReady &&
+        p->client->state() != ClientState::kIdle) {
+      return;
+    }
+  }
+  degraded_ = false;
+  pending_events_.emplace_back(ClientEventType::kReady);
+  ArmSoon();
 }
 
 // Closes the connections to nodes the map no longer names (a node removed, or an address
@@ -759,7 +780,11 @@ void ClusterRouter::RetireUnused(const SlotMap& map) {
     for (const auto& s : options_.seeds) {
       if (s.second == node->port && s.first == node->host) seed = true;
     }
-    if (!named && !seed) gone.push_back(entry.first);
+    // A node the map names but that serves nothing of ours now (a failed primary whose
+    // replica took over, or a replica while reads go to primaries) keeps its record, for
+    // the health report, but its connection closes: it would only retry in the background.
+    bool serves = node->primary || (options_.read_from_replicas && node->replica);
+    if ((!named && !seed) || (node->client != nullptr && !serves)) gone.push_back(entry.first);
   }
   for (const std::string& endpoint : gone) {
     auto it = nodes_.find(endpoint);
@@ -770,6 +795,13 @@ void ClusterRouter::RetireUnused(const SlotMap& map) {
     // Answers what it was given, then closes (OnNodeClosed).
     if (node->client != nullptr) node->client->Quit();
     retired_.push_back(std::move(node));
+  }
+  // The records of named nodes that were retired only for their connection come back,
+  // without one, so that the health report still lists every node of the map.
+  for (const ClusterNodeInfo& info : map.nodes) {
+    Node* node = EnsureNode(info.host, info.port);
+    node->failed = info.failed;
+    if (!node->primary) node->replica = true;
   }
 }
 
@@ -1000,7 +1032,8 @@ std::vector<ClusterNodeStats> ClusterRouter::NodeStats() const {
     if (node.client != nullptr) {
       n.stats = node.client->Stats();
     } else {
-      n.stats.state = ClientState::kIdle;
+      // Never needed, or closed because it serves nothing now: down if the map says it failed.
+      n.stats.state = node.failed ? ClientState::kDown : ClientState::kIdle;
     }
     out.push_back(std::move(n));
   }

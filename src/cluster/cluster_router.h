@@ -132,6 +132,7 @@ class ClusterRouter final : public CommandSink {
   void MapRoundFailed();
   void ApplyMap(const SlotMap& map);
   void RetireUnused(const SlotMap& map);
+  void MaybeRecovered();
 
   // Timers, state for the owner, closing.
   void ArmSoon();
@@ -165,6 +166,7 @@ class ClusterRouter final : public CommandSink {
   bool refresh_wanted_ = false;
   bool shards_refused_ = false;       // the cluster refused CLUSTER SHARDS: use CLUSTER SLOTS
   bool map_down_ = false;             // no map yet and the last round asked every node in vain
+  bool degraded_ = false;             // a node reported an error since every primary last served
   uint64_t retry_refresh_at_ms_ = 0;  // after a failed round: no new one before this
   uint64_t last_refresh_ms_ = 0;
   uint64_t next_periodic_ms_ = 0;

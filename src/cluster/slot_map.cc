@@ -145,6 +145,7 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
           info.primary = Text(value) == "master";
         } else if (name == "health") {
           info.healthy = Text(value) == "online";
+          info.failed = Text(value).substr(0, 4) == "fail";
         }
       }
       info.port = source.tls && tls_port != 0 ? tls_port : port;

@@ -20,6 +20,7 @@ struct ClusterNodeInfo {
   std::string id;
   bool primary = false;
   bool healthy = true;  // CLUSTER SHARDS says "online" (SLOTS lists only nodes it deems up)
+  bool failed = false;  // CLUSTER SHARDS says "fail" (not merely "loading")
 };
 
 struct SlotRange {
