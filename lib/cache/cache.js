@@ -9,7 +9,7 @@
 // when Redis is back (HIRECACHE_FALLBACK=off turns it off); see docs/cache.md.
 const { getRedisClient } = require('../redis');
 const {
-  RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, REPLY_LATIN1, BREAKER_EARLY, UNSENT_EARLY,
+  RedisClient, checkValueSize, checkTtl, REPLY_BUFFERS, SOFT_FAIL, REPLY_IS_OK, BREAKER_EARLY, UNSENT_EARLY,
 } = require('../client/client');
 const { describe, checkInteger, checkKnownOptions } = require('../util/validate');
 const { fallbackOptions, memoryOptionsFromEnv, fallbackOptionsFromEnv } = require('./config');
@@ -233,46 +233,20 @@ class RedisCache {
       batch.push(key);
       if (batch.length >= this.deleteBatch) flush();
     };
-    // One SCAN over one node: the only one, or each primary of a cluster in turn.
-    const scan = this.client._isCluster
-      ? (endpoint, cursor) => this.client._commandOn(endpoint, REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount)
-      : (endpoint, cursor) => this.client._command(REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', this.scanCount);
     try {
-      if (!this.client._isCluster) {
-        await this.#scanNode(null, scan, wanted, add, flush, () => failure);
-      } else {
-        // Every primary of the map, and any that became one while the scan went on (a
-        // failover): a node scanned once is not scanned again.
-        const done = new Set();
-        for (;;) {
-          const todo = (await this.client._primaries()).filter((p) => !done.has(p));
-          if (todo.length === 0 || failure !== null) break;
-          for (const endpoint of todo) {
-            await this.#scanNode(endpoint, scan, wanted, add, flush, () => failure);
-            done.add(endpoint);
-          }
+      await this.client._scanAll(UNSENT_EARLY, pattern, this.scanCount, (keys) => {
+        for (const key of keys) {
+          // MATCH is only a filter: a key is deleted only if it literally starts with the
+          // prefix. ASCII names go as they are; others as their exact bytes.
+          if (key.startsWith(wanted)) add(ASCII.test(key) ? key : Buffer.from(key, 'latin1'));
         }
-      }
+        flush();
+      }, () => failure !== null);
     } finally {
       await Promise.all(deletes);
     }
     if (failure) throw failure;
     return deleted;
-  }
-
-  // SCAN of one node to its end, each page's keys that start with `wanted` added to `batch`.
-  async #scanNode(endpoint, scan, wanted, add, flush, failed) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await scan(endpoint, cursor);
-      cursor = next;
-      for (const key of keys) {
-        // MATCH is only a filter: a key is deleted only if it literally starts with the prefix.
-        // ASCII names go as they are; others as their exact bytes.
-        if (key.startsWith(wanted)) add(ASCII.test(key) ? key : Buffer.from(key, 'latin1'));
-      }
-      flush();
-    } while (cursor !== '0' && failed() === null);
   }
 
   /**

@@ -580,6 +580,38 @@ class RedisClient extends EventEmitter {
     return nodes.filter((n) => n.role === 'primary').map((n) => n.endpoint);
   }
 
+  /**
+   * Internal: SCAN … MATCH pattern COUNT count to its end, on the one Redis or on every
+   * primary of a cluster (and on any that became one while the scan went on: a failover),
+   * calling onPage(keys) with each page's keys (Latin-1 strings: any bytes survive) until
+   * stop() says so. Rejects with the first failure.
+   */
+  async _scanAll(flags, pattern, count, onPage, stop = () => false) {
+    const scanNode = async (send) => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await send(cursor);
+        cursor = next;
+        onPage(keys);
+      } while (cursor !== '0' && !stop());
+    };
+    const args = (cursor) => ['SCAN', cursor, 'MATCH', pattern, 'COUNT', count];
+    if (!this.#cluster) {
+      await scanNode((cursor) => this.#native.command(flags | REPLY_LATIN1, ...args(cursor)));
+      return;
+    }
+    const done = new Set();
+    for (;;) {
+      const todo = (await this._primaries()).filter((p) => !done.has(p));
+      if (todo.length === 0 || stop()) return;
+      for (const endpoint of todo) {
+        await scanNode((cursor) => this.#native.commandOn(endpoint, flags | REPLY_LATIN1, ...args(cursor)));
+        done.add(endpoint);
+        if (stop()) return;
+      }
+    }
+  }
+
   /** Internal: one command to one node of the cluster ("host:port"), as it is (SCAN on each primary). */
   _commandOn(endpoint, flags, ...args) {
     return this.#native.commandOn(endpoint, flags, ...args);

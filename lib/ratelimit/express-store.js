@@ -12,7 +12,8 @@
 // client's error and is never turned into a count: express-rate-limit's own
 // passOnStoreError option decides what the request gets. See docs/ratelimit.md.
 const { ReplyError } = require('../errors');
-const { RedisClient, UNSENT_EARLY, REPLY_LATIN1 } = require('../client/client');
+const { RedisClient, UNSENT_EARLY } = require('../client/client');
+const { groupBySlot } = require('../client/cluster');
 const { luaScript, loadScript } = require('./scripts');
 const { prefixKey } = require('../client/commands');
 const { escapeGlob } = require('../cache/cache');
@@ -294,17 +295,17 @@ class HirecacheStore {
     const unlink = (keys) => {
       // Only counts go (the script checks each value): a hirecache limiter's buckets under the
       // same prefix (`${keyPrefix}:tb:…`) are not this store's. Handled at once, so a failure
-      // is no unhandled rejection while the walk goes on.
-      const send = () => this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT.sha, keys.length, ...keys, 'x', '0', '0');
-      unlinks.push(send().catch((err) => (isNoScript(err) ? loadScript(this.client, SCRIPT).then(send) : Promise.reject(err))).catch((err) => {
-        failure = failure || err;
-      }));
+      // is no unhandled rejection while the walk goes on. On a cluster, one call per slot.
+      const send = (some) => this.client._command(UNSENT_EARLY, 'EVALSHA', SCRIPT.sha, some.length, ...some, 'x', '0', '0');
+      const groups = this.client._isCluster && keys.length > 1 ? groupBySlot(keys) : null;
+      for (const some of groups === null ? [keys] : [...groups.values()].map((g) => g.keys)) {
+        unlinks.push(send(some).catch((err) => (isNoScript(err) ? loadScript(this.client, SCRIPT).then(() => send(some)) : Promise.reject(err))).catch((err) => {
+          failure = failure || err;
+        }));
+      }
     };
-    let cursor = '0';
     try {
-      do {
-        const [next, keys] = await this.client._command(REPLY_LATIN1 | UNSENT_EARLY, 'SCAN', cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-        cursor = next;
+      await this.client._scanAll(UNSENT_EARLY, pattern, SCAN_COUNT, (keys) => {
         let batch = [];
         for (const key of keys) {
           // MATCH filters; only a key that really starts with the prefix goes.
@@ -316,7 +317,7 @@ class HirecacheStore {
           }
         }
         if (batch.length > 0) unlink(batch);
-      } while (cursor !== '0' && failure === null);
+      }, () => failure !== null);
     } finally {
       await Promise.all(unlinks);
     }

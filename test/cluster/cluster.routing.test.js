@@ -6,7 +6,7 @@
 // settings users bring from ioredis and node-redis are honoured or refused by name.
 const { createClient, RedisClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
-const { createLimiter } = require('../../lib/ratelimit');
+const { createLimiter, HirecacheStore } = require('../../lib/ratelimit');
 const { createHealth } = require('../../lib/health');
 const { metricsSnapshot } = require('../../lib/metrics');
 const binding = require('../../lib/binding');
@@ -162,6 +162,28 @@ test('the limiter decides on the node of each key and loads its script on every 
   expect(admitted).toBe(3 * users.length);
   expect(refused).toBe(2 * users.length);
   expect((await limiter.get('user7')).consumedPoints).toBeGreaterThan(3);
+});
+
+test('token leases and the express-rate-limit store work across nodes; resetAll reaches every primary', async () => {
+  const c = client();
+  const leased = createLimiter({ client: c, keyPrefix: 'lease', points: 20, duration: 60, lease: true });
+  const users = Array.from({ length: 30 }, (_, i) => `u${i}`);
+  let admitted = 0;
+  for (let round = 0; round < 25; round++) {
+    const r = await Promise.allSettled(users.map((u) => leased.consume(u)));
+    admitted += r.filter((x) => x.status === 'fulfilled').length;
+  }
+  expect(admitted).toBeLessThanOrEqual(20 * users.length);
+  expect(admitted).toBeGreaterThan(15 * users.length);
+
+  const store = new HirecacheStore({ client: c, prefix: 'erl:' });
+  store.init({ windowMs: 60000 });
+  for (const u of users) await store.increment(u);
+  await c.set('erl:not-a-count', 'text');
+  expect(await c.exists(users.map((u) => `erl:${u}`))).toBe(users.length);
+  await store.resetAll();
+  expect(await c.exists(users.map((u) => `erl:${u}`))).toBe(0);
+  expect(await c.get('erl:not-a-count')).toBe('text');
 });
 
 test('reads may go to replicas (READONLY on their connections); writes never do', async () => {
