@@ -13,7 +13,10 @@ export interface ClientOptions {
   username?: string;
   password?: string;
   db?: number;
-  /** CLIENT SETNAME on every connection (no spaces). */
+  /**
+   * CLIENT SETNAME on every connection (no spaces). With `sentinels`, the primary's name as
+   * the sentinels know it (ioredis's meaning); CLIENT SETNAME is then `connectionName`.
+   */
   name?: string;
   /** Milliseconds for DNS + TCP connect + handshake. Default 10000. */
   connectTimeout?: number;
