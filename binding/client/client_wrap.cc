@@ -322,7 +322,7 @@ void ClientWrap::AddArgument(napi_value v) {
 }
 
 // Queues the command built from arg_refs_ and returns its promise.
-Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
+Napi::Value ClientWrap::SubmitCommand(uint32_t flags, const std::string* endpoint) {
   if (args_.size() > kMaxCommandBytes) {
     napi_value error =
         MakeError("range", "ERR_VALUE_TOO_LARGE",
@@ -345,6 +345,8 @@ Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
   try {
     if (closed_) {
       // Nothing is queued: settled below as closed.
+    } else if (endpoint != nullptr) {
+      result = router_->SubmitTo(*endpoint, argv_.data(), argv_.size(), deferred, flags);
     } else if (unit_argcs_.empty()) {
       result = core_->Submit(argv_.data(), argv_.size(), deferred, flags);
     } else {
@@ -363,12 +365,13 @@ Napi::Value ClientWrap::SubmitCommand(uint32_t flags) {
   return Napi::Value(env_, promise);
 }
 
-void ClientWrap::StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags) {
+void ClientWrap::StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags,
+                              size_t flags_at) {
   if (info.Length() < min_args) throw Napi::TypeError::New(env_, "too few arguments");
   args_.Clear();
   arg_refs_.clear();
   unit_argcs_.clear();
-  napi_get_value_uint32(env_, info[0], flags);
+  napi_get_value_uint32(env_, info[flags_at], flags);
 }
 
 // command(flags, name, ...args) => Promise
@@ -389,26 +392,10 @@ Napi::Value ClientWrap::CommandOn(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env_, "commandOn(endpoint, flags, name, ...args)");
   }
   std::string endpoint = info[0].As<Napi::String>().Utf8Value();
-  args_.Clear();
-  arg_refs_.clear();
-  unit_argcs_.clear();
-  uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t flags = 0;
+  StartCommand(info, 3, &flags, 1);
   for (size_t i = 2; i < info.Length(); ++i) AddArgument(info[i]);
-  argv_.clear();
-  for (const ArgRef& a : arg_refs_) {
-    argv_.emplace_back(a.literal != nullptr ? a.literal : args_.data() + a.offset, a.length);
-  }
-  arg_refs_.clear();
-  napi_deferred deferred = nullptr;
-  napi_value promise = nullptr;
-  if (napi_create_promise(env_, &deferred, &promise) != napi_ok) return Napi::Value();
-  SubmitResult result =
-      closed_ ? SubmitResult::kClosed
-              : router_->SubmitTo(endpoint, argv_.data(), argv_.size(), deferred, flags);
-  if (result == SubmitResult::kClosed) {
-    OnFailure(deferred, flags, {ErrorKind::kClosed, "ERR_CLIENT_CLOSED", "the client was closed"});
-  }
-  return Napi::Value(env_, promise);
+  return SubmitCommand(flags, &endpoint);
 }
 
 // setEndpoint(host, port): where a single-node client connects from now on (Sentinel's

@@ -80,9 +80,11 @@ class ClientWrap : public Napi::ObjectWrap<ClientWrap>, public ReplyListener {
   Napi::Value ReconnectIn(const Napi::CallbackInfo& info);
   Napi::Value Get(const Napi::CallbackInfo& info);
   Napi::Value SetEx(const Napi::CallbackInfo& info);
-  void StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags);
+  void StartCommand(const Napi::CallbackInfo& info, size_t min_args, uint32_t* flags,
+                    size_t flags_at = 0);
   void AddArgument(napi_value v);
-  Napi::Value SubmitCommand(uint32_t flags);
+  // `endpoint`: to that node of a cluster, as it is (commandOn); null: routed as usual.
+  Napi::Value SubmitCommand(uint32_t flags, const std::string* endpoint = nullptr);
   Napi::Value Quit(const Napi::CallbackInfo& info);
   Napi::Value Disconnect(const Napi::CallbackInfo& info);
   Napi::Value Status(const Napi::CallbackInfo& info);
