@@ -2,21 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "util/ascii.h"
+
 namespace hirecache {
-
-namespace {
-
-bool EqualsUpper(std::string_view s, std::string_view upper) {
-  if (s.size() != upper.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 const char* VerbName(Verb verb) {
   static constexpr const char* kNames[kVerbCount] = {"get",  "set",  "mget", "del",

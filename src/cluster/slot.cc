@@ -5,6 +5,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "util/ascii.h"
+
 namespace hirecache {
 namespace {
 
@@ -112,16 +114,6 @@ const std::unordered_map<std::string, KeyRule>& Rules() {
       {"XREADGROUP", KeyRule::kStreams},
   };
   return *rules;
-}
-
-bool EqualsUpper(std::string_view arg, std::string_view upper) {
-  if (arg.size() != upper.size()) return false;
-  for (size_t i = 0; i < arg.size(); ++i) {
-    char c = arg[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != upper[i]) return false;
-  }
-  return true;
 }
 
 // argv[at] read as a count of keys; 0 when it is not a positive number.
@@ -233,13 +225,9 @@ bool IsReadOnlyCommand(std::string_view name) {
       {"ZRANDMEMBER", true},
       {"JSON.GET", true},
   };
-  char upper[24];
-  if (name.size() > sizeof(upper)) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    upper[i] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-  }
-  return reads->count(std::string(upper, name.size())) != 0;
+  char buf[24];
+  std::string_view upper = ToUpper(name, buf);
+  return !upper.empty() && reads->count(std::string(upper)) != 0;
 }
 
 int RoutingKeyIndex(const std::string_view* argv, size_t argc) {
@@ -247,14 +235,11 @@ int RoutingKeyIndex(const std::string_view* argv, size_t argc) {
   std::string_view name = argv[0];
   // The commands of the hot path first, without a lookup.
   if (EqualsUpper(name, "GET") || EqualsUpper(name, "SET")) return 1;
-  char upper[24];
-  if (name.size() > sizeof(upper)) return 1;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    upper[i] = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-  }
+  char buf[24];
+  std::string_view upper = ToUpper(name, buf);
+  if (upper.empty()) return 1;
   const auto& rules = Rules();
-  auto it = rules.find(std::string(upper, name.size()));
+  auto it = rules.find(std::string(upper));
   if (it == rules.end()) return 1;
   switch (it->second) {
     case KeyRule::kKeyless:
