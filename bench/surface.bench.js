@@ -34,6 +34,8 @@ const os = require('os');
 const IORedis = require('ioredis');
 const nodeRedis = require('redis');
 const h = require('./lib/harness');
+
+const { pairedRatio, fmtSpread } = h;
 const { TICKS_PER_SEC, procTicks, machineBusyTicks } = h;
 
 const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
@@ -61,17 +63,6 @@ const pad = (i) => String(i).padStart(12, '0');
 const valueOf = (key) => `${key}:`.padEnd(VALUE_BYTES, 'v');
 
 const wanted = (name) => !ONLY_CLIENTS || ONLY_CLIENTS.split(',').some((w) => name.includes(w));
-
-/** Median over rounds of a[r] / b[r] for one field, with the lowest and highest round. */
-function pairedRatio(a, b, field) {
-  const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field]);
-  return { median: h.median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
-}
-
-function fmtSpread(r, digits = 2) {
-  if (!r || !Number.isFinite(r.median)) return '-';
-  return `${h.fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
-}
 
 let serverPid = 0; // redis-server's, for its CPU time per operation
 

@@ -30,7 +30,8 @@ const path = require('path');
 const IORedis = require('ioredis');
 const nodeRedis = require('redis');
 const h = require('./lib/harness');
-const { TICKS_PER_SEC, procTicks, machineBusyTicks } = h;
+
+const { TICKS_PER_SEC, procTicks, machineBusyTicks, pairedRatio, fmtSpread } = h;
 const { freePort } = require('../test/helpers/redis-server');
 
 const ROUNDS = h.envNumber('BENCH_ROUNDS', 8);
@@ -291,18 +292,6 @@ function startMachineMeter(serverPid) {
       return { own: ownSec / capacity, redis: redisSec / capacity, others: Math.max(0, busySec - ownSec - redisSec) / capacity };
     },
   };
-}
-
-/** Median over rounds of a[r] / b[r] for one field, with the lowest and highest round. */
-function pairedRatio(a, b, field = 'opsPerSec') {
-  if (!a || !b) return null;
-  const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field]);
-  return { median: h.median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
-}
-
-function fmtSpread(r, digits = 2) {
-  if (!r || !Number.isFinite(r.median)) return '-';
-  return `${h.fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
 }
 
 /** Writes every key with its value (long TTL), pipelined, through a separate connection. */

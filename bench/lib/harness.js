@@ -371,8 +371,26 @@ function machineBusyTicks() {
   return f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4];
 }
 
+/**
+ * Median over rounds of a.rounds[r][field] / b.rounds[r][field] (the two contenders' speeds
+ * in the same round), with the lowest and highest round; null when either is missing.
+ */
+function pairedRatio(a, b, field = 'opsPerSec') {
+  if (!a || !b) return null;
+  const ratios = a.rounds.map((r, i) => r[field] / b.rounds[i][field]);
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+}
+
+/** A pairedRatio as "4.29x [3.83–4.56]", or '-'. */
+function fmtSpread(r, digits = 2) {
+  if (!r || !Number.isFinite(r.median)) return '-';
+  return `${fmtRatio(r.median, digits)} [${r.min.toFixed(digits)}–${r.max.toFixed(digits)}]`;
+}
+
 module.exports = {
   TICKS_PER_SEC,
+  pairedRatio,
+  fmtSpread,
   procTicks,
   machineBusyTicks,
   redisBenchmark,

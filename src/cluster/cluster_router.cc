@@ -257,7 +257,7 @@ void ClusterRouter::Dispatch(Routed* r) {
     }
     waiting_.push_back(r);
     UpdateBusy();
-    RequestRefresh(true);
+    if (!refresh_in_flight_) RequestRefresh(true);  // the read on its way serves it too
     ArmTimer();
     return;
   }
