@@ -89,6 +89,7 @@ class RedisClient extends EventEmitter {
   #breakerCell;
   #cluster = false; // a Redis Cluster: the native side routes by slot; multi-key commands split here
   #sentinel = null; // Sentinel mode: asked where the primary is before each connect attempt
+  #background = false; // a client's own helper (a sentinel connection): never holds the process
 
   /**
    * @param {object} [options] see README "Configuration"; options override the environment.
@@ -104,6 +105,7 @@ class RedisClient extends EventEmitter {
     this.#options = { ...options };
     this.#env = env;
     this.#dedicated = internal.dedicated === true;
+    this.#background = internal.background === true;
     this.#keyPrefix = config.keyPrefix;
     this.#retryStrategy = config.retryStrategy;
     this.#cluster = config.cluster !== null;
@@ -131,7 +133,7 @@ class RedisClient extends EventEmitter {
     if (config.sentinel !== null) {
       const native = this.#native;
       this.#sentinel = new SentinelResolver(config.sentinel, {
-        connect: (o) => new RedisClient(o, {}, { dedicated: false }),
+        connect: (o) => new RedisClient(o, {}, { background: true }),
         timeouts: { connect: Math.min(config.connectTimeout, 2000), command: Math.min(config.commandTimeout || 2000, 2000) },
         onSwitch: (host, port) => native.setEndpoint(host, port),
         log: (level, message) => this.#log.write(level, message),
@@ -430,7 +432,9 @@ class RedisClient extends EventEmitter {
     if (this.#subscriptions === null) {
       // Its own backoff, never giving up: a retryStrategy that stops would leave the
       // subscriptions listed with nothing subscribed.
-      this.#subscriptions = new Subscriptions(this, () => this.#spawn({ breaker: false, retryStrategy: null }, { subscriber: true }));
+      this.#subscriptions = new Subscriptions(this, () => this.#spawn({ breaker: false, retryStrategy: null }, { subscriber: true }), {
+        holdProcess: !this.#background,
+      });
     }
     return this.#subscriptions;
   }

@@ -68,9 +68,14 @@ class Subscriptions {
   #closed = false;
   #pinger = null;
 
-  constructor(parent, open) {
+  #holdProcess;
+
+  // holdProcess false: listening does not keep the process alive (a client's own watcher,
+  // such as Sentinel's +switch-master, must not outlive the application's work).
+  constructor(parent, open, { holdProcess = true } = {}) {
     this.#parent = parent;
     this.#open = open;
+    this.#holdProcess = holdProcess;
   }
 
   #connection() {
@@ -94,6 +99,7 @@ class Subscriptions {
       this.#pinger = setInterval(() => {
         if (this.#conn !== null) this.#conn._command(0, 'PING').catch(() => {});
       }, PING_EVERY_MS);
+      if (!this.#holdProcess) this.#pinger.unref();
     } else if (!listening && this.#pinger !== null) {
       clearInterval(this.#pinger);
       this.#pinger = null;

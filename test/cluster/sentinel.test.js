@@ -7,7 +7,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const { createClient, RedisClient } = require('../../lib/redis');
 const { createHealth } = require('../../lib/health');
 const { metricsSnapshot } = require('../../lib/metrics');
@@ -93,6 +93,17 @@ test('sentinels with a password of their own (sentinelPassword)', async () => {
     proc.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a Sentinel client does not hold the process open: it exits once its work is done, without quit()', () => {
+  const script = `const { createClient } = require(${JSON.stringify(path.join(__dirname, '../../lib/redis'))});
+    const c = createClient({ sentinels: ${JSON.stringify(setup.sentinelAddrs.split(','))}, name: ${JSON.stringify(setup.masterName)}, logger: false });
+    c.set('exit:k', 'v').then((r) => console.log(r));`;
+  const t = Date.now();
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000 });
+  expect(r.stdout.trim()).toBe('OK');
+  expect(r.status).toBe(0);
+  expect(Date.now() - t).toBeLessThan(10000);
 });
 
 test('REDIS_SENTINELS and REDIS_SENTINEL_NAME; what Sentinel mode cannot take, refused by name', () => {
