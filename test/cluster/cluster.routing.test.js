@@ -9,6 +9,7 @@ const { createCache } = require('../../lib/cache');
 const { createLimiter, HirecacheStore } = require('../../lib/ratelimit');
 const { createHealth } = require('../../lib/health');
 const { metricsSnapshot } = require('../../lib/metrics');
+const { spawnSync } = require('child_process');
 const binding = require('../../lib/binding');
 const { startCluster } = require('../helpers/cluster');
 const { freePort } = require('../helpers/redis-server');
@@ -271,6 +272,17 @@ test('pub/sub on a cluster: SUBSCRIBE is cluster-wide, SSUBSCRIBE goes to the ch
   await waitFor(() => got.length === 3, { what: 'three messages' });
   expect(got.sort()).toEqual([['events', 'e1'], ['news', 'hello'], ['orders', 'o1']]);
   await sub.quit();
+});
+
+test('a cluster client does not hold the process open: it exits once its work is done, without quit()', () => {
+  const script = `const { createClient } = require(${JSON.stringify(require.resolve('../../lib/redis'))});
+    const c = createClient({ cluster: ${JSON.stringify(cluster.seeds.split(','))}, logger: false });
+    Promise.all([c.set('exit:a', '1'), c.set('exit:b', '2'), c.mget('exit:a', 'exit:b')]).then((r) => console.log(JSON.stringify(r)));`;
+  const t = Date.now();
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000 });
+  expect(r.stdout.trim()).toBe('["OK","OK",["1","2"]]');
+  expect(r.status).toBe(0);
+  expect(Date.now() - t).toBeLessThan(10000);
 });
 
 test('health and metrics report each node', async () => {
