@@ -53,6 +53,8 @@ function parseNode(name, entry, parseRedisUrl) {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/@[\]]+))(?::(\d{1,5}))?$/.exec(text);
   const port = m && m[3] !== undefined ? Number(m[3]) : 6379;
   if (m === null || port < 1 || port > 65535) {
+    // "user:secret@host" without a scheme: the value is not shown, it may hold a password.
+    if (text.includes('@')) throw configError(`${name} must be ${NODE_FORM} (credentials go in a redis:// URL; the value is not shown, as it may hold a password)`);
     throw invalidParameterError(name, NODE_FORM, text, OPTION);
   }
   return { host: m[1] || m[2], port };

@@ -27,7 +27,11 @@ function parseSentinel(name, entry) {
   if (typeof entry !== 'string') throw invalidParameterError(name, NODE_FORM, entry, OPTION);
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/@[\]]+))(?::(\d{1,5}))?$/.exec(entry.trim());
   const port = m && m[3] !== undefined ? Number(m[3]) : 26379;
-  if (m === null || port < 1 || port > 65535) throw invalidParameterError(name, NODE_FORM, entry, OPTION);
+  if (m === null || port < 1 || port > 65535) {
+    // "user:secret@host": the value is not shown, it may hold a password.
+    if (entry.includes('@')) throw configError(`${name} must be ${NODE_FORM} (a sentinel's password goes in sentinelPassword; the value is not shown)`);
+    throw invalidParameterError(name, NODE_FORM, entry, OPTION);
+  }
   return { host: m[1] || m[2], port };
 }
 

@@ -310,6 +310,10 @@ test('REDIS_CLUSTER_NODES, and what a cluster cannot take, refused by name', () 
   }
   expect(() => createClient({ cluster: { nodes: ['127.0.0.1:1'], bogus: 1 } })).toThrow(/bogus/);
   expect(() => createClient({ cluster: ['not a node'] })).toThrow(/host:port/);
+  // A node written with credentials but no scheme: refused without showing the password.
+  const leak = (() => { try { createClient({ cluster: ['bob:s3cret@host:1'] }); } catch (e) { return e.message; } return ''; })();
+  expect(leak).toMatch(/not shown/);
+  expect(leak).not.toContain('s3cret');
   expect(() => createClient({ cluster: ['redis://a:1', 'rediss://b:1'] })).toThrow(/disagree/);
   expect(() => createClient({ cluster: { nodes: ['127.0.0.1:1'], scaleReads: 'all' } })).toThrow(/scaleReads/);
   expect(() => createClient({ cluster: [] })).toThrow(/no node/);
