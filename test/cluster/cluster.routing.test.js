@@ -8,7 +8,7 @@ const { createClient, RedisClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
 const { createLimiter, HirecacheStore } = require('../../lib/ratelimit');
 const { createHealth } = require('../../lib/health');
-const { metricsSnapshot } = require('../../lib/metrics');
+const { metricsSnapshot, prometheusText } = require('../../lib/metrics');
 const { spawnSync } = require('child_process');
 const binding = require('../../lib/binding');
 const { startCluster } = require('../helpers/cluster');
@@ -295,6 +295,12 @@ test('health and metrics report each node', async () => {
   const snap = metricsSnapshot(c);
   expect(snap.nodes).toHaveLength(6);
   expect(snap.nodes.filter((n) => n.state === 'ready')).toHaveLength(3);
+  // Prometheus: one series per node.
+  const text = prometheusText(c);
+  const up = text.split('\n').filter((l) => l.startsWith('hirecache_node_up{'));
+  expect(up).toHaveLength(6);
+  expect(up.filter((l) => /role="primary"\} 1$/.test(l))).toHaveLength(3);
+  expect(text).toMatch(/^# TYPE hirecache_node_breaker_state gauge$/m);
 });
 
 test('REDIS_CLUSTER_NODES, and what a cluster cannot take, refused by name', () => {
