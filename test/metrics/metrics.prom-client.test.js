@@ -81,7 +81,7 @@ function aggregate(workers) {
       byName.get(item.name).push(item);
     }
   }
-  const combine = { sum: (vs) => vs.reduce((a, b) => a + b, 0), max: (vs) => Math.max(...vs) };
+  const combine = { sum: (vs) => vs.reduce((a, b) => a + b, 0), max: (vs) => Math.max(...vs), min: (vs) => Math.min(...vs) };
   const out = new Map();
   for (const [name, items] of byName) {
     const fn = combine[items[0].aggregator];
