@@ -430,12 +430,14 @@ bool ClusterRouter::Redirect(Node* node, Routed* r, const redisReply* reply) {
   uint64_t now_ms = MonotonicNowMs();
   if (r->redirects >= options_.max_redirections || PastDeadline(*r, now_ms)) return false;
   if (!r->argcs.empty()) return false;  // a unit's replies are its caller's (see the header)
-  ++r->redirects;
-  ++redirections_;
   if (busy_cluster) {
     // The slot is moving, the cluster is electing a primary or the node is loading: wait a
-    // little (10, 20, 40… ms, at most 200), then route the command afresh.
-    uint64_t wait = std::min<uint64_t>(200, 10ull << std::min<uint32_t>(r->redirects - 1, 5));
+    // little (10, 20, 40… ms, at most 200), then route the command afresh. A wait that would
+    // end past the deadline is not begun: this reply is the answer.
+    uint64_t wait = std::min<uint64_t>(200, 10ull << std::min<uint32_t>(r->redirects, 5));
+    if (r->deadline_ms != 0 && now_ms + wait >= r->deadline_ms) return false;
+    ++r->redirects;
+    ++redirections_;
     r->retry_at_ms = now_ms + wait;
     retry_.push_back(r);
     UpdateBusy();
@@ -446,6 +448,8 @@ bool ClusterRouter::Redirect(Node* node, Routed* r, const redisReply* reply) {
   std::string host;
   uint16_t port = 0;
   if (!ParseRedirect(reply, node->host, &slot, &host, &port)) return false;
+  ++r->redirects;
+  ++redirections_;
   Node* to = EnsureNode(host, port);
   if (kind == ReplyClass::kMoved) {
     Node*& owner = slots_[slot];
