@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/loop_runner.h"
 #include "../support/test_server.h"
 
 namespace hirecache {
@@ -176,33 +177,12 @@ class RedisClientTest : public ::testing::Test {
     return token;
   }
 
-  // Runs the loop until `done` holds, for at most five seconds of wall time.
-  // A client holds the loop only while it waits for something (an idle subscriber does not):
-  // a ticking timer keeps uv_run polling the sockets meanwhile, since with nothing holding
-  // the loop UV_RUN_ONCE returns at once without reading.
+  // The loop until `done` holds, at most five seconds (test/cpp/support/loop_runner.h).
   void RunUntil(const std::function<bool()>& done, int line = __builtin_LINE()) {
-    uv_timer_t tick;
-    uv_timer_init(&loop_, &tick);
-    uv_timer_start(
-        &tick, [](uv_timer_t*) {}, 5, 5);
-    auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!done() && std::chrono::steady_clock::now() < limit) uv_run(&loop_, UV_RUN_ONCE);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    ASSERT_TRUE(done()) << "condition of line " << line << " not reached within 5 s";
+    test_support::RunUntil(&loop_, done, line);
   }
 
-  void Sleep(uint64_t ms) {
-    uv_timer_t timer;
-    bool fired = false;
-    uv_timer_init(&loop_, &timer);
-    timer.data = &fired;
-    uv_timer_start(
-        &timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, ms, 0);
-    RunUntil([&] { return fired; });
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-  }
+  void Sleep(uint64_t ms) { test_support::Sleep(&loop_, ms); }
 
   // Submits several commands as one unit asking for `replies` replies (0: one per command).
   uintptr_t SendUnit(std::vector<std::vector<std::string>> commands, uint32_t replies = 0) {

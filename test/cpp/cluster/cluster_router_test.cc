@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/loop_runner.h"
 #include "../support/test_server.h"
 #include "cluster/slot.h"
 
@@ -372,32 +373,12 @@ class ClusterRouterTest : public ::testing::Test {
     return token;
   }
 
-  // Runs the loop until `done` holds, for at most five seconds of wall time. The router and
-  // its node clients hold the loop only while commands wait: a ticking timer keeps uv_run
-  // polling the sockets meanwhile.
+  // The loop until `done` holds, at most five seconds (test/cpp/support/loop_runner.h).
   void RunUntil(const std::function<bool()>& done, int line = __builtin_LINE()) {
-    uv_timer_t tick;
-    uv_timer_init(&loop_, &tick);
-    uv_timer_start(
-        &tick, [](uv_timer_t*) {}, 5, 5);
-    auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!done() && std::chrono::steady_clock::now() < limit) uv_run(&loop_, UV_RUN_ONCE);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    ASSERT_TRUE(done()) << "condition of line " << line << " not reached within 5 s";
+    test_support::RunUntil(&loop_, done, line);
   }
 
-  void Sleep(uint64_t ms) {
-    uv_timer_t timer;
-    bool fired = false;
-    uv_timer_init(&loop_, &timer);
-    timer.data = &fired;
-    uv_timer_start(
-        &timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, ms, 0);
-    RunUntil([&] { return fired; });
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-  }
+  void Sleep(uint64_t ms) { test_support::Sleep(&loop_, ms); }
 
   const Outcome& Get(uintptr_t token) { return listener_.outcomes[token]; }
   bool AllDone() {
