@@ -111,7 +111,7 @@ export interface ClientOptions {
   role?: 'master';
 }
 
-export type ClusterNode = string | { host: string; port?: number };
+export type ClusterNode = string | { host: string; port?: number } | { url: string } | { socket: { host: string; port?: number } };
 
 export interface ClusterOptions {
   /** The seed nodes; any reachable one gives the slot map. node-redis's name: rootNodes. */
@@ -348,4 +348,28 @@ export class RedisClient extends EventEmitter {
 export function getRedisClient(): RedisClient | null;
 export function isRedisEnabled(): boolean;
 export function createClient(options?: ClientOptions): RedisClient;
+
+/** node-redis's form of a cluster client: createClient({ ...defaults, cluster: { rootNodes, … } }). */
+export function createCluster(
+  options: Omit<ClientOptions, 'cluster'> & Omit<ClusterOptions, 'nodes'> & {
+    rootNodes: ClusterNode[];
+    /** Every node's connection options (node-redis's name). */
+    defaults?: Omit<ClientOptions, 'cluster'>;
+    /** node-redis's name for maxRedirections. */
+    maxCommandRedirections?: number;
+  },
+): RedisClient;
+
+/**
+ * ioredis's form: `new Cluster(startupNodes, options)`, the cluster's settings (scaleReads,
+ * slotsRefreshInterval, maxRedirections…) beside redisOptions (every node's connection).
+ */
+export class Cluster extends RedisClient {
+  constructor(
+    startupNodes: ClusterNode[],
+    options?: Omit<ClientOptions, 'cluster'> & Omit<ClusterOptions, 'nodes' | 'rootNodes'> & {
+      redisOptions?: Omit<ClientOptions, 'cluster'>;
+    },
+  );
+}
 export function quitRedisClient(): Promise<void>;

@@ -3,6 +3,7 @@
 // configured from REDIS_URL (or REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD,
 // REDIS_DB). Requiring this module opens no socket.
 const { RedisClient } = require('./client/client');
+const { clusterClientOptions } = require('./client/cluster');
 const { resolveConfig } = require('./client/config');
 const { nativeError, ...errors } = require('./errors');
 const { clientConstants } = require('./binding');
@@ -39,6 +40,30 @@ function createClient(options = {}) {
   return new RedisClient(options, process.env);
 }
 
+/**
+ * A cluster client as node-redis makes one: createCluster({ rootNodes, defaults, useReplicas,
+ * maxCommandRedirections, … }). The same as createClient({ ...defaults, cluster: … }).
+ */
+function createCluster(options = {}) {
+  if (options === null || typeof options !== 'object') return createClient(options);
+  const { rootNodes, ...rest } = options;
+  if (rootNodes === undefined) {
+    throw new TypeError('createCluster: option rootNodes (the seed nodes) is missing');
+  }
+  return new RedisClient(clusterClientOptions(rootNodes, rest), process.env);
+}
+
+/**
+ * ioredis's `new Cluster(startupNodes, options)`: a RedisClient on a cluster, with the
+ * cluster's settings (scaleReads, slotsRefreshInterval, maxRedirections…) and redisOptions
+ * (every node's connection) where ioredis puts them.
+ */
+class Cluster extends RedisClient {
+  constructor(startupNodes, options = {}) {
+    super(clusterClientOptions(startupNodes, options), process.env);
+  }
+}
+
 /** Closes the process-wide client gracefully, if it was created. */
 async function quitRedisClient() {
   const client = singleton;
@@ -52,6 +77,8 @@ module.exports = {
   getRedisClient,
   isRedisEnabled,
   createClient,
+  createCluster,
+  Cluster,
   quitRedisClient,
   RedisClient,
   CLIENT_STATES,

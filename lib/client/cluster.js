@@ -9,7 +9,7 @@ const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = re
 
 const OPTION = { code: 'ERR_INVALID_CONFIG' };
 const ENV = { code: 'ERR_INVALID_CONFIG', ErrorClass: ConfigError };
-const NODE_FORM = 'host:port, [ipv6]:port, a redis:// or rediss:// URL, or { host, port }';
+const NODE_FORM = 'host:port, [ipv6]:port, a redis:// or rediss:// URL, { host, port } or { url }';
 
 const CLUSTER_KEYS = [
   'nodes', 'rootNodes', 'maxRedirections', 'refreshInterval', 'slotsRefreshInterval', 'readFromReplicas',
@@ -37,6 +37,16 @@ function configError(message) {
 
 /** One seed node from `entry` (see NODE_FORM); `name` says where it came from, for errors. */
 function parseNode(name, entry, parseRedisUrl) {
+  if (entry !== null && typeof entry === 'object' && !Array.isArray(entry) && entry.url !== undefined) {
+    // node-redis's rootNodes form: { url }.
+    checkKnownOptions(entry, ['url'], { path: `${name}.`, code: 'ERR_INVALID_CONFIG' });
+    return parseNode(name, checkType(`${name}.url`, entry.url, 'string', OPTION), parseRedisUrl);
+  }
+  if (entry !== null && typeof entry === 'object' && !Array.isArray(entry) && entry.socket !== undefined) {
+    // node-redis's other form: { socket: { host, port } }.
+    checkKnownOptions(entry, ['socket'], { path: `${name}.`, code: 'ERR_INVALID_CONFIG' });
+    return parseNode(`${name}.socket`, entry.socket, parseRedisUrl);
+  }
   if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) {
     checkKnownOptions(entry, ['host', 'port'], { path: `${name}.`, code: 'ERR_INVALID_CONFIG' });
     const host = checkType(`${name}.host`, entry.host, 'string', OPTION);
@@ -218,4 +228,37 @@ function splitBySlot(lower, keys, send) {
   });
 }
 
-module.exports = { resolveCluster, splitBySlot, groupBySlot, SPLIT, FOREIGN_CLUSTER_OPTIONS };
+/**
+ * The createClient options for a cluster described as ioredis's `new Cluster(startupNodes,
+ * options)` or node-redis's `createCluster({ rootNodes, defaults, … })` describe it: the
+ * cluster's own settings go under `cluster`, the per-connection ones (ioredis's
+ * redisOptions, node-redis's defaults) at the top level, where every node's connection takes
+ * them. Anything else stays where it is, to be honoured or refused by name.
+ */
+function clusterClientOptions(nodes, options) {
+  if (options === null || typeof options !== 'object') throw invalidParameterError('options', 'an object', options, OPTION);
+  const { redisOptions, defaults, maxCommandRedirections, ...rest } = options;
+  const cluster = { nodes };
+  for (const key of CLUSTER_KEYS) {
+    if (rest[key] !== undefined && key !== 'nodes' && key !== 'rootNodes') {
+      cluster[key] = rest[key];
+      delete rest[key];
+    }
+  }
+  // ioredis's other cluster options go with the cluster's, to be refused there with a hint.
+  for (const key of Object.keys(FOREIGN_CLUSTER_OPTIONS)) {
+    if (rest[key] !== undefined && key !== 'enableOfflineQueue') {
+      cluster[key] = rest[key];
+      delete rest[key];
+    }
+  }
+  if (maxCommandRedirections !== undefined) cluster.maxRedirections = maxCommandRedirections;
+  for (const [name, value] of [['redisOptions', redisOptions], ['defaults', defaults]]) {
+    if (value !== undefined && (value === null || typeof value !== 'object')) {
+      throw invalidParameterError(`option ${name}`, 'an object of connection options', value, OPTION);
+    }
+  }
+  return { ...redisOptions, ...defaults, ...rest, cluster };
+}
+
+module.exports = { resolveCluster, splitBySlot, groupBySlot, clusterClientOptions, SPLIT, FOREIGN_CLUSTER_OPTIONS };

@@ -7,6 +7,8 @@ export const {
   getRedisClient,
   isRedisEnabled,
   createClient,
+  createCluster,
+  Cluster,
   quitRedisClient,
   RedisClient,
   CLIENT_STATES,

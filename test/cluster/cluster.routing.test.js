@@ -4,7 +4,7 @@
 // multi-key commands split by slot come back in the caller's order, cacheDelPrefix deletes
 // on every primary, the limiter decides on every node, reads may go to replicas, and the
 // settings users bring from ioredis and node-redis are honoured or refused by name.
-const { createClient, RedisClient } = require('../../lib/redis');
+const { createClient, createCluster, Cluster, RedisClient } = require('../../lib/redis');
 const { createCache } = require('../../lib/cache');
 const { createLimiter, HirecacheStore } = require('../../lib/ratelimit');
 const { createHealth } = require('../../lib/health');
@@ -301,6 +301,26 @@ test('health and metrics report each node', async () => {
   expect(up).toHaveLength(6);
   expect(up.filter((l) => /role="primary"\} 1$/.test(l))).toHaveLength(3);
   expect(text).toMatch(/^# TYPE hirecache_node_breaker_state gauge$/m);
+});
+
+test('ioredis\'s new Cluster(startupNodes, options) and node-redis\'s createCluster({ rootNodes, defaults }) work as they do there', async () => {
+  const [first, second] = cluster.seeds.split(',');
+  const [host, port] = first.split(':');
+  const io = new Cluster([{ host, port: Number(port) }, second], { scaleReads: 'master', slotsRefreshInterval: 2000, redisOptions: { connectionName: 'io-style' }, logger: false });
+  clients.push(io);
+  const nr = createCluster({ rootNodes: [{ url: `redis://${first}` }, { socket: { host, port: Number(port) } }], defaults: { name: 'nr-style' }, useReplicas: false, logger: false });
+  clients.push(nr);
+  expect(io).toBeInstanceOf(RedisClient);
+  expect(io.options.cluster).toMatchObject({ refreshInterval: 2000, readFromReplicas: false });
+  await io.set('styles:a', '1');
+  expect(await nr.get('styles:a')).toBe('1');
+  expect(await nr.mget('styles:a', 'styles:b')).toEqual(['1', null]);
+  const list = await cluster.command(await ownerOf('styles:a'), 'CLIENT', 'LIST');
+  expect(list).toMatch(/name=io-style/);
+  expect(list).toMatch(/name=nr-style/);
+  expect(() => new Cluster([first], { clusterRetryStrategy: () => 1 })).toThrow(/cluster\.clusterRetryStrategy/);
+  expect(() => createCluster({ rootNodes: [first], defaults: { socket: { tls: true } } })).toThrow(/unknown option socket/);
+  expect(() => createCluster({ defaults: {} })).toThrow(/rootNodes/);
 });
 
 test('REDIS_CLUSTER_NODES, and what a cluster cannot take, refused by name', () => {

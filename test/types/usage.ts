@@ -2,7 +2,7 @@
 // only type-checked (tsc --noEmit, by test/types.check.test.js), never run. The lines under
 // `@ts-expect-error` are misuses the declarations must reject: if the types were too loose
 // (e.g. `any`), the unused directive would fail the check.
-import { createClient, getRedisClient, isRedisEnabled, CLIENT_STATES } from 'hirecache/redis';
+import { createClient, createCluster, Cluster, getRedisClient, isRedisEnabled, CLIENT_STATES } from 'hirecache/redis';
 import type { ClientState } from 'hirecache/redis';
 import { cacheGet, cacheGetBuffer, cacheSet, cacheDel, cacheMGet, cacheDelPrefix, cacheStats, cacheLostInvalidations, createCache } from 'hirecache/cache';
 import type { CacheStats } from 'hirecache/cache';
@@ -72,6 +72,15 @@ export async function client(): Promise<void> {
   });
   createClient({ host: '127.0.0.1', port: 6379, username: 'u', password: 'p', db: 2 });
   createClient();
+  // Redis Cluster and Sentinel, in hirecache's, ioredis's and node-redis's forms.
+  const clustered = createClient({ cluster: { nodes: ['10.0.0.1:6379', { host: '10.0.0.2', port: 6379 }], readFromReplicas: true } });
+  const nodes: number | undefined = clustered.status().cluster?.nodes.length;
+  void nodes;
+  new Cluster([{ host: '10.0.0.1', port: 6379 }], { scaleReads: 'slave', redisOptions: { password: 'p' } });
+  createCluster({ rootNodes: [{ url: 'redis://10.0.0.1:6379' }], defaults: { password: 'p' }, useReplicas: true });
+  const viaSentinel = createClient({ sentinels: ['10.0.0.1:26379'], name: 'mymaster', sentinelPassword: 's' });
+  const primary: string | null | undefined = viaSentinel.status().sentinel?.primary;
+  void primary;
   const guarded = createClient({
     breaker: { stallMs: 50, failureThreshold: 3, failureRatePercent: 50, windowMs: 10000, minimumRequests: 20, openMs: 500, maxOpenMs: 10000 },
     logger: console,
