@@ -103,7 +103,6 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
       *error = "CLUSTER SHARDS: a shard has no slots or nodes list";
       return false;
     }
-    if (slots->elements == 0) continue;  // a shard that serves no slot (a node being added)
     long long primary = -1;
     bool primary_healthy = false;
     std::vector<size_t> replicas;
@@ -171,7 +170,10 @@ bool ParseClusterShards(const redisReply* reply, const SlotMapSource& source, Sl
         replicas.push_back(index);
       }
     }
-    if (primary < 0) continue;  // a shard whose primary failed and has no successor yet
+    // A shard that serves no slot (a node being added, or a replica listed on its own until
+    // the node answering has learned its shard) or whose primary failed with no successor yet:
+    // its nodes are listed, it serves nothing.
+    if (primary < 0 || slots->elements == 0) continue;
     for (size_t i = 0; i + 1 < slots->elements; i += 2) {
       long long first = 0;
       long long last = 0;

@@ -197,6 +197,14 @@ test('reads may go to replicas (READONLY on their connections); writes never do'
   const writer = client();
   await Promise.all(Array.from({ length: 30 }, (_, i) => writer.set(`rr:warm:${i}`, 'x')));
   for (const p of await cluster.primaries()) await cluster.command(p.port, 'WAIT', 1, 2000);
+  // The nodes learn each other's replication offsets by gossip: wait until every node's
+  // CLUSTER SHARDS calls every replica online.
+  await waitFor(async () => {
+    for (const node of cluster.liveNodes()) {
+      if (JSON.stringify(await cluster.command(node.port, 'CLUSTER', 'SHARDS')).includes('"loading"')) return false;
+    }
+    return true;
+  }, { what: 'every replica online in every node\'s CLUSTER SHARDS', timeout: 10000 });
   const c = client({ cluster: { nodes: cluster.seeds.split(','), readFromReplicas: true } });
   await c.set('rr:k', 'v');
   const owner = await ownerOf('rr:k');

@@ -473,6 +473,8 @@ TEST(SlotMapTest, AShardWithoutSlotsIsSkipped) {
   ASSERT_TRUE(Shards(Encode(shards), kSource, &map, &error)) << error;
   EXPECT_EQ(map.ranges.size(), 3u);
   EXPECT_EQ(map.CoveredSlots(), kSlotCount);
+  // Its node is still listed (the health report shows every node the cluster names).
+  EXPECT_EQ(map.nodes.size(), 7u);
 }
 
 TEST(SlotMapTest, AShardWithSeveralRangesListsEach) {
