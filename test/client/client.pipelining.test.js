@@ -27,12 +27,17 @@ afterAll(async () => {
 });
 
 test('200 commands issued in one turn take at most a few write system calls', async () => {
-  const before = writeSyscalls();
-  const pending = Array.from({ length: 200 }, (_, i) => client.call('ECHO', `p${i}`));
-  const replies = await Promise.all(pending);
-  const writes = writeSyscalls() - before;
-  expect(replies).toEqual(Array.from({ length: 200 }, (_, i) => `p${i}`));
-  expect(writes).toBeLessThanOrEqual(3);
+  // The count is the whole process's: the test runner's own writes (its reports to the
+  // parent process) may fall inside one trial, so the fewest of three trials is judged.
+  const trials = [];
+  for (let t = 0; t < 3; t++) {
+    const before = writeSyscalls();
+    const pending = Array.from({ length: 200 }, (_, i) => client.call('ECHO', `p${i}`));
+    const replies = await Promise.all(pending);
+    trials.push(writeSyscalls() - before);
+    expect(replies).toEqual(Array.from({ length: 200 }, (_, i) => `p${i}`));
+  }
+  expect(Math.min(...trials)).toBeLessThanOrEqual(3);
 });
 
 test('a command issued alone is written in the turn it was issued, not held for a batch', async () => {
