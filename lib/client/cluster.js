@@ -5,6 +5,7 @@
 // routing itself (slots, MOVED/ASK, the slot map) is native: src/cluster/cluster_router.cc.
 const binding = require('../binding');
 const { ConfigError } = require('../errors');
+const { parseHostPort } = require('./endpoints');
 const { invalidParameterError, checkInteger, checkType, checkKnownOptions } = require('../util/validate');
 
 const OPTION = { code: 'ERR_INVALID_CONFIG' };
@@ -60,14 +61,13 @@ function parseNode(name, entry, parseRedisUrl) {
     const u = parseRedisUrl(name, text);
     return { host: u.host, port: u.port || 6379, url: u };
   }
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/@[\]]+))(?::(\d{1,5}))?$/.exec(text);
-  const port = m && m[3] !== undefined ? Number(m[3]) : 6379;
-  if (m === null || port < 1 || port > 65535) {
+  const node = parseHostPort(text, 6379);
+  if (node === null) {
     // "user:secret@host" without a scheme: the value is not shown, it may hold a password.
     if (text.includes('@')) throw configError(`${name} must be ${NODE_FORM} (credentials go in a redis:// URL; the value is not shown, as it may hold a password)`);
     throw invalidParameterError(name, NODE_FORM, text, OPTION);
   }
-  return { host: m[1] || m[2], port };
+  return node;
 }
 
 /**
@@ -261,4 +261,4 @@ function clusterClientOptions(nodes, options) {
   return { ...redisOptions, ...defaults, ...rest, cluster };
 }
 
-module.exports = { resolveCluster, splitBySlot, groupBySlot, clusterClientOptions, SPLIT, FOREIGN_CLUSTER_OPTIONS };
+module.exports = { resolveCluster, splitBySlot, groupBySlot, clusterClientOptions, SPLIT };

@@ -6,6 +6,7 @@
 // (+switch-master), when the server answers READONLY (a failover made it a replica), or when
 // the connection is lost.
 const { ConfigError, ConnectionError } = require('../errors');
+const { parseHostPort } = require('./endpoints');
 const { invalidParameterError, checkType } = require('../util/validate');
 
 const OPTION = { code: 'ERR_INVALID_CONFIG' };
@@ -25,14 +26,13 @@ function parseSentinel(name, entry) {
     return { host, port };
   }
   if (typeof entry !== 'string') throw invalidParameterError(name, NODE_FORM, entry, OPTION);
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s/@[\]]+))(?::(\d{1,5}))?$/.exec(entry.trim());
-  const port = m && m[3] !== undefined ? Number(m[3]) : 26379;
-  if (m === null || port < 1 || port > 65535) {
+  const sentinel = parseHostPort(entry, 26379);
+  if (sentinel === null) {
     // "user:secret@host": the value is not shown, it may hold a password.
     if (entry.includes('@')) throw configError(`${name} must be ${NODE_FORM} (a sentinel's password goes in sentinelPassword; the value is not shown)`);
     throw invalidParameterError(name, NODE_FORM, entry, OPTION);
   }
-  return { host: m[1] || m[2], port };
+  return sentinel;
 }
 
 /**

@@ -32,8 +32,14 @@ struct ClusterRouter::Routed {
   bool readonly = false;  // a read a replica may serve (read_from_replicas)
   bool fixed = false;     // SubmitTo: to one node as it is, never redirected
   std::string fixed_to;
-  bool early = false;  // settled from the timer (refused before any node had it)
-  ClientError early_error;
+  ClientError early_error;  // refused before any node had it: settled next turn with this
+
+  void Append(const std::string_view* args, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      bytes.append(args[i]);
+      lengths.push_back(args[i].size());
+    }
+  }
 };
 
 struct ClusterRouter::Node {
@@ -151,10 +157,7 @@ SubmitResult ClusterRouter::Submit(const std::string_view* argv, size_t argc, vo
                                    uint32_t flags) {
   if (quit_requested_ || closed_) return SubmitResult::kClosed;
   Routed* r = NewRouted(token, flags);
-  for (size_t i = 0; i < argc; ++i) {
-    r->bytes.append(argv[i]);
-    r->lengths.push_back(argv[i].size());
-  }
+  r->Append(argv, argc);
   int key = RoutingKeyIndex(argv, argc);
   r->slot = key < 0 ? -1 : KeySlot(argv[key]);
   r->readonly = options_.read_from_replicas && key >= 0 && IsReadOnlyCommand(argv[0]);
@@ -170,10 +173,7 @@ SubmitResult ClusterRouter::SubmitUnit(const CommandUnit& unit, void* token, uin
   for (size_t c = 0; c < unit.commands; ++c) {
     const std::string_view* argv = unit.argv + at;
     size_t argc = unit.argcs[c];
-    for (size_t i = 0; i < argc; ++i) {
-      r->bytes.append(argv[i]);
-      r->lengths.push_back(argv[i].size());
-    }
+    r->Append(argv, argc);
     r->argcs.push_back(argc);
     if (r->slot < 0) {
       int key = RoutingKeyIndex(argv, argc);
@@ -190,10 +190,7 @@ SubmitResult ClusterRouter::SubmitTo(std::string_view endpoint, const std::strin
                                      size_t argc, void* token, uint32_t flags) {
   if (quit_requested_ || closed_) return SubmitResult::kClosed;
   Routed* r = NewRouted(token, flags);
-  for (size_t i = 0; i < argc; ++i) {
-    r->bytes.append(argv[i]);
-    r->lengths.push_back(argv[i].size());
-  }
+  r->Append(argv, argc);
   r->fixed = true;
   r->fixed_to = std::string(endpoint);
   Dispatch(r);
@@ -232,7 +229,6 @@ void ClusterRouter::Release(Routed* r) {
   r->readonly = false;
   r->fixed = false;
   r->fixed_to.clear();
-  r->early = false;
   if (r->bytes.capacity() > 4096) r->bytes.shrink_to_fit();
   if (free_.size() < 1024) {
     free_.push_back(r);
@@ -377,7 +373,6 @@ void ClusterRouter::StartNode(Node* node) {
 }
 
 void ClusterRouter::RefuseEarly(Routed* r, ClientError error) {
-  r->early = true;
   r->early_error = std::move(error);
   early_.push_back(r);
   UpdateBusy();
@@ -929,12 +924,9 @@ ClientError ClusterRouter::DeadlineError(const Routed& r) const {
 
 void ClusterRouter::FailWaiting(const ClientError& error) {
   while (!waiting_.empty()) {
-    early_.push_back(waiting_.front());
-    early_.back()->early = true;
-    early_.back()->early_error = error;
+    RefuseEarly(waiting_.front(), error);
     waiting_.pop_front();
   }
-  ArmSoon();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1063,11 +1055,7 @@ void ClusterRouter::Quit() {
   ClientError closed{ErrorKind::kClosed, "ERR_CLIENT_CLOSED",
                      "the client was closed before the command was sent"};
   FailWaiting(closed);
-  for (Routed* r : retry_) {
-    r->early = true;
-    r->early_error = closed;
-    early_.push_back(r);
-  }
+  for (Routed* r : retry_) RefuseEarly(r, closed);
   retry_.clear();
   for (auto& entry : nodes_) {
     if (entry.second->client != nullptr) entry.second->client->Quit();
