@@ -297,6 +297,39 @@ test('a cluster client does not hold the process open: it exits once its work is
   expect(Date.now() - t).toBeLessThan(10000);
 });
 
+test('a stalled event loop is not a cluster failure: commands in flight are answered, no breaker opens', async () => {
+  const c = client();
+  await Promise.all(Array.from({ length: 100 }, (_, i) => c.set(`stall:${i}`, `v${i}`)));
+  const pending = Array.from({ length: 100 }, (_, i) => c.get(`stall:${i}`));
+  const until = Date.now() + 1500;
+  while (Date.now() < until) { /* the application holds the loop */ }
+  expect(await Promise.all(pending)).toEqual(Array.from({ length: 100 }, (_, i) => `v${i}`));
+  const s = c.status();
+  expect(s.breaker).toBe('closed');
+  expect(s.cluster.nodes.filter((n) => n.role === 'primary').every((n) => n.breaker === 'closed')).toBe(true);
+});
+
+test('two processes racing on one limiter key of the cluster admit exactly the limit between them', () => {
+  const script = `const { createClient } = require(${JSON.stringify(require.resolve('../../lib/redis'))});
+    const { createLimiter } = require(${JSON.stringify(require.resolve('../../lib/ratelimit'))});
+    const c = createClient({ cluster: ${JSON.stringify(cluster.seeds.split(','))}, logger: false });
+    const l = createLimiter({ client: c, keyPrefix: 'race', points: 50, duration: 3600 });
+    Promise.allSettled(Array.from({ length: 100 }, () => l.consume('hot'))).then((r) => {
+      console.log(r.filter((x) => x.status === 'fulfilled').length);
+      return c.quit();
+    });`;
+  const { spawn } = require('child_process');
+  return Promise.all([0, 1].map(() => new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('error', reject);
+    child.on('exit', () => resolve(Number(out.trim())));
+  }))).then((admitted) => {
+    expect(admitted[0] + admitted[1]).toBe(50);
+  });
+}, 30000);
+
 test('health and metrics report each node', async () => {
   const c = client();
   await Promise.all(Array.from({ length: 50 }, (_, i) => c.set(`h:${i}`, '1')));
